@@ -1,0 +1,1 @@
+//! Cascade media core.
