@@ -1,1 +1,3 @@
 //! Cascade media core.
+
+pub mod stats;
