@@ -1,3 +1,22 @@
-//! Cascade media core.
+//! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
+//!
+//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`packet_cache`], [`sdp`]), the
+//! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
+//! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
+pub mod codecs;
+pub mod demux;
+pub mod error;
+pub mod ids;
+pub mod munger;
+pub mod packet_cache;
+pub mod peer;
+pub mod room;
+pub mod sdp;
+pub mod server;
 pub mod stats;
+pub mod track;
+pub mod worker;
+
+pub use error::MediaError;
+pub use server::{MediaConfig, MediaServer, PeerHandle};

@@ -1,0 +1,42 @@
+//! The codecs and RTP header extensions Cascade negotiates, and the peer-connection settings.
+
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
+
+/// Builds the media engine (Opus, VP8, VP9, H.264, AV1 with RTX and the usual feedback) and the
+/// interceptors of one server peer connection: receiver/sender reports, TWCC feedback to
+/// publishers and NACK generation towards publishers. NACKs *from* subscribers are not answered
+/// by an interceptor but from Cascade's per-track packet cache.
+pub fn media_engine_and_interceptors() -> Result<(MediaEngine, Registry), rtc::shared::error::Error>
+{
+    let mut engine = MediaEngine::default();
+    engine.register_default_codecs()?;
+    for fb in [("nack", ""), ("nack", "pli"), ("ccm", "fir")] {
+        engine.register_feedback(
+            RTCPFeedback {
+                typ: fb.0.to_owned(),
+                parameter: fb.1.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    engine.register_feedback(
+        RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: String::new(),
+        },
+        RtpCodecKind::Audio,
+    );
+    configure_simulcast_extension_headers(&mut engine)?;
+    let registry = Registry::new().with(
+        rtc::interceptor::Slot::NackGenerator,
+        rtc::interceptor::NackGeneratorBuilder::new().build(),
+    );
+    let registry = configure_twcc_receiver_only(registry, &mut engine)?;
+    let registry = configure_rtcp_reports(registry);
+    Ok((engine, registry))
+}

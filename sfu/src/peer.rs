@@ -1,0 +1,790 @@
+//! One participant's server-side peer connection, owned by a worker.
+//!
+//! A peer is both a publisher (its receivers feed [`PublishedTrack`]s) and a subscriber (its
+//! down-tracks get other peers' packets, rewritten for this connection). It talks to its
+//! signaling session through [`PeerCommand`]s (with replies) and [`PeerEvent`]s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use cascade_signaling::protocol::{IceCandidate, TrackKind};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::MarshalSize;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, trace, warn};
+
+use crate::error::MediaError;
+use crate::munger::Munger;
+use crate::packet_cache::PacketCache;
+use crate::server::Shared;
+use crate::stats::MediaStats;
+use crate::track::{HeaderExtension, PACKET_CACHE_SIZE, PublishedTrack};
+use crate::worker::{PeerId, PeerRef};
+
+/// Header extensions never forwarded: they describe the publisher's transport or m-line, not
+/// the media (TWCC sequence numbers, MID, RID), and would mislead the subscriber.
+const TRANSPORT_EXTENSIONS: &[&str] = &[
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    "urn:ietf:params:rtp-hdrext:sdes:mid",
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+];
+
+/// A server offer and the Cascade track carried by each forwarded m-line.
+#[derive(Debug, Clone)]
+pub struct ServerOffer {
+    /// The SDP.
+    pub sdp: String,
+    /// mid -> track id.
+    pub tracks: BTreeMap<String, String>,
+}
+
+/// What a session asks of its peer.
+pub enum PeerCommand {
+    /// Apply a client offer and answer it. Refused with `PermissionDenied` if it sends media
+    /// and `can_publish` is false (nothing is applied then).
+    ApplyOffer {
+        /// The SDP.
+        sdp: String,
+        /// Whether the participant may publish.
+        can_publish: bool,
+        /// The answer SDP.
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    /// Create and apply a server offer.
+    CreateOffer {
+        /// The offer.
+        reply: oneshot::Sender<Result<ServerOffer, MediaError>>,
+    },
+    /// Apply the client's answer to the last server offer (rolled back if invalid).
+    ApplyAnswer {
+        /// The SDP.
+        sdp: String,
+        /// Result.
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Add a trickled remote candidate.
+    AddCandidate {
+        /// The candidate.
+        candidate: IceCandidate,
+        /// Result.
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Start forwarding a track to this peer (a renegotiation follows).
+    Subscribe(Arc<PublishedTrack>),
+    /// Stop forwarding a track to this peer (a renegotiation follows).
+    Unsubscribe(String),
+    /// Ask the publisher of one of this peer's tracks for a keyframe.
+    RequestKeyframe(String),
+    /// Close the peer connection and free everything.
+    Close,
+}
+
+impl PeerCommand {
+    /// Answers a command whose peer is already gone.
+    pub(crate) fn refuse_closed(self) {
+        match self {
+            Self::ApplyOffer { reply, .. } => drop(reply.send(Err(MediaError::Closed))),
+            Self::CreateOffer { reply } => drop(reply.send(Err(MediaError::Closed))),
+            Self::ApplyAnswer { reply, .. } | Self::AddCandidate { reply, .. } => {
+                drop(reply.send(Err(MediaError::Closed)))
+            }
+            Self::Subscribe(_) | Self::Unsubscribe(_) | Self::RequestKeyframe(_) | Self::Close => {}
+        }
+    }
+}
+
+/// What a peer tells its session.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// ICE and DTLS are up.
+    Connected,
+    /// The connection failed or closed; the peer is gone.
+    Closed(String),
+    /// The client started sending a new track.
+    TrackPublished(Arc<PublishedTrack>),
+    /// The client stopped sending a track (removed in a renegotiation).
+    TrackUnpublished(String),
+    /// A subscribed track was dropped (e.g. no common codec); the session should renegotiate.
+    NegotiationNeeded,
+}
+
+struct Published {
+    track: Arc<PublishedTrack>,
+    receiver: RTCRtpReceiverId,
+}
+
+struct DownTrack {
+    track: Arc<PublishedTrack>,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    munger: Munger,
+    /// Set once the subscriber answered an offer carrying this track.
+    negotiated: bool,
+    /// (payload type, extension id map) for this subscriber, computed on first packet.
+    mapping: Option<Mapping>,
+}
+
+#[derive(Debug, Clone)]
+struct Mapping {
+    source_pt: u8,
+    pt: u8,
+    extensions: Vec<(u8, u8)>,
+}
+
+/// A participant's peer connection inside a worker.
+pub struct Peer {
+    /// Peer id.
+    pub id: PeerId,
+    /// Participant id, used as the media stream id of its tracks.
+    participant: String,
+    pc: RTCPeerConnection,
+    local_addr: SocketAddr,
+    me: PeerRef,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    shared: Arc<Shared>,
+    /// Local ICE username fragment (the demux key).
+    pub(crate) ufrag: String,
+    published: HashMap<String, Published>,
+    down: HashMap<String, DownTrack>,
+    /// Down-tracks carried by the outstanding server offer.
+    offered: Vec<String>,
+    connected: bool,
+    closed: bool,
+    deadline: Option<Instant>,
+}
+
+impl Peer {
+    /// Wraps a freshly built peer connection.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: PeerId,
+        participant: String,
+        pc: RTCPeerConnection,
+        local_addr: SocketAddr,
+        me: PeerRef,
+        ufrag: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            id,
+            participant,
+            pc,
+            local_addr,
+            me,
+            events,
+            shared,
+            ufrag,
+            published: HashMap::new(),
+            down: HashMap::new(),
+            offered: Vec::new(),
+            connected: false,
+            closed: false,
+            deadline: None,
+        }
+    }
+
+    fn stats(&self) -> &MediaStats {
+        &self.shared.stats
+    }
+
+    /// The next timer deadline.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        if self.closed { None } else { self.deadline }
+    }
+
+    /// Whether the peer is closed and may be dropped.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Feeds a datagram from the socket.
+    pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: BytesMut, at: Instant) {
+        if self.closed {
+            return;
+        }
+        let msg = TaggedBytesMut {
+            now: at,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: data,
+        };
+        if let Err(e) = self.pc.handle_read(msg) {
+            trace!(peer = self.id, "datagram rejected: {e}");
+        }
+    }
+
+    /// Advances timers.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if let Err(e) = self.pc.handle_timeout(now) {
+            debug!(peer = self.id, "timeout handling failed: {e}");
+        }
+    }
+
+    /// Executes a session command.
+    pub(crate) fn handle_command(&mut self, cmd: PeerCommand) {
+        if self.closed {
+            return cmd.refuse_closed();
+        }
+        match cmd {
+            PeerCommand::ApplyOffer {
+                sdp,
+                can_publish,
+                reply,
+            } => {
+                let _ = reply.send(self.apply_offer(sdp, can_publish));
+            }
+            PeerCommand::CreateOffer { reply } => {
+                let _ = reply.send(self.create_offer());
+            }
+            PeerCommand::ApplyAnswer { sdp, reply } => {
+                let _ = reply.send(self.apply_answer(sdp));
+            }
+            PeerCommand::AddCandidate { candidate, reply } => {
+                let _ = reply.send(self.add_candidate(candidate));
+            }
+            PeerCommand::Subscribe(track) => self.subscribe(track),
+            PeerCommand::Unsubscribe(id) => self.unsubscribe(&id),
+            PeerCommand::RequestKeyframe(id) => self.send_keyframe_request(&id),
+            PeerCommand::Close => self.close(),
+        }
+    }
+
+    fn apply_offer(&mut self, sdp: String, can_publish: bool) -> Result<String, MediaError> {
+        if !can_publish && crate::sdp::offers_to_send(&sdp)? {
+            return Err(MediaError::PermissionDenied(
+                "this token may not publish: the offer carries a track to send".into(),
+            ));
+        }
+        let offer = RTCSessionDescription::offer(sdp)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let now = Instant::now();
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| MediaError::from_rtc_sdp(&e))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .map_err(|e| MediaError::Internal(format!("create answer: {e}")))?;
+        self.pc
+            .set_local_description(now, answer.clone())
+            .map_err(|e| MediaError::Internal(format!("set local answer: {e}")))?;
+        Ok(answer.sdp)
+    }
+
+    fn create_offer(&mut self) -> Result<ServerOffer, MediaError> {
+        let offer = self
+            .pc
+            .create_offer(None)
+            .map_err(|e| MediaError::InvalidState(format!("create offer: {e}")))?;
+        self.pc
+            .set_local_description(Instant::now(), offer.clone())
+            .map_err(|e| MediaError::InvalidState(format!("set local offer: {e}")))?;
+        let mut tracks = BTreeMap::new();
+        let transceivers: Vec<_> = self.pc.get_transceivers().collect();
+        for t in transceivers {
+            let Some(tr) = self.pc.rtp_transceiver(t) else {
+                continue;
+            };
+            let (Some(mid), Some(sender)) = (tr.mid().clone(), tr.sender()) else {
+                continue;
+            };
+            if let Some((id, _)) = self.down.iter().find(|(_, d)| d.sender == sender) {
+                tracks.insert(mid, id.clone());
+            }
+        }
+        self.offered = self.down.keys().cloned().collect();
+        Ok(ServerOffer {
+            sdp: offer.sdp,
+            tracks,
+        })
+    }
+
+    fn apply_answer(&mut self, sdp: String) -> Result<(), MediaError> {
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        if let Err(e) = self.pc.set_remote_description(Instant::now(), answer) {
+            // Back to stable so that the next offer can be made.
+            if let Ok(rollback) = RTCSessionDescription::rollback(None) {
+                let _ = self.pc.set_local_description(Instant::now(), rollback);
+            }
+            return Err(MediaError::from_rtc_sdp(&e));
+        }
+        let now = Instant::now();
+        for id in std::mem::take(&mut self.offered) {
+            if let Some(d) = self.down.get_mut(&id) {
+                let newly = !d.negotiated;
+                d.negotiated = true;
+                d.mapping = None;
+                if newly && self.connected && d.track.kind == TrackKind::Video {
+                    request_keyframe(&d.track, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_candidate(&mut self, c: IceCandidate) -> Result<(), MediaError> {
+        if c.candidate.is_empty() {
+            return Ok(()); // end-of-candidates: nothing to do for an ICE-lite server
+        }
+        self.pc
+            .add_remote_candidate(RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_mline_index,
+                username_fragment: c.username_fragment,
+                ..Default::default()
+            })
+            .map_err(|e| MediaError::InvalidCandidate(e.to_string()))
+    }
+
+    fn subscribe(&mut self, track: Arc<PublishedTrack>) {
+        if self.down.contains_key(&track.id) || track.publisher.id == self.id {
+            return;
+        }
+        let kind = match track.kind {
+            TrackKind::Audio => RtpCodecKind::Audio,
+            TrackKind::Video => RtpCodecKind::Video,
+        };
+        let ssrc = rand::random::<u32>();
+        let media = MediaStreamTrack::new(
+            track.participant.clone(),
+            track.id.clone(),
+            track.id.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: track.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        match self.pc.add_track(media) {
+            Ok(sender) => {
+                track.add_subscriber(self.me.clone());
+                self.down.insert(
+                    track.id.clone(),
+                    DownTrack {
+                        munger: Munger::new(track.codec.clock_rate),
+                        track,
+                        sender,
+                        ssrc,
+                        negotiated: false,
+                        mapping: None,
+                    },
+                );
+            }
+            Err(e) => warn!(peer = self.id, track = %track.id, "cannot add down-track: {e}"),
+        }
+    }
+
+    fn unsubscribe(&mut self, id: &str) {
+        if let Some(d) = self.down.remove(id) {
+            d.track.remove_subscriber(self.id);
+            if let Err(e) = self.pc.remove_track(d.sender) {
+                debug!(peer = self.id, track = id, "remove_track: {e}");
+            }
+            self.offered.retain(|t| t != id);
+        }
+    }
+
+    /// Sends a PLI for one of this peer's published tracks.
+    fn send_keyframe_request(&mut self, track_id: &str) {
+        let Some(p) = self.published.values().find(|p| p.track.id == track_id) else {
+            return;
+        };
+        let ssrc = p.track.source_ssrc;
+        let receiver = p.receiver;
+        if let Some(mut r) = self.pc.rtp_receiver(receiver) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            match r.write_rtcp(Instant::now(), vec![Box::new(pli)]) {
+                Ok(()) => MediaStats::add(&self.stats().keyframe_requests_sent, 1),
+                Err(e) => debug!(peer = self.id, "PLI not sent: {e}"),
+            }
+        }
+    }
+
+    /// Forwards one packet of a subscribed track to this peer.
+    pub(crate) fn forward(&mut self, track: &PublishedTrack, packet: &rtp::Packet) {
+        let now = Instant::now();
+        let Some(d) = self.down.get_mut(&track.id) else {
+            return;
+        };
+        if !d.negotiated || self.closed {
+            return;
+        }
+        let Some(mapping) = d.mapping(&mut self.pc) else {
+            return;
+        };
+        if packet.header.payload_type != mapping.source_pt {
+            return;
+        }
+        let (seq, ts) = d.munger.rewrite(
+            packet.header.ssrc,
+            packet.header.sequence_number,
+            packet.header.timestamp,
+            now,
+        );
+        let out = rewrite(packet, d.ssrc, &mapping, seq, ts);
+        let size = out.header.marshal_size() + out.payload.len();
+        if let Some(mut s) = self.pc.rtp_sender(d.sender) {
+            match s.write_rtp(now, out) {
+                Ok(()) => {
+                    MediaStats::add(&self.shared.stats.rtp_packets_out, 1);
+                    MediaStats::add(&self.shared.stats.rtp_bytes_out, size as u64);
+                }
+                Err(e) => trace!(peer = self.id, "forward dropped: {e}"),
+            }
+        }
+    }
+
+    /// Pumps the connection: events, inbound media and feedback, then outbound datagrams.
+    pub(crate) fn drive(&mut self, socket: &UdpSocket) {
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = self.pc.poll_event() {
+                progressed = true;
+                self.on_event(ev);
+            }
+            while let Some(msg) = self.pc.poll_read() {
+                progressed = true;
+                self.on_message(msg);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.flush(socket);
+        self.deadline = self.pc.poll_timeout();
+    }
+
+    /// Sends every queued datagram.
+    pub(crate) fn flush(&mut self, socket: &UdpSocket) {
+        while let Some(out) = self.pc.poll_write() {
+            if let Err(e) = socket.send_to(&out.message, out.transport.peer_addr) {
+                trace!(peer = self.id, "send to {} failed: {e}", out.transport.peer_addr);
+            }
+        }
+    }
+
+    /// Closes the connection and detaches from every track.
+    pub(crate) fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for (_, d) in self.down.drain() {
+            d.track.remove_subscriber(self.id);
+        }
+        for (_, p) in self.published.drain() {
+            let _ = self.events.send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+        }
+        if let Err(e) = self.pc.close() {
+            debug!(peer = self.id, "close: {e}");
+        }
+        let _ = self.events.send(PeerEvent::Closed("closed".into()));
+    }
+
+    fn on_event(&mut self, ev: RTCPeerConnectionEvent) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                debug!(peer = self.id, %state, "connection state");
+                match state {
+                    RTCPeerConnectionState::Connected if !self.connected => {
+                        self.connected = true;
+                        let _ = self.events.send(PeerEvent::Connected);
+                        let now = Instant::now();
+                        for d in self.down.values().filter(|d| d.negotiated) {
+                            if d.track.kind == TrackKind::Video {
+                                request_keyframe(&d.track, now);
+                            }
+                        }
+                    }
+                    RTCPeerConnectionState::Failed => {
+                        MediaStats::add(&self.stats().peer_connection_failures, 1);
+                        info!(peer = self.id, "peer connection failed");
+                        self.close();
+                    }
+                    RTCPeerConnectionState::Closed => self.close(),
+                    _ => {}
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => self.on_track_open(init),
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                if let Some(p) = self.published.remove(&track_id) {
+                    let _ = self.events.send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_track_open(&mut self, init: RTCTrackEventInit) {
+        if self.published.contains_key(&init.track_id) {
+            return; // another simulcast layer of a known track: not forwarded yet
+        }
+        let Some(mut receiver) = self.pc.rtp_receiver(init.receiver_id) else {
+            return;
+        };
+        let (kind, codec) = {
+            let t = receiver.track();
+            (t.kind(), t.codec(init.ssrc).cloned())
+        };
+        let params = receiver.get_parameters().rtp_parameters.clone();
+        let Some(codec) = codec else {
+            warn!(peer = self.id, "track without codec ignored");
+            return;
+        };
+        let source_pt = params
+            .codecs
+            .iter()
+            .find(|c| {
+                c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
+                    && c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line
+            })
+            .or_else(|| {
+                params
+                    .codecs
+                    .iter()
+                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type))
+            })
+            .map(|c| c.payload_type);
+        let Some(source_pt) = source_pt else {
+            warn!(peer = self.id, "track codec has no payload type; ignored");
+            return;
+        };
+        let kind = match kind {
+            RtpCodecKind::Audio => TrackKind::Audio,
+            _ => TrackKind::Video,
+        };
+        let extensions = params
+            .header_extensions
+            .iter()
+            .filter(|e| !TRANSPORT_EXTENSIONS.contains(&e.uri.as_str()))
+            .map(|e| HeaderExtension {
+                id: e.id as u8,
+                uri: e.uri.clone(),
+            })
+            .collect();
+        let track = Arc::new(PublishedTrack::new(
+            crate::ids::new_id("TR"),
+            self.participant.clone(),
+            kind,
+            codec,
+            source_pt,
+            extensions,
+            init.ssrc,
+            self.me.clone(),
+            PacketCache::new(PACKET_CACHE_SIZE, self.shared.cached_packets.clone()),
+        ));
+        debug!(peer = self.id, track = %track.id, ?kind, mime = %track.codec.mime_type, "track published");
+        self.published.insert(
+            init.track_id,
+            Published {
+                track: track.clone(),
+                receiver: init.receiver_id,
+            },
+        );
+        let _ = self.events.send(PeerEvent::TrackPublished(track));
+    }
+
+    fn on_message(&mut self, msg: TaggedRTCMessage) {
+        match msg.message {
+            RTCMessage::RtpPacket(track_id, packet) => {
+                let Some(p) = self.published.get(&track_id) else {
+                    return;
+                };
+                let stats = &self.shared.stats;
+                MediaStats::add(&stats.rtp_packets_in, 1);
+                MediaStats::add(
+                    &stats.rtp_bytes_in,
+                    (packet.header.marshal_size() + packet.payload.len()) as u64,
+                );
+                let packet = Arc::new(packet);
+                p.track.cache(packet.clone());
+                p.track.for_each_subscriber(|sub| {
+                    let _ = sub.tx.send(crate::worker::WorkerMsg::Forward {
+                        peer: sub.id,
+                        track: p.track.clone(),
+                        packet: packet.clone(),
+                    });
+                });
+            }
+            RTCMessage::RtcpPacket(track_id, packets) if self.down.contains_key(&track_id) => {
+                self.on_subscriber_feedback(&track_id, packets, msg.now);
+            }
+            _ => {}
+        }
+    }
+
+    /// RTCP from this peer about a track it receives from us.
+    fn on_subscriber_feedback(
+        &mut self,
+        track_id: &str,
+        packets: Vec<Box<dyn rtcp::Packet>>,
+        now: Instant,
+    ) {
+        let mut resend = Vec::new();
+        {
+            let Some(d) = self.down.get(track_id) else {
+                return;
+            };
+            let stats = &self.shared.stats;
+            for p in &packets {
+                let any = p.as_any();
+                if any.downcast_ref::<PictureLossIndication>().is_some() {
+                    MediaStats::add(&stats.plis_received, 1);
+                    request_keyframe(&d.track, now);
+                } else if any.downcast_ref::<FullIntraRequest>().is_some() {
+                    MediaStats::add(&stats.firs_received, 1);
+                    request_keyframe(&d.track, now);
+                } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                    MediaStats::add(&stats.nacks_received, 1);
+                    for pair in &nack.nacks {
+                        for seq in pair.packet_list() {
+                            if let Some(pkt) = d.track.cached(d.munger.source_seq(seq)) {
+                                resend.push(pkt);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for pkt in resend {
+            self.retransmit(track_id, &pkt, now);
+        }
+    }
+
+    fn retransmit(&mut self, track_id: &str, packet: &rtp::Packet, now: Instant) {
+        let Some(d) = self.down.get_mut(track_id) else {
+            return;
+        };
+        let Some(mapping) = d.mapping(&mut self.pc) else {
+            return;
+        };
+        let Some((seq, ts)) = d.munger.retransmission(
+            packet.header.ssrc,
+            packet.header.sequence_number,
+            packet.header.timestamp,
+        ) else {
+            return;
+        };
+        let out = rewrite(packet, d.ssrc, &mapping, seq, ts);
+        if let Some(mut s) = self.pc.rtp_sender(d.sender)
+            && s.write_rtp(now, out).is_ok()
+        {
+            MediaStats::add(&self.shared.stats.retransmissions, 1);
+            MediaStats::add(&self.shared.stats.rtp_packets_out, 1);
+        }
+    }
+}
+
+impl DownTrack {
+    /// The payload type and extension-id mapping for this subscriber, once negotiated.
+    fn mapping(&mut self, pc: &mut RTCPeerConnection) -> Option<Mapping> {
+        if let Some(m) = &self.mapping {
+            return Some(m.clone());
+        }
+        let mut sender = pc.rtp_sender(self.sender)?;
+        let params = sender.get_parameters().rtp_parameters.clone();
+        let codec = &self.track.codec;
+        let pt = params
+            .codecs
+            .iter()
+            .find(|c| {
+                c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
+                    && c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line
+            })
+            .or_else(|| {
+                params
+                    .codecs
+                    .iter()
+                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type))
+            })?
+            .payload_type;
+        let extensions = self
+            .track
+            .extensions
+            .iter()
+            .filter_map(|src| {
+                params
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == src.uri)
+                    .map(|e| (src.id, e.id as u8))
+            })
+            .collect();
+        let m = Mapping {
+            source_pt: self.track.source_pt,
+            pt,
+            extensions,
+        };
+        self.mapping = Some(m.clone());
+        Some(m)
+    }
+}
+
+/// Asks a track's publisher for a keyframe, throttled per track.
+fn request_keyframe(track: &PublishedTrack, now: Instant) {
+    if track.kind == TrackKind::Video && track.take_keyframe_request_slot(now) {
+        track
+            .publisher
+            .command(PeerCommand::RequestKeyframe(track.id.clone()));
+    }
+}
+
+/// The subscriber's copy of a packet: its SSRC, payload type, sequence number, timestamp and
+/// extension ids; the payload is shared, not copied.
+fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> rtp::Packet {
+    let mut header = packet.header.clone();
+    header.ssrc = ssrc;
+    header.payload_type = m.pt;
+    header.sequence_number = seq;
+    header.timestamp = ts;
+    header.extensions.retain_mut(|e| {
+        match m.extensions.iter().find(|(src, _)| *src == e.id) {
+            Some((_, dst)) => {
+                e.id = *dst;
+                true
+            }
+            None => false,
+        }
+    });
+    header.extension = !header.extensions.is_empty();
+    rtp::Packet {
+        header,
+        payload: packet.payload.clone(),
+    }
+}

@@ -1,0 +1,382 @@
+//! The media server: one UDP socket, one receive thread, one worker per core.
+//!
+//! The receive thread reads every datagram of the shared port, finds its peer with the
+//! [`Demuxer`] (ICE ufrag on first contact, then remote address) and hands it to the worker
+//! that owns the peer. Peers are spread round-robin over the workers at creation.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use cascade_signaling::protocol::IceCandidate;
+use crossbeam_channel::Sender;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::codecs::media_engine_and_interceptors;
+use crate::demux::Demuxer;
+use crate::error::MediaError;
+use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
+use crate::stats::{MediaStats, StatsSnapshot};
+use crate::track::PublishedTrack;
+use crate::worker::{self, PeerId, PeerRef, WorkerMsg};
+
+/// Media-plane settings.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Address to bind the UDP socket to (port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// Addresses advertised in ICE candidates; empty = the host's interface addresses.
+    pub public_ips: Vec<IpAddr>,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 7882)),
+            public_ips: Vec::new(),
+            workers: 0,
+        }
+    }
+}
+
+/// State shared by the receive thread, the workers and the handles.
+pub(crate) struct Shared {
+    /// Media counters.
+    pub(crate) stats: MediaStats,
+    /// Packets held by all track caches.
+    pub(crate) cached_packets: Arc<AtomicI64>,
+    demux: Mutex<Demuxer<(PeerId, usize)>>,
+    peers: AtomicUsize,
+}
+
+impl Shared {
+    /// Forgets a peer the worker dropped.
+    pub(crate) fn remove_peer(&self, peer: &Peer) {
+        let mut demux = self.demux.lock().unwrap_or_else(|e| e.into_inner());
+        demux.remove_ufrag(&peer.ufrag);
+        self.peers.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The running media plane.
+pub struct MediaServer {
+    shared: Arc<Shared>,
+    socket: Arc<UdpSocket>,
+    workers: Vec<Sender<WorkerMsg>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    candidate_ips: Vec<IpAddr>,
+    port: u16,
+    next_peer: AtomicU64,
+    stop: Arc<AtomicBool>,
+}
+
+impl MediaServer {
+    /// Binds the UDP port and starts the receive thread and the workers.
+    pub fn start(config: MediaConfig) -> io::Result<Arc<Self>> {
+        let socket = UdpSocket::bind(config.bind)?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let port = socket.local_addr()?.port();
+        let socket = Arc::new(socket);
+        let candidate_ips = if config.public_ips.is_empty() {
+            host_addresses()
+        } else {
+            config.public_ips.clone()
+        };
+        let n = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        };
+        let shared = Arc::new(Shared {
+            stats: MediaStats::default(),
+            cached_packets: Arc::new(AtomicI64::new(0)),
+            demux: Mutex::new(Demuxer::default()),
+            peers: AtomicUsize::new(0),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut workers = Vec::new();
+        for i in 0..n {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let (socket, shared) = (socket.clone(), shared.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("cascade-worker-{i}"))
+                    .spawn(move || worker::run(rx, socket, shared))?,
+            );
+            workers.push(tx);
+        }
+        {
+            let (socket, shared, stop, workers) =
+                (socket.clone(), shared.clone(), stop.clone(), workers.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("cascade-udp-recv".into())
+                    .spawn(move || receive_loop(&socket, &shared, &stop, &workers))?,
+            );
+        }
+        info!(port, workers = n, candidates = ?candidate_ips, "media plane started");
+        Ok(Arc::new(Self {
+            shared,
+            socket,
+            workers,
+            threads: Mutex::new(threads),
+            candidate_ips,
+            port,
+            next_peer: AtomicU64::new(1),
+            stop,
+        }))
+    }
+
+    /// The UDP port media flows on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The addresses advertised in ICE candidates.
+    pub fn candidate_ips(&self) -> &[IpAddr] {
+        &self.candidate_ips
+    }
+
+    /// A copy of the media counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Live peer connections.
+    pub fn peer_count(&self) -> usize {
+        self.shared.peers.load(Relaxed)
+    }
+
+    /// Packets held in track caches, all tracks together.
+    pub fn cached_packets(&self) -> i64 {
+        self.shared.cached_packets.load(Relaxed)
+    }
+
+    /// Creates the server side of a participant's peer connection (ICE-lite, host candidates
+    /// on the shared port). Its events go to `events`.
+    pub fn create_peer(
+        &self,
+        participant: &str,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<PeerHandle, MediaError> {
+        let id = self.next_peer.fetch_add(1, Relaxed);
+        let worker = (id as usize) % self.workers.len();
+        let ufrag = random_token(16);
+        let setting = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), random_token(32))
+            .build();
+        let (engine, registry) =
+            media_engine_and_interceptors().map_err(|e| MediaError::Internal(e.to_string()))?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(setting)
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .build(Instant::now())
+            .map_err(|e| MediaError::Internal(format!("peer connection: {e}")))?;
+        for ip in &self.candidate_ips {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: ip.to_string(),
+                    port: self.port,
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .and_then(|c| RTCIceCandidate::from(&c).to_json())
+            .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
+            pc.add_local_candidate(candidate)
+                .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
+        }
+        let me = PeerRef {
+            id,
+            tx: self.workers[worker].clone(),
+        };
+        let local_addr = SocketAddr::new(self.candidate_ips[0], self.port);
+        let peer = Peer::new(
+            id,
+            participant.to_owned(),
+            pc,
+            local_addr,
+            me.clone(),
+            ufrag.clone(),
+            events,
+            self.shared.clone(),
+        );
+        self.shared
+            .demux
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add_peer(ufrag, (id, worker));
+        self.shared.peers.fetch_add(1, Relaxed);
+        if me.tx.send(WorkerMsg::AddPeer(Box::new(peer))).is_err() {
+            return Err(MediaError::Closed);
+        }
+        Ok(PeerHandle { peer: me })
+    }
+
+    /// Closes every peer, stops the threads and waits for them.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Relaxed);
+        for w in &self.workers {
+            let _ = w.send(WorkerMsg::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+        debug!(port = self.port, socket = ?self.socket.local_addr().ok(), "media plane stopped");
+    }
+}
+
+impl Drop for MediaServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A session's handle on its peer.
+#[derive(Debug, Clone)]
+pub struct PeerHandle {
+    /// The peer.
+    pub peer: PeerRef,
+}
+
+impl PeerHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, MediaError>>) -> PeerCommand,
+    ) -> Result<T, MediaError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.peer.command(make(tx)) {
+            return Err(MediaError::Closed);
+        }
+        rx.await.unwrap_or(Err(MediaError::Closed))
+    }
+
+    /// Applies a client offer and returns the answer.
+    pub async fn apply_offer(&self, sdp: String, can_publish: bool) -> Result<String, MediaError> {
+        self.ask(|reply| PeerCommand::ApplyOffer {
+            sdp,
+            can_publish,
+            reply,
+        })
+        .await
+    }
+
+    /// Creates and applies a server offer.
+    pub async fn create_offer(&self) -> Result<ServerOffer, MediaError> {
+        self.ask(|reply| PeerCommand::CreateOffer { reply }).await
+    }
+
+    /// Applies the client's answer.
+    pub async fn apply_answer(&self, sdp: String) -> Result<(), MediaError> {
+        self.ask(|reply| PeerCommand::ApplyAnswer { sdp, reply })
+            .await
+    }
+
+    /// Adds a trickled client candidate.
+    pub async fn add_candidate(&self, candidate: IceCandidate) -> Result<(), MediaError> {
+        self.ask(|reply| PeerCommand::AddCandidate { candidate, reply })
+            .await
+    }
+
+    /// Starts forwarding a track to this peer.
+    pub fn subscribe(&self, track: Arc<PublishedTrack>) {
+        self.peer.command(PeerCommand::Subscribe(track));
+    }
+
+    /// Stops forwarding a track to this peer.
+    pub fn unsubscribe(&self, track_id: &str) {
+        self.peer
+            .command(PeerCommand::Unsubscribe(track_id.to_owned()));
+    }
+
+    /// Closes the peer connection.
+    pub fn close(&self) {
+        self.peer.command(PeerCommand::Close);
+    }
+}
+
+fn receive_loop(
+    socket: &UdpSocket,
+    shared: &Shared,
+    stop: &AtomicBool,
+    workers: &[Sender<WorkerMsg>],
+) {
+    let mut buf = vec![0u8; 2048];
+    while !stop.load(Relaxed) {
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                // ICMP errors (e.g. connection refused) surface here on Linux; keep serving.
+                debug!("udp receive error: {e}");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        let route = shared
+            .demux
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .route(from, data);
+        match route {
+            Some((peer, worker)) => {
+                let _ = workers[worker].send(WorkerMsg::Datagram {
+                    peer,
+                    from,
+                    data: BytesMut::from(data),
+                    at: Instant::now(),
+                });
+            }
+            None => debug!(%from, len = n, "datagram from unknown source dropped"),
+        }
+    }
+}
+
+/// The host's IPv4 interface addresses, loopback excluded unless it is the only one.
+fn host_addresses() -> Vec<IpAddr> {
+    let all: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|v| v.into_iter().map(|i| i.ip()).filter(IpAddr::is_ipv4).collect())
+        .unwrap_or_else(|e| {
+            warn!("cannot list interfaces: {e}");
+            Vec::new()
+        });
+    let external: Vec<IpAddr> = all.iter().copied().filter(|ip| !ip.is_loopback()).collect();
+    if external.is_empty() {
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+    } else {
+        external
+    }
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| ALPHABET[rand::random::<u8>() as usize % ALPHABET.len()] as char)
+        .collect()
+}

@@ -1,0 +1,168 @@
+//! A published track: the unit of forwarding.
+//!
+//! It is owned by the publisher's peer (which feeds it) and shared, reference-counted, with the
+//! room and with every subscriber's down-track. The subscriber list is read on every packet
+//! (read lock) and written only on subscribe/unsubscribe. Designed so that simulcast layers
+//! (rid) become more sources of the same track later.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use cascade_signaling::protocol::{TrackInfo, TrackKind};
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+
+use crate::packet_cache::PacketCache;
+use crate::worker::PeerRef;
+
+/// Keyframe requests to one publisher track are sent at most this often.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+/// Packets kept per track to answer NACKs (about 1 s of 2.5 Mbit/s video).
+pub const PACKET_CACHE_SIZE: usize = 512;
+
+/// A header extension negotiated with the publisher: its id and URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderExtension {
+    /// Id on the wire.
+    pub id: u8,
+    /// Extension URI.
+    pub uri: String,
+}
+
+/// One track published into a room.
+#[derive(Debug)]
+pub struct PublishedTrack {
+    /// Cascade track id (`TR_…`).
+    pub id: String,
+    /// Publishing participant id (`PA_…`).
+    pub participant: String,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// The codec the publisher sends.
+    pub codec: RTCRtpCodec,
+    /// The payload type the publisher uses for it.
+    pub source_pt: u8,
+    /// The header extensions negotiated with the publisher.
+    pub extensions: Vec<HeaderExtension>,
+    /// The publisher's SSRC for this track.
+    pub source_ssrc: u32,
+    /// The publisher's peer, where keyframe requests go.
+    pub publisher: PeerRef,
+    muted: AtomicBool,
+    subscribers: RwLock<Vec<PeerRef>>,
+    cache: Mutex<PacketCache>,
+    last_keyframe_request: Mutex<Option<Instant>>,
+}
+
+impl PublishedTrack {
+    /// Creates a track with no subscriber.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        participant: String,
+        kind: TrackKind,
+        codec: RTCRtpCodec,
+        source_pt: u8,
+        extensions: Vec<HeaderExtension>,
+        source_ssrc: u32,
+        publisher: PeerRef,
+        cache: PacketCache,
+    ) -> Self {
+        Self {
+            id,
+            participant,
+            kind,
+            codec,
+            source_pt,
+            extensions,
+            source_ssrc,
+            publisher,
+            muted: AtomicBool::new(false),
+            subscribers: RwLock::new(Vec::new()),
+            cache: Mutex::new(cache),
+            last_keyframe_request: Mutex::new(None),
+        }
+    }
+
+    /// The track as announced to clients.
+    pub fn info(&self) -> TrackInfo {
+        TrackInfo {
+            id: self.id.clone(),
+            participant: self.participant.clone(),
+            kind: self.kind,
+            codec: Some(self.codec.mime_type.clone()),
+            muted: self.muted(),
+        }
+    }
+
+    /// Whether the publisher muted it.
+    pub fn muted(&self) -> bool {
+        self.muted.load(Relaxed)
+    }
+
+    /// Sets the muted flag; returns whether it changed.
+    pub fn set_muted(&self, muted: bool) -> bool {
+        self.muted.swap(muted, Relaxed) != muted
+    }
+
+    /// Adds a forwarding target (idempotent).
+    pub fn add_subscriber(&self, peer: PeerRef) {
+        let mut subs = self.subscribers.write().unwrap_or_else(|e| e.into_inner());
+        if !subs.iter().any(|p| p.id == peer.id) {
+            subs.push(peer);
+        }
+    }
+
+    /// Removes a forwarding target.
+    pub fn remove_subscriber(&self, peer_id: u64) {
+        let mut subs = self.subscribers.write().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|p| p.id != peer_id);
+    }
+
+    /// Number of subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Calls `f` for every subscriber, under the read lock.
+    pub fn for_each_subscriber(&self, mut f: impl FnMut(&PeerRef)) {
+        for p in self
+            .subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            f(p)
+        }
+    }
+
+    /// Caches a packet for retransmission.
+    pub fn cache(&self, packet: Arc<rtp::Packet>) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(packet);
+    }
+
+    /// A cached packet by source sequence number.
+    pub fn cached(&self, seq: u16) -> Option<Arc<rtp::Packet>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(seq)
+    }
+
+    /// Whether a keyframe request may be sent now (throttled to one per
+    /// [`KEYFRAME_REQUEST_INTERVAL`]); records it if so.
+    pub fn take_keyframe_request_slot(&self, now: Instant) -> bool {
+        let mut last = self
+            .last_keyframe_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some(t) if now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+}

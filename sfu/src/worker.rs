@@ -1,0 +1,183 @@
+//! Media workers: one OS thread per core, each owning a shard of the peers.
+//!
+//! A worker owns its peers' `RTCPeerConnection`s outright (no locks around them) and is driven
+//! by one channel of [`WorkerMsg`]s: datagrams routed to it by the UDP receive thread, commands
+//! from signaling sessions, and RTP packets forwarded by other peers (possibly on other
+//! workers). Timers come from each connection's `poll_timeout`; the worker sleeps on its
+//! channel until the earliest deadline. Sends go straight to the shared UDP socket.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rtc::rtp;
+use tracing::{debug, trace, warn};
+
+use crate::peer::{Peer, PeerCommand};
+use crate::server::Shared;
+use crate::track::PublishedTrack;
+
+/// Identifies a peer for the lifetime of the server.
+pub type PeerId = u64;
+
+/// A handle to reach a peer: its id and its worker's channel.
+#[derive(Debug, Clone)]
+pub struct PeerRef {
+    /// The peer's id.
+    pub id: PeerId,
+    /// The channel of the worker that owns it.
+    pub tx: Sender<WorkerMsg>,
+}
+
+impl PeerRef {
+    /// Sends a command to the peer; returns false if its worker is gone.
+    pub fn command(&self, cmd: PeerCommand) -> bool {
+        self.tx
+            .send(WorkerMsg::Command {
+                peer: self.id,
+                cmd: Box::new(cmd),
+            })
+            .is_ok()
+    }
+}
+
+/// Everything a worker reacts to.
+pub enum WorkerMsg {
+    /// A datagram from the shared UDP socket for one of this worker's peers.
+    Datagram {
+        /// The peer it was routed to.
+        peer: PeerId,
+        /// Remote address.
+        from: SocketAddr,
+        /// The bytes.
+        data: BytesMut,
+        /// When it was read.
+        at: Instant,
+    },
+    /// A new peer to own.
+    AddPeer(Box<Peer>),
+    /// A command for one peer.
+    Command {
+        /// Target peer.
+        peer: PeerId,
+        /// The command.
+        cmd: Box<PeerCommand>,
+    },
+    /// An RTP packet of `track` to forward to subscriber `peer`.
+    Forward {
+        /// Subscriber.
+        peer: PeerId,
+        /// The source track.
+        track: Arc<PublishedTrack>,
+        /// The packet as the publisher sent it (shared by every subscriber).
+        packet: Arc<rtp::Packet>,
+    },
+    /// Close every peer and exit.
+    Shutdown,
+}
+
+/// Longest sleep when no peer has a timer.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Messages handled per wake-up before timers and outputs are serviced.
+const BATCH: usize = 256;
+
+/// The worker loop; returns when [`WorkerMsg::Shutdown`] arrives or every sender is gone.
+pub(crate) fn run(rx: Receiver<WorkerMsg>, socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
+    let mut touched: Vec<PeerId> = Vec::new();
+    let mut next_deadline: Option<Instant> = None;
+    loop {
+        let wait = next_deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(IDLE_WAIT)
+            .min(IDLE_WAIT);
+        let first = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut shutdown = false;
+        for msg in first.into_iter().chain(rx.try_iter().take(BATCH)) {
+            match msg {
+                WorkerMsg::Shutdown => shutdown = true,
+                WorkerMsg::AddPeer(peer) => {
+                    touched.push(peer.id);
+                    peers.insert(peer.id, *peer);
+                }
+                WorkerMsg::Datagram {
+                    peer,
+                    from,
+                    data,
+                    at,
+                } => {
+                    if let Some(p) = peers.get_mut(&peer) {
+                        p.handle_datagram(from, data, at);
+                        touched.push(peer);
+                    } else {
+                        trace!(peer, "datagram for a closed peer dropped");
+                    }
+                }
+                WorkerMsg::Command { peer, cmd } => match peers.get_mut(&peer) {
+                    Some(p) => {
+                        p.handle_command(*cmd);
+                        touched.push(peer);
+                    }
+                    None => PeerCommand::refuse_closed(*cmd),
+                },
+                WorkerMsg::Forward {
+                    peer,
+                    track,
+                    packet,
+                } => {
+                    if let Some(p) = peers.get_mut(&peer) {
+                        p.forward(&track, &packet);
+                        touched.push(peer);
+                    }
+                }
+            }
+        }
+        if shutdown {
+            for (_, mut p) in peers.drain() {
+                p.close();
+                p.flush(&socket);
+            }
+            break;
+        }
+
+        let now = Instant::now();
+        if next_deadline.is_some_and(|d| d <= now) {
+            for (id, p) in peers.iter_mut() {
+                if p.deadline().is_some_and(|d| d <= now) {
+                    p.handle_timeout(now);
+                    touched.push(*id);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched.drain(..) {
+            let Some(p) = peers.get_mut(&id) else {
+                continue;
+            };
+            p.drive(&socket);
+            if p.is_closed() {
+                debug!(peer = id, "peer removed from worker");
+                let p = peers.remove(&id).expect("present");
+                shared.remove_peer(&p);
+            }
+        }
+        next_deadline = peers.values().filter_map(Peer::deadline).min();
+        if peers.is_empty() && rx.is_empty() {
+            next_deadline = None;
+        }
+    }
+    if !peers.is_empty() {
+        warn!(count = peers.len(), "worker exiting with peers");
+    }
+    for p in peers.values() {
+        shared.remove_peer(p);
+    }
+}
