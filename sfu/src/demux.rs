@@ -134,7 +134,11 @@ mod tests {
         d.add_peer("b".into(), 2u32);
         let x: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let y: SocketAddr = "127.0.0.1:6000".parse().unwrap();
-        assert_eq!(d.route(x, b"\x80\x60rtp"), None, "unknown address, not STUN");
+        assert_eq!(
+            d.route(x, b"\x80\x60rtp"),
+            None,
+            "unknown address, not STUN"
+        );
         assert_eq!(d.route(x, &binding_request("a:c")), Some(1));
         assert_eq!(d.route(x, b"\x80\x60rtp"), Some(1));
         assert_eq!(d.route(y, &binding_request("zz:c")), None, "unknown ufrag");

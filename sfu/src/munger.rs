@@ -111,9 +111,15 @@ mod tests {
         let (seq, ts) = m.rewrite(2, 5000, 777_777, later);
         assert_eq!(seq, 102);
         assert_eq!(ts, 4000 + 9000);
-        assert_eq!(m.rewrite(2, 5001, 777_777 + 3000, later), (103, 4000 + 12000));
+        assert_eq!(
+            m.rewrite(2, 5001, 777_777 + 3000, later),
+            (103, 4000 + 12000)
+        );
         assert_eq!(m.source_seq(103), 5001);
-        assert_eq!(m.retransmission(2, 5001, 777_777 + 3000), Some((103, 4000 + 12000)));
+        assert_eq!(
+            m.retransmission(2, 5001, 777_777 + 3000),
+            Some((103, 4000 + 12000))
+        );
         assert_eq!(m.retransmission(1, 101, 4000), None);
     }
 

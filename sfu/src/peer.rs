@@ -23,10 +23,12 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
-use rtc::rtp_transceiver::RTCRtpReceiverId;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
+    RTCRtpTransceiverInit,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
@@ -137,6 +139,7 @@ struct Published {
 
 struct DownTrack {
     track: Arc<PublishedTrack>,
+    transceiver: RTCRtpTransceiverId,
     sender: RTCRtpSenderId,
     ssrc: u32,
     munger: Munger,
@@ -282,8 +285,8 @@ impl Peer {
                 "this token may not publish: the offer carries a track to send".into(),
             ));
         }
-        let offer = RTCSessionDescription::offer(sdp)
-            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let offer =
+            RTCSessionDescription::offer(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let now = Instant::now();
         self.pc
             .set_remote_description(now, offer)
@@ -388,14 +391,30 @@ impl Peer {
                 ..Default::default()
             }],
         );
-        match self.pc.add_track(media) {
-            Ok(sender) => {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![track.participant.clone()],
+            send_encodings: vec![],
+        };
+        // A new transceiver: `add_track` would reuse the client's own publishing m-lines.
+        let added = self
+            .pc
+            .add_transceiver_from_track(media, Some(init))
+            .and_then(|t| {
+                let sender = self.pc.rtp_transceiver(t).and_then(|tr| tr.sender());
+                sender
+                    .map(|s| (t, s))
+                    .ok_or(rtc::shared::error::Error::ErrRTPSenderNotExisted)
+            });
+        match added {
+            Ok((transceiver, sender)) => {
                 track.add_subscriber(self.me.clone());
                 self.down.insert(
                     track.id.clone(),
                     DownTrack {
                         munger: Munger::new(track.codec.clock_rate),
                         track,
+                        transceiver,
                         sender,
                         ssrc,
                         negotiated: false,
@@ -410,8 +429,11 @@ impl Peer {
     fn unsubscribe(&mut self, id: &str) {
         if let Some(d) = self.down.remove(id) {
             d.track.remove_subscriber(self.id);
-            if let Err(e) = self.pc.remove_track(d.sender) {
-                debug!(peer = self.id, track = id, "remove_track: {e}");
+            // Stopping the transceiver rejects its m-line (port 0) in the next offer.
+            if let Some(mut t) = self.pc.rtp_transceiver(d.transceiver)
+                && let Err(e) = t.stop()
+            {
+                debug!(peer = self.id, track = id, "stopping transceiver: {e}");
             }
             self.offered.retain(|t| t != id);
         }
@@ -494,7 +516,10 @@ impl Peer {
     pub(crate) fn flush(&mut self, socket: &UdpSocket) {
         while let Some(out) = self.pc.poll_write() {
             if let Err(e) = socket.send_to(&out.message, out.transport.peer_addr) {
-                trace!(peer = self.id, "send to {} failed: {e}", out.transport.peer_addr);
+                trace!(
+                    peer = self.id,
+                    "send to {} failed: {e}", out.transport.peer_addr
+                );
             }
         }
     }
@@ -509,7 +534,9 @@ impl Peer {
             d.track.remove_subscriber(self.id);
         }
         for (_, p) in self.published.drain() {
-            let _ = self.events.send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+            let _ = self
+                .events
+                .send(PeerEvent::TrackUnpublished(p.track.id.clone()));
         }
         if let Err(e) = self.pc.close() {
             debug!(peer = self.id, "close: {e}");
@@ -541,10 +568,14 @@ impl Peer {
                     _ => {}
                 }
             }
-            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => self.on_track_open(init),
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.on_track_open(init)
+            }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
                 if let Some(p) = self.published.remove(&track_id) {
-                    let _ = self.events.send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+                    let _ = self
+                        .events
+                        .send(PeerEvent::TrackUnpublished(p.track.id.clone()));
                 }
             }
             _ => {}
@@ -773,15 +804,15 @@ fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> r
     header.payload_type = m.pt;
     header.sequence_number = seq;
     header.timestamp = ts;
-    header.extensions.retain_mut(|e| {
-        match m.extensions.iter().find(|(src, _)| *src == e.id) {
+    header.extensions.retain_mut(
+        |e| match m.extensions.iter().find(|(src, _)| *src == e.id) {
             Some((_, dst)) => {
                 e.id = *dst;
                 true
             }
             None => false,
-        }
-    });
+        },
+    );
     header.extension = !header.extensions.is_empty();
     rtp::Packet {
         header,

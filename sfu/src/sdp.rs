@@ -25,7 +25,10 @@ pub fn offers_to_send(sdp: &str) -> Result<bool, MediaError> {
                 "sendrecv" | "sendonly" | "recvonly" | "inactive"
             )
         });
-        matches!(direction.map(|a| a.key.as_str()), None | Some("sendrecv" | "sendonly"))
+        matches!(
+            direction.map(|a| a.key.as_str()),
+            None | Some("sendrecv" | "sendonly")
+        )
     }))
 }
 

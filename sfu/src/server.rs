@@ -118,8 +118,12 @@ impl MediaServer {
             workers.push(tx);
         }
         {
-            let (socket, shared, stop, workers) =
-                (socket.clone(), shared.clone(), stop.clone(), workers.clone());
+            let (socket, shared, stop, workers) = (
+                socket.clone(),
+                shared.clone(),
+                stop.clone(),
+                workers.clone(),
+            );
             threads.push(
                 std::thread::Builder::new()
                     .name("cascade-udp-recv".into())
@@ -327,7 +331,9 @@ fn receive_loop(
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -361,7 +367,12 @@ fn receive_loop(
 /// The host's IPv4 interface addresses, loopback excluded unless it is the only one.
 fn host_addresses() -> Vec<IpAddr> {
     let all: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|v| v.into_iter().map(|i| i.ip()).filter(IpAddr::is_ipv4).collect())
+        .map(|v| {
+            v.into_iter()
+                .map(|i| i.ip())
+                .filter(IpAddr::is_ipv4)
+                .collect()
+        })
         .unwrap_or_else(|e| {
             warn!("cannot list interfaces: {e}");
             Vec::new()

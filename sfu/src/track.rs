@@ -122,7 +122,10 @@ impl PublishedTrack {
 
     /// Number of subscribers.
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.subscribers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Calls `f` for every subscriber, under the read lock.
@@ -147,7 +150,10 @@ impl PublishedTrack {
 
     /// A cached packet by source sequence number.
     pub fn cached(&self, seq: u16) -> Option<Arc<rtp::Packet>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(seq)
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(seq)
     }
 
     /// Whether a keyframe request may be sent now (throttled to one per

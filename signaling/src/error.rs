@@ -73,7 +73,11 @@ mod tests {
 
     #[test]
     fn wire_string_matches_serde() {
-        for code in [ErrorCode::RoomFull, ErrorCode::InvalidSdp, ErrorCode::TokenExpired] {
+        for code in [
+            ErrorCode::RoomFull,
+            ErrorCode::InvalidSdp,
+            ErrorCode::TokenExpired,
+        ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

@@ -87,7 +87,10 @@ mod tests {
         n.offer_sent();
         n.mark_needed();
         n.mark_needed();
-        assert!(!n.should_offer(), "no second offer while one is outstanding");
+        assert!(
+            !n.should_offer(),
+            "no second offer while one is outstanding"
+        );
         assert!(n.on_client_answer());
         assert!(n.should_offer());
         n.offer_sent();

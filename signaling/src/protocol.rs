@@ -105,6 +105,10 @@ pub enum ClientMessage {
     Join {
         /// A Cascade access token (JWT).
         token: String,
+        /// The room the client expects; refused with `permission_denied` if the token names
+        /// another room. Optional: the token's room is used when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Join options.
         #[serde(default, flatten)]
         options: JoinOptions,
@@ -370,6 +374,7 @@ mod tests {
             msg,
             ClientMessage::Join {
                 token: "t".into(),
+                room: None,
                 options: JoinOptions::default()
             }
         );
@@ -387,7 +392,10 @@ mod tests {
         assert_eq!(code(r#"{"no":"type"}"#), ErrorCode::InvalidMessage);
         assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownMessageType);
         assert_eq!(code(r#"{"type":"offer"}"#), ErrorCode::InvalidMessage);
-        let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(MAX_MESSAGE_SIZE));
+        let big = format!(
+            r#"{{"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_SIZE)
+        );
         assert_eq!(code(&big), ErrorCode::MessageTooLarge);
     }
 

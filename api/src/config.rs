@@ -1,0 +1,525 @@
+//! Server configuration and the `cascade` command line.
+//!
+//! Layers, highest first: CLI flags > `CASCADE_*` environment variables > the TOML file given by
+//! `--config` > built-in defaults. Documented in docs/configuration.md.
+//!
+//! Layering uses `figment` (toml feature): it merges serde providers in a fixed order and its
+//! errors name the offending key and where it came from (e.g. the TOML file), so we need no
+//! merging code of our own. Environment variables are parsed here instead of by figment's `Env`
+//! provider so that lists can be comma-separated, every value gets a typed error naming its
+//! variable, and tests can pass an explicit environment rather than mutate the process's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use clap::{Parser, Subcommand, ValueEnum};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// API key used when none is configured. Development only.
+pub const DEFAULT_API_KEY: &str = "devkey";
+/// API secret used when none is configured. Development only: it is public.
+pub const DEFAULT_API_SECRET: &str = "devsecret-cascade-development-only-0123456789";
+/// Shortest accepted API secret, in bytes (HS256 wants at least 256 bits of key).
+pub const MIN_API_SECRET_LEN: usize = 32;
+/// Prefix of the environment variables read by [`load`].
+pub const ENV_PREFIX: &str = "CASCADE_";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The server's configuration, after layering (see the module docs).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP/WebSocket listener.
+    pub http_addr: SocketAddr,
+    /// The one UDP port for all media, bound on 0.0.0.0 (0 = ephemeral, for tests).
+    pub udp_port: u16,
+    /// Addresses advertised in ICE candidates (1:1 NAT); empty = the host's interface addresses.
+    pub public_ips: Vec<IpAddr>,
+    /// API key: the `iss` of accepted tokens.
+    pub api_key: String,
+    /// API secret: the HS256 key of accepted tokens (at least 32 bytes).
+    pub api_secret: String,
+    /// How long an empty room is kept before it is closed.
+    #[serde(with = "humantime_serde")]
+    pub room_empty_timeout: Duration,
+    /// Most participants in one room (0 = unlimited).
+    pub max_participants: u32,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Media worker threads (0 = one per core).
+    pub workers: usize,
+    /// STUN/TURN URLs handed to clients.
+    pub ice_servers: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 7880),
+            udp_port: 7882,
+            public_ips: Vec::new(),
+            api_key: DEFAULT_API_KEY.to_owned(),
+            api_secret: DEFAULT_API_SECRET.to_owned(),
+            room_empty_timeout: Duration::from_secs(30),
+            max_participants: 100,
+            log_format: LogFormat::Text,
+            workers: 0,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// Like a derived `Debug`, but never prints the API secret.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field("udp_port", &self.udp_port)
+            .field("public_ips", &self.public_ips)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"<redacted>")
+            .field("room_empty_timeout", &self.room_empty_timeout)
+            .field("max_participants", &self.max_participants)
+            .field("log_format", &self.log_format)
+            .field("workers", &self.workers)
+            .field("ice_servers", &self.ice_servers)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Whether tokens are signed with the public development secret ([`DEFAULT_API_SECRET`]),
+    /// i.e. anyone can mint tokens for this server.
+    pub fn is_dev_secret(&self) -> bool {
+        self.api_secret == DEFAULT_API_SECRET
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(!self.api_key.is_empty(), "api_key must not be empty");
+        ensure!(
+            self.api_secret.len() >= MIN_API_SECRET_LEN,
+            "api_secret must be at least {MIN_API_SECRET_LEN} bytes long (it is {})",
+            self.api_secret.len()
+        );
+        if let Some(ip) = self.public_ips.iter().find(|ip| ip.is_unspecified()) {
+            bail!("public IP {ip} is unspecified and cannot be advertised");
+        }
+        for url in &self.ice_servers {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            ensure!(
+                matches!(scheme, "stun" | "stuns" | "turn" | "turns"),
+                "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The `cascade` command line.
+#[derive(Debug, Parser)]
+#[command(name = "cascade", version, about = "Cascade SFU media server")]
+pub struct Cli {
+    /// Server options (the server runs when no subcommand is given).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Subcommand; none runs the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `cascade` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an access token (JWT) signed with the configured API key and secret.
+    Token(TokenArgs),
+}
+
+/// Flags of `cascade token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Room the token grants joining.
+    #[arg(long)]
+    pub room: String,
+    /// Participant identity (unique within the room).
+    #[arg(long)]
+    pub identity: String,
+    /// Forbid publishing media.
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Forbid subscribing to media.
+    #[arg(long)]
+    pub no_subscribe: bool,
+    /// Forbid publishing data.
+    #[arg(long)]
+    pub no_publish_data: bool,
+    /// Grant room administration.
+    #[arg(long)]
+    pub admin: bool,
+    /// Validity, e.g. "6h" or "30m".
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+}
+
+/// Server flags. Each overrides its `CASCADE_*` variable, the TOML file and the default.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as in docs/configuration.md).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP/WebSocket listen address [env: CASCADE_HTTP_ADDR] [default: 0.0.0.0:7880].
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// UDP media port, bound on 0.0.0.0; 0 = ephemeral [env: CASCADE_UDP_PORT] [default: 7882].
+    #[arg(long, value_name = "PORT")]
+    pub udp_port: Option<u16>,
+    /// IP to advertise for 1:1 NAT; repeat or comma-separate [env: CASCADE_PUBLIC_IP]
+    /// [default: the host's interface addresses].
+    #[arg(long = "public-ip", value_name = "IP", value_delimiter = ',')]
+    pub public_ips: Vec<IpAddr>,
+    /// API key, the issuer of accepted tokens [env: CASCADE_API_KEY] [default: devkey].
+    #[arg(long, value_name = "KEY", global = true)]
+    pub api_key: Option<String>,
+    /// API secret, at least 32 bytes; prefer the env variable, flags are visible in `ps`
+    /// [env: CASCADE_API_SECRET] [default: a public development secret].
+    #[arg(long, value_name = "SECRET", global = true)]
+    pub api_secret: Option<String>,
+    /// How long an empty room is kept, e.g. "30s" [env: CASCADE_ROOM_EMPTY_TIMEOUT]
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub room_empty_timeout: Option<Duration>,
+    /// Most participants per room, 0 = unlimited [env: CASCADE_MAX_PARTICIPANTS] [default: 100].
+    #[arg(long, value_name = "N")]
+    pub max_participants: Option<u32>,
+    /// Log format [env: CASCADE_LOG_FORMAT] [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Media worker threads, 0 = one per core [env: CASCADE_WORKERS] [default: 0].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// STUN/TURN URL given to clients; repeat or comma-separate [env: CASCADE_ICE_SERVERS].
+    #[arg(long = "ice-server", value_name = "URL", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        fn list<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+            (!v.is_empty()).then(|| v.to_vec())
+        }
+        Overrides {
+            http_addr: self.http_addr,
+            udp_port: self.udp_port,
+            public_ips: list(&self.public_ips),
+            api_key: self.api_key.clone(),
+            api_secret: self.api_secret.clone(),
+            room_empty_timeout: self.room_empty_timeout,
+            max_participants: self.max_participants,
+            log_format: self.log_format,
+            workers: self.workers,
+            ice_servers: list(&self.ice_servers),
+        }
+    }
+}
+
+/// One layer of set values; unset ones are left out so lower layers show through.
+#[derive(Debug, Default, Serialize)]
+struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    udp_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_ips: Option<Vec<IpAddr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_secret: Option<String>,
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    room_empty_timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_participants: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ice_servers: Option<Vec<String>>,
+}
+
+impl Overrides {
+    /// Reads the `CASCADE_*` variables of `env`; empty values count as unset.
+    fn from_env(env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        fn var<T, E: fmt::Display>(
+            env: &BTreeMap<String, String>,
+            name: &str,
+            parse: impl Fn(&str) -> Result<T, E>,
+        ) -> anyhow::Result<Option<T>> {
+            match env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => parse(v)
+                    .map(Some)
+                    .map_err(|e| anyhow!("invalid {name}={v:?}: {e}")),
+            }
+        }
+        fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, T::Err> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::parse)
+                .collect()
+        }
+        let string = |s: &str| Ok::<_, std::convert::Infallible>(s.to_owned());
+        Ok(Self {
+            http_addr: var(env, "CASCADE_HTTP_ADDR", str::parse)?,
+            udp_port: var(env, "CASCADE_UDP_PORT", str::parse)?,
+            public_ips: var(env, "CASCADE_PUBLIC_IP", list)?,
+            api_key: var(env, "CASCADE_API_KEY", string)?,
+            api_secret: var(env, "CASCADE_API_SECRET", string)?,
+            room_empty_timeout: var(env, "CASCADE_ROOM_EMPTY_TIMEOUT", humantime::parse_duration)?,
+            max_participants: var(env, "CASCADE_MAX_PARTICIPANTS", str::parse)?,
+            log_format: var(env, "CASCADE_LOG_FORMAT", |s| LogFormat::from_str(s, true))?,
+            workers: var(env, "CASCADE_WORKERS", str::parse)?,
+            ice_servers: var(env, "CASCADE_ICE_SERVERS", list)?,
+        })
+    }
+}
+
+/// Loads the configuration from `cli`, the process environment, the `--config` file and the
+/// defaults, and validates it.
+pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let mut env = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        let value = value
+            .into_string()
+            .map_err(|_| anyhow!("{name} is not valid UTF-8"))?;
+        env.insert(name.to_owned(), value);
+    }
+    load_with_env(cli, &env)
+}
+
+/// Like [`load`], but reads the `CASCADE_*` variables from `env` instead of the process
+/// environment (for tests).
+pub fn load_with_env(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+    let mut figment = Figment::new();
+    if let Some(path) = &cli.serve.config {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let config: Config = figment
+        .merge(Serialized::defaults(Overrides::from_env(env)?))
+        .merge(Serialized::defaults(cli.serve.overrides()))
+        .extract()
+        .context("invalid configuration")?;
+    config.validate().context("invalid configuration")?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("cascade").chain(args.iter().copied())).unwrap()
+    }
+
+    fn env(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A TOML file in the temp dir, removed on drop.
+    struct TempToml(PathBuf);
+
+    impl TempToml {
+        fn new(name: &str, contents: &str) -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "cascade-config-test-{}-{name}.toml",
+                std::process::id()
+            ));
+            std::fs::write(&path, contents).unwrap();
+            Self(path)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempToml {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = load_with_env(&cli(&[]), &env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(
+            config.http_addr,
+            "0.0.0.0:7880".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(config.room_empty_timeout, Duration::from_secs(30));
+        assert!(config.is_dev_secret());
+    }
+
+    #[test]
+    fn cli_beats_env_beats_file_beats_defaults() {
+        let file = TempToml::new(
+            "precedence",
+            r#"
+            udp_port = 1001
+            api_key = "filekey"
+            max_participants = 5
+            room_empty_timeout = "1m"
+            "#,
+        );
+        let env = env(&[
+            ("CASCADE_UDP_PORT", "1002"),
+            ("CASCADE_API_KEY", "envkey"),
+            ("CASCADE_ROOM_EMPTY_TIMEOUT", "2m 30s"),
+        ]);
+        let config =
+            load_with_env(&cli(&["--config", file.arg(), "--udp-port", "1003"]), &env).unwrap();
+        assert_eq!(config.udp_port, 1003, "CLI wins over env and file");
+        assert_eq!(config.api_key, "envkey", "env wins over file");
+        assert_eq!(config.room_empty_timeout, Duration::from_secs(150));
+        assert_eq!(config.max_participants, 5, "file wins over default");
+        assert_eq!(config.workers, 0, "default when unset everywhere");
+    }
+
+    #[test]
+    fn lists_are_repeatable_and_comma_separated() {
+        let config = load_with_env(
+            &cli(&[
+                "--public-ip",
+                "203.0.113.1,203.0.113.2",
+                "--public-ip",
+                "2001:db8::1",
+            ]),
+            &env(&[("CASCADE_ICE_SERVERS", "stun:a.example:3478, turn:b.example")]),
+        )
+        .unwrap();
+        let ips: Vec<IpAddr> = ["203.0.113.1", "203.0.113.2", "2001:db8::1"]
+            .map(|ip| ip.parse().unwrap())
+            .into();
+        assert_eq!(config.public_ips, ips);
+        assert_eq!(
+            config.ice_servers,
+            ["stun:a.example:3478", "turn:b.example"]
+        );
+
+        let config =
+            load_with_env(&cli(&[]), &env(&[("CASCADE_PUBLIC_IP", "198.51.100.7")])).unwrap();
+        assert_eq!(
+            config.public_ips,
+            ["198.51.100.7".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn every_env_variable_is_read() {
+        let config = load_with_env(
+            &cli(&[]),
+            &env(&[
+                ("CASCADE_HTTP_ADDR", "127.0.0.1:9000"),
+                ("CASCADE_UDP_PORT", "0"),
+                (
+                    "CASCADE_API_SECRET",
+                    "an-operator-secret-of-at-least-32-bytes",
+                ),
+                ("CASCADE_MAX_PARTICIPANTS", "0"),
+                ("CASCADE_LOG_FORMAT", "JSON"),
+                ("CASCADE_WORKERS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.http_addr,
+            "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(config.udp_port, 0);
+        assert!(!config.is_dev_secret());
+        assert_eq!(config.max_participants, 0);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.workers, 3);
+    }
+
+    #[test]
+    fn token_subcommand_takes_config_and_key_flags() {
+        let cli = cli(&[
+            "token",
+            "--room",
+            "demo",
+            "--identity",
+            "alice",
+            "--no-publish",
+            "--api-key",
+            "k",
+        ]);
+        let Some(Command::Token(args)) = &cli.command else {
+            panic!("expected token subcommand");
+        };
+        assert_eq!(
+            (args.room.as_str(), args.identity.as_str()),
+            ("demo", "alice")
+        );
+        assert!(args.no_publish && !args.no_subscribe && !args.admin);
+        assert_eq!(args.ttl, Duration::from_secs(6 * 3600));
+        assert_eq!(load_with_env(&cli, &env(&[])).unwrap().api_key, "k");
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        let err = |cli: &Cli, vars: &[(&str, &str)]| {
+            format!("{:#}", load_with_env(cli, &env(vars)).unwrap_err())
+        };
+        let e = err(&cli(&[]), &[("CASCADE_UDP_PORT", "seventy")]);
+        assert!(e.contains("CASCADE_UDP_PORT"), "{e}");
+        let e = err(&cli(&[]), &[("CASCADE_API_SECRET", "short")]);
+        assert!(e.contains("at least 32 bytes"), "{e}");
+        let e = err(&cli(&[]), &[("CASCADE_ICE_SERVERS", "http://x")]);
+        assert!(e.contains("stun:"), "{e}");
+        let e = err(&cli(&["--public-ip", "0.0.0.0"]), &[]);
+        assert!(e.contains("unspecified"), "{e}");
+
+        let file = TempToml::new("bad-type", "udp_port = \"many\"");
+        let e = err(&cli(&["--config", file.arg()]), &[]);
+        assert!(e.contains("udp_port"), "{e}");
+        let file = TempToml::new("unknown-key", "udp_prot = 1");
+        let e = err(&cli(&["--config", file.arg()]), &[]);
+        assert!(e.contains("udp_prot"), "{e}");
+        let e = err(&cli(&["--config", "/nonexistent/cascade.toml"]), &[]);
+        assert!(e.contains("cascade.toml"), "{e}");
+
+        assert!(Cli::try_parse_from(["cascade", "--udp-port", "70000"]).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Cascade's HTTP/WebSocket front end: configuration, access tokens, metrics and the server.
+
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod session;

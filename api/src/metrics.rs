@@ -1,0 +1,241 @@
+//! Prometheus metrics for `/metrics`, on a registry of their own.
+//!
+//! Signaling counters are incremented as messages flow; room gauges and the media counters
+//! (mirrored from [`StatsSnapshot`]) are brought up to date at scrape time by [`Metrics::render`].
+
+use std::sync::Mutex;
+
+use cascade_sfu::stats::StatsSnapshot;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// Room-level counts at scrape time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoomGauges {
+    /// Open rooms.
+    pub rooms: u64,
+    /// Participants in all rooms.
+    pub participants: u64,
+    /// Published audio tracks.
+    pub audio_tracks: u64,
+    /// Published video tracks.
+    pub video_tracks: u64,
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    signaling_messages: IntCounterVec,
+    rooms: IntGauge,
+    participants: IntGauge,
+    tracks: IntGaugeVec,
+    rtp_packets: IntCounterVec,
+    rtp_bytes: IntCounterVec,
+    nacks: IntCounterVec,
+    keyframe_requests: IntCounterVec,
+    retransmissions: IntCounter,
+    peer_connection_failures: IntCounter,
+    /// Serializes scrapes so two cannot both add the same snapshot delta.
+    mirror: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates every metric on a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+            r.register(Box::new(c.clone()))
+                .expect("metric names and labels are fixed and unique");
+            c
+        }
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            register(&registry, c)
+        };
+        let counter = |name: &str, help: &str| {
+            register(
+                &registry,
+                IntCounter::new(name, help).expect("valid metric"),
+            )
+        };
+        let gauge = |name: &str, help: &str| {
+            register(&registry, IntGauge::new(name, help).expect("valid metric"))
+        };
+        let metrics = Self {
+            signaling_messages: counter_vec(
+                "cascade_signaling_messages_total",
+                "Signaling messages, by direction (in/out) and message type.",
+                &["direction", "type"],
+            ),
+            rooms: gauge("cascade_rooms", "Open rooms."),
+            participants: gauge("cascade_participants", "Participants in all rooms."),
+            tracks: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("cascade_tracks", "Published tracks, by kind."),
+                    &["kind"],
+                )
+                .expect("valid metric"),
+            ),
+            rtp_packets: counter_vec(
+                "cascade_rtp_packets_total",
+                "RTP packets received from publishers (in) and sent to subscribers (out).",
+                &["direction"],
+            ),
+            rtp_bytes: counter_vec(
+                "cascade_rtp_bytes_total",
+                "RTP bytes received from publishers (in) and sent to subscribers (out).",
+                &["direction"],
+            ),
+            nacks: counter_vec(
+                "cascade_nacks_total",
+                "NACKs received from subscribers and sent to publishers.",
+                &["direction"],
+            ),
+            keyframe_requests: counter_vec(
+                "cascade_keyframe_requests_total",
+                "PLIs and FIRs received from subscribers; keyframe requests sent to publishers.",
+                &["type"],
+            ),
+            retransmissions: counter(
+                "cascade_retransmissions_total",
+                "Packets retransmitted to subscribers from the packet cache.",
+            ),
+            peer_connection_failures: counter(
+                "cascade_peer_connection_failures_total",
+                "Peer connections that failed (ICE or DTLS failure, timeout).",
+            ),
+            mirror: Mutex::new(()),
+            registry,
+        };
+        // Mirrored children exist from the start so every series is exported, even at 0.
+        metrics.mirror_snapshot(&StatsSnapshot::default());
+        metrics.set_gauges(&RoomGauges::default());
+        metrics
+    }
+
+    /// Counts one signaling message; `direction` is `"in"` or `"out"`, `ty` the message `type`
+    /// (keep it to the protocol's fixed set: each value is a time series).
+    pub fn signaling_message(&self, direction: &str, ty: &str) {
+        self.signaling_messages
+            .with_label_values(&[direction, ty])
+            .inc();
+    }
+
+    /// Updates the gauges and mirrored media counters from the inputs, then renders every
+    /// metric in the Prometheus text exposition format.
+    pub fn render(&self, media: &StatsSnapshot, gauges: &RoomGauges) -> String {
+        {
+            let _guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+            self.mirror_snapshot(media);
+        }
+        self.set_gauges(gauges);
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| {
+                tracing::error!("encoding metrics: {e}");
+                String::new()
+            })
+    }
+
+    fn set_gauges(&self, g: &RoomGauges) {
+        let set = |gauge: &IntGauge, v: u64| gauge.set(i64::try_from(v).unwrap_or(i64::MAX));
+        set(&self.rooms, g.rooms);
+        set(&self.participants, g.participants);
+        set(&self.tracks.with_label_values(&["audio"]), g.audio_tracks);
+        set(&self.tracks.with_label_values(&["video"]), g.video_tracks);
+    }
+
+    /// Raises each mirrored counter to its snapshot value (counters never go down).
+    fn mirror_snapshot(&self, s: &StatsSnapshot) {
+        let mirror = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        let vec =
+            |c: &IntCounterVec, label: &str, v: u64| mirror(&c.with_label_values(&[label]), v);
+        vec(&self.rtp_packets, "in", s.rtp_packets_in);
+        vec(&self.rtp_packets, "out", s.rtp_packets_out);
+        vec(&self.rtp_bytes, "in", s.rtp_bytes_in);
+        vec(&self.rtp_bytes, "out", s.rtp_bytes_out);
+        vec(&self.nacks, "received", s.nacks_received);
+        vec(&self.nacks, "sent", s.nacks_sent);
+        vec(&self.keyframe_requests, "pli_received", s.plis_received);
+        vec(&self.keyframe_requests, "fir_received", s.firs_received);
+        vec(&self.keyframe_requests, "sent", s.keyframe_requests_sent);
+        mirror(&self.retransmissions, s.retransmissions);
+        mirror(&self.peer_connection_failures, s.peer_connection_failures);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_exports_every_metric() {
+        let metrics = Metrics::new();
+        metrics.signaling_message("in", "join");
+        metrics.signaling_message("out", "joined");
+        let out = metrics.render(&StatsSnapshot::default(), &RoomGauges::default());
+        for name in [
+            "cascade_signaling_messages_total",
+            "cascade_rooms",
+            "cascade_participants",
+            "cascade_tracks",
+            "cascade_rtp_packets_total",
+            "cascade_rtp_bytes_total",
+            "cascade_nacks_total",
+            "cascade_keyframe_requests_total",
+            "cascade_retransmissions_total",
+            "cascade_peer_connection_failures_total",
+        ] {
+            assert!(
+                out.contains(&format!("# TYPE {name} ")),
+                "{name} missing in:\n{out}"
+            );
+        }
+        assert!(out.contains(r#"cascade_signaling_messages_total{direction="in",type="join"} 1"#));
+    }
+
+    #[test]
+    fn render_mirrors_inputs() {
+        let metrics = Metrics::new();
+        let mut media = StatsSnapshot {
+            rtp_packets_in: 10,
+            plis_received: 2,
+            retransmissions: 4,
+            ..Default::default()
+        };
+        let gauges = RoomGauges {
+            rooms: 1,
+            participants: 3,
+            audio_tracks: 2,
+            video_tracks: 1,
+        };
+        metrics.render(&media, &gauges);
+        media.rtp_packets_in = 25;
+        let out = metrics.render(&media, &gauges);
+        for line in [
+            r#"cascade_rtp_packets_total{direction="in"} 25"#,
+            r#"cascade_rtp_packets_total{direction="out"} 0"#,
+            r#"cascade_keyframe_requests_total{type="pli_received"} 2"#,
+            "cascade_retransmissions_total 4",
+            "cascade_rooms 1",
+            "cascade_participants 3",
+            r#"cascade_tracks{kind="audio"} 2"#,
+            r#"cascade_tracks{kind="video"} 1"#,
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "{line:?} missing in:\n{out}"
+            );
+        }
+    }
+}

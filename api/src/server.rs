@@ -1,0 +1,260 @@
+//! The HTTP server: WebSocket signaling at `/ws`, health, metrics and the embedded web pages.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cascade_sfu::room::{RoomConfig, Rooms};
+use cascade_sfu::{MediaConfig, MediaServer};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::Config;
+use crate::metrics::{Metrics, RoomGauges};
+use crate::session;
+
+/// Path of the WebSocket signaling endpoint.
+pub const WS_PATH: &str = "/ws";
+/// Largest WebSocket message the transport accepts; larger ones close the connection (1009).
+/// Messages between this and the protocol limit (64 KiB) get a `message_too_large` error.
+const WS_TRANSPORT_LIMIT: usize = 1024 * 1024;
+/// How long shutdown waits for sessions to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// State shared by every request handler.
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Config,
+    /// The room model (and through it the media plane).
+    pub rooms: Rooms,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    sessions: AtomicUsize,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Decrements the live-session count when a session ends.
+pub struct SessionGuard(Arc<AppState>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Relaxed);
+    }
+}
+
+impl AppState {
+    /// Counts a live session until the guard drops.
+    pub fn session_guard(self: &Arc<Self>) -> SessionGuard {
+        self.sessions.fetch_add(1, Relaxed);
+        SessionGuard(self.clone())
+    }
+
+    /// Live WebSocket sessions (tasks).
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Relaxed)
+    }
+
+    /// Changes when the server begins shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// The media plane.
+    pub fn media(&self) -> &Arc<MediaServer> {
+        self.rooms.media()
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    /// Where HTTP is served.
+    pub http_addr: SocketAddr,
+    /// Shared state, for inspection by tests.
+    pub state: Arc<AppState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The UDP media port.
+    pub fn udp_port(&self) -> u16 {
+        self.state.media().port()
+    }
+
+    /// The WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{WS_PATH}", self.http_addr)
+    }
+
+    /// Tells every participant to leave, waits briefly for them, then stops serving.
+    pub async fn shutdown(self) {
+        let state = self.state.clone();
+        state.rooms.kick_all("server_shutdown");
+        let _ = state.shutdown.send(true);
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while state.sessions() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
+        let media = state.media().clone();
+        tokio::task::spawn_blocking(move || media.shutdown())
+            .await
+            .ok();
+    }
+}
+
+/// Binds the HTTP and UDP ports and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    let mut bind = config.http_addr;
+    let media = MediaServer::start(MediaConfig {
+        bind: SocketAddr::new(bind_ip(&config), config.udp_port),
+        public_ips: config.public_ips.clone(),
+        workers: config.workers,
+    })
+    .with_context(|| format!("binding UDP port {}", config.udp_port))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding HTTP address {bind}"))?;
+    bind = listener.local_addr()?;
+    let (shutdown, mut stopped) = watch::channel(false);
+    let state = Arc::new(AppState {
+        rooms: Rooms::new(
+            media,
+            RoomConfig {
+                max_participants: config.max_participants,
+                empty_timeout: config.room_empty_timeout,
+            },
+        ),
+        config,
+        metrics: Metrics::new(),
+        sessions: AtomicUsize::new(0),
+        shutdown,
+    });
+    let app = router(state.clone());
+    let reaper = state.clone();
+    tokio::spawn(async move {
+        let mut stopped = reaper.shutdown_signal();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => reaper.rooms.reap_empty(Instant::now()),
+                _ = stopped.changed() => break,
+            }
+        }
+    });
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.changed().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("http server: {e}");
+        }
+    });
+    info!(http = %bind, udp = state.media().port(), "cascade serving");
+    Ok(ServerHandle {
+        http_addr: bind,
+        state,
+        task,
+    })
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let handle = start(config).await?;
+    wait_for_signal().await;
+    info!("shutting down");
+    tokio::time::timeout(Duration::from_secs(4), handle.shutdown())
+        .await
+        .ok();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn bind_ip(config: &Config) -> std::net::IpAddr {
+    match config.http_addr.ip() {
+        ip if ip.is_loopback() => ip,
+        _ => std::net::Ipv4Addr::UNSPECIFIED.into(),
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(WS_PATH, get(ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(get(static_file))
+        .with_state(state)
+}
+
+async fn ws(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(WS_TRANSPORT_LIMIT)
+        .max_frame_size(WS_TRANSPORT_LIMIT)
+        .on_upgrade(move |socket| session::run(socket, state))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if *state.shutdown.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let c = state.rooms.counts();
+    let gauges = RoomGauges {
+        rooms: c.rooms,
+        participants: c.participants,
+        audio_tracks: c.audio_tracks,
+        video_tracks: c.video_tracks,
+    };
+    let body = state.metrics.render(&state.media().stats(), &gauges);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The browser pages and scripts of `web-demo/`, compiled into the binary.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "../web-demo/"]
+#[exclude = "tests/*"]
+#[exclude = "node_modules/*"]
+#[exclude = "package*.json"]
+#[exclude = "test-results/*"]
+struct Assets;
+
+async fn static_file(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    match Assets::get(path) {
+        Some(file) => {
+            let mime = mime_guess::from_path(path).first_or_octet_stream();
+            (
+                [(header::CONTENT_TYPE, mime.as_ref().to_owned())],
+                file.data.into_owned(),
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}

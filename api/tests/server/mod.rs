@@ -1,0 +1,76 @@
+//! Starting an in-process Cascade server and minting tokens for integration tests.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, SystemTime};
+
+use cascade_api::auth::{self, Grants};
+use cascade_api::config::Config;
+use cascade_api::server::{self, ServerHandle};
+
+/// API key of test servers.
+pub const KEY: &str = "testkey";
+/// API secret of test servers.
+pub const SECRET: &str = "test-secret-that-is-long-enough-0123456789";
+
+/// A config for a test server on loopback with ephemeral ports.
+pub fn config() -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        udp_port: 0,
+        public_ips: vec!["127.0.0.1".parse().unwrap()],
+        api_key: KEY.into(),
+        api_secret: SECRET.into(),
+        workers: 2,
+        ..Config::default()
+    }
+}
+
+/// Starts a server with [`config`] tweaked by `f`.
+pub async fn start_with(f: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut c = config();
+    f(&mut c);
+    server::start(c).await.expect("server starts")
+}
+
+/// Starts a server with the test config.
+pub async fn start() -> ServerHandle {
+    start_with(|_| {}).await
+}
+
+/// A token for `identity` in `room` with the given grants tweak.
+pub fn token_with(room: &str, identity: &str, f: impl FnOnce(&mut Grants)) -> String {
+    let mut g = Grants::new(room);
+    f(&mut g);
+    auth::mint(
+        KEY,
+        SECRET,
+        identity,
+        g,
+        Duration::from_secs(600),
+        SystemTime::now(),
+    )
+    .unwrap()
+}
+
+/// A full-permission token.
+pub fn token(room: &str, identity: &str) -> String {
+    token_with(room, identity, |_| {})
+}
+
+/// A subscribe-only token.
+pub fn viewer_token(room: &str, identity: &str) -> String {
+    token_with(room, identity, |g| g.can_publish = false)
+}
+
+/// Waits until `f` holds, polling every 20 ms, for at most `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
