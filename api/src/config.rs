@@ -324,6 +324,8 @@ pub fn load(cli: &Cli) -> anyhow::Result<Config> {
 pub fn load_with_env(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
     let mut figment = Figment::new();
     if let Some(path) = &cli.serve.config {
+        std::fs::metadata(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         figment = figment.merge(Toml::file_exact(path));
     }
     let config: Config = figment

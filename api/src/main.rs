@@ -68,7 +68,7 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()
-        .context("invalid RUST_LOG")?;
+        .map_err(|e| anyhow!("invalid RUST_LOG: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -89,13 +89,21 @@ fn print_banner(config: &Config) {
     };
     let addr = SocketAddr::new(ip, config.http_addr.port());
     let udp = match config.udp_port {
-        0 => "ephemeral".to_owned(),
-        port => port.to_string(),
+        0 => "an ephemeral port".to_owned(),
+        port => format!("port {port}"),
+    };
+    let public_ips = match config.public_ips.as_slice() {
+        [] => "the host's interface addresses".to_owned(),
+        ips => ips
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     eprintln!("Cascade {}", env!("CARGO_PKG_VERSION"));
     eprintln!("  HTTP:       http://{addr}/");
     eprintln!("  WebSocket:  ws://{addr}/ws");
-    eprintln!("  UDP media:  0.0.0.0:{udp}");
+    eprintln!("  UDP media:  {udp} on all interfaces, advertised as {public_ips}");
     if config.is_dev_secret() {
         eprintln!();
         eprintln!("WARNING: using the built-in development API key and secret.");

@@ -7,12 +7,21 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
 
+use std::sync::Arc;
+
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+
+use crate::feedback_tap::{FEEDBACK_TAP_SLOT, FeedbackTap};
+use crate::stats::MediaStats;
+
 /// Builds the media engine (Opus, VP8, VP9, H.264, AV1 with RTX and the usual feedback) and the
 /// interceptors of one server peer connection: receiver/sender reports, TWCC feedback to
-/// publishers and NACK generation towards publishers. NACKs *from* subscribers are not answered
-/// by an interceptor but from Cascade's per-track packet cache.
-pub fn media_engine_and_interceptors() -> Result<(MediaEngine, Registry), rtc::shared::error::Error>
-{
+/// publishers, NACK generation towards publishers, NACK answering towards subscribers (RTX when
+/// negotiated), and the [`FeedbackTap`] that surfaces subscribers' PLI/FIR/NACK and counts
+/// retransmissions in `stats`.
+pub fn media_engine_and_interceptors(
+    stats: Arc<MediaStats>,
+) -> Result<(MediaEngine, Registry), rtc::shared::error::Error> {
     let mut engine = MediaEngine::default();
     engine.register_default_codecs()?;
     for fb in [("nack", ""), ("nack", "pli"), ("ccm", "fir")] {
@@ -32,10 +41,10 @@ pub fn media_engine_and_interceptors() -> Result<(MediaEngine, Registry), rtc::s
         RtpCodecKind::Audio,
     );
     configure_simulcast_extension_headers(&mut engine)?;
-    let registry = Registry::new().with(
-        rtc::interceptor::Slot::NackGenerator,
-        rtc::interceptor::NackGeneratorBuilder::new().build(),
-    );
+    let registry = Registry::new()
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::Custom(FEEDBACK_TAP_SLOT), FeedbackTap::new(stats));
     let registry = configure_twcc_receiver_only(registry, &mut engine)?;
     let registry = configure_rtcp_reports(registry);
     Ok((engine, registry))

@@ -1,15 +1,15 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
-//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`packet_cache`], [`sdp`]), the
+//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`]), the
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
 pub mod codecs;
 pub mod demux;
 pub mod error;
+pub mod feedback_tap;
 pub mod ids;
 pub mod munger;
-pub mod packet_cache;
 pub mod peer;
 pub mod room;
 pub mod sdp;

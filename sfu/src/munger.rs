@@ -59,22 +59,6 @@ impl Munger {
         out
     }
 
-    /// Maps a subscriber sequence number back to the current source's (for NACKs).
-    pub fn source_seq(&self, out_seq: u16) -> u16 {
-        out_seq.wrapping_sub(self.seq_offset)
-    }
-
-    /// Maps a retransmitted packet of the current source without touching the state; `None`
-    /// if `ssrc` is not the current source.
-    pub fn retransmission(&self, ssrc: u32, seq: u16, ts: u32) -> Option<(u16, u32)> {
-        (self.source == Some(ssrc)).then(|| {
-            (
-                seq.wrapping_add(self.seq_offset),
-                ts.wrapping_add(self.ts_offset),
-            )
-        })
-    }
-
     fn switch_to(&mut self, ssrc: u32, seq: u16, ts: u32, now: Instant) {
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last.at);
@@ -97,7 +81,6 @@ mod tests {
         let mut m = Munger::new(90_000);
         assert_eq!(m.rewrite(1, 65535, 10, t), (65535, 10));
         assert_eq!(m.rewrite(1, 0, 3010, t), (0, 3010));
-        assert_eq!(m.source_seq(0), 0);
     }
 
     #[test]
@@ -115,12 +98,6 @@ mod tests {
             m.rewrite(2, 5001, 777_777 + 3000, later),
             (103, 4000 + 12000)
         );
-        assert_eq!(m.source_seq(103), 5001);
-        assert_eq!(
-            m.retransmission(2, 5001, 777_777 + 3000),
-            Some((103, 4000 + 12000))
-        );
-        assert_eq!(m.retransmission(1, 101, 4000), None);
     }
 
     #[test]

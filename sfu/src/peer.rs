@@ -24,7 +24,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
@@ -38,10 +38,9 @@ use tracing::{debug, info, trace, warn};
 
 use crate::error::MediaError;
 use crate::munger::Munger;
-use crate::packet_cache::PacketCache;
 use crate::server::Shared;
 use crate::stats::MediaStats;
-use crate::track::{HeaderExtension, PACKET_CACHE_SIZE, PublishedTrack};
+use crate::track::{HeaderExtension, PublishedTrack};
 use crate::worker::{PeerId, PeerRef};
 
 /// Header extensions never forwarded: they describe the publisher's transport or m-line, not
@@ -385,6 +384,10 @@ impl Peer {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    // Retransmissions go on their own SSRC when the subscriber negotiates RTX.
+                    rtx: (track.kind == TrackKind::Video).then(|| RTCRtpRtxParameters {
+                        ssrc: rand::random::<u32>(),
+                    }),
                     ..Default::default()
                 },
                 codec: track.codec.clone(),
@@ -638,7 +641,6 @@ impl Peer {
             extensions,
             init.ssrc,
             self.me.clone(),
-            PacketCache::new(PACKET_CACHE_SIZE, self.shared.cached_packets.clone()),
         ));
         debug!(peer = self.id, track = %track.id, ?kind, mime = %track.codec.mime_type, "track published");
         self.published.insert(
@@ -664,7 +666,6 @@ impl Peer {
                     (packet.header.marshal_size() + packet.payload.len()) as u64,
                 );
                 let packet = Arc::new(packet);
-                p.track.cache(packet.clone());
                 p.track.for_each_subscriber(|sub| {
                     let _ = sub.tx.send(crate::worker::WorkerMsg::Forward {
                         peer: sub.id,
@@ -674,70 +675,35 @@ impl Peer {
                 });
             }
             RTCMessage::RtcpPacket(track_id, packets) if self.down.contains_key(&track_id) => {
-                self.on_subscriber_feedback(&track_id, packets, msg.now);
+                self.on_subscriber_feedback(&track_id, &packets, msg.now);
             }
             _ => {}
         }
     }
 
-    /// RTCP from this peer about a track it receives from us.
+    /// RTCP from this peer about a track it receives from us. NACKs are answered by the
+    /// connection's NACK responder (RTX when negotiated); they are only counted here.
     fn on_subscriber_feedback(
-        &mut self,
+        &self,
         track_id: &str,
-        packets: Vec<Box<dyn rtcp::Packet>>,
+        packets: &[Box<dyn rtcp::Packet>],
         now: Instant,
     ) {
-        let mut resend = Vec::new();
-        {
-            let Some(d) = self.down.get(track_id) else {
-                return;
-            };
-            let stats = &self.shared.stats;
-            for p in &packets {
-                let any = p.as_any();
-                if any.downcast_ref::<PictureLossIndication>().is_some() {
-                    MediaStats::add(&stats.plis_received, 1);
-                    request_keyframe(&d.track, now);
-                } else if any.downcast_ref::<FullIntraRequest>().is_some() {
-                    MediaStats::add(&stats.firs_received, 1);
-                    request_keyframe(&d.track, now);
-                } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                    MediaStats::add(&stats.nacks_received, 1);
-                    for pair in &nack.nacks {
-                        for seq in pair.packet_list() {
-                            if let Some(pkt) = d.track.cached(d.munger.source_seq(seq)) {
-                                resend.push(pkt);
-                            }
-                        }
-                    }
-                }
+        let Some(d) = self.down.get(track_id) else {
+            return;
+        };
+        let stats = &self.shared.stats;
+        for p in packets {
+            let any = p.as_any();
+            if any.is::<PictureLossIndication>() {
+                MediaStats::add(&stats.plis_received, 1);
+                request_keyframe(&d.track, now);
+            } else if any.is::<FullIntraRequest>() {
+                MediaStats::add(&stats.firs_received, 1);
+                request_keyframe(&d.track, now);
+            } else if any.is::<TransportLayerNack>() {
+                MediaStats::add(&stats.nacks_received, 1);
             }
-        }
-        for pkt in resend {
-            self.retransmit(track_id, &pkt, now);
-        }
-    }
-
-    fn retransmit(&mut self, track_id: &str, packet: &rtp::Packet, now: Instant) {
-        let Some(d) = self.down.get_mut(track_id) else {
-            return;
-        };
-        let Some(mapping) = d.mapping(&mut self.pc) else {
-            return;
-        };
-        let Some((seq, ts)) = d.munger.retransmission(
-            packet.header.ssrc,
-            packet.header.sequence_number,
-            packet.header.timestamp,
-        ) else {
-            return;
-        };
-        let out = rewrite(packet, d.ssrc, &mapping, seq, ts);
-        if let Some(mut s) = self.pc.rtp_sender(d.sender)
-            && s.write_rtp(now, out).is_ok()
-        {
-            MediaStats::add(&self.shared.stats.retransmissions, 1);
-            MediaStats::add(&self.shared.stats.rtp_packets_out, 1);
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -53,9 +53,7 @@ impl Default for MediaConfig {
 /// State shared by the receive thread, the workers and the handles.
 pub(crate) struct Shared {
     /// Media counters.
-    pub(crate) stats: MediaStats,
-    /// Packets held by all track caches.
-    pub(crate) cached_packets: Arc<AtomicI64>,
+    pub(crate) stats: Arc<MediaStats>,
     demux: Mutex<Demuxer<(PeerId, usize)>>,
     peers: AtomicUsize,
 }
@@ -99,8 +97,7 @@ impl MediaServer {
             config.workers
         };
         let shared = Arc::new(Shared {
-            stats: MediaStats::default(),
-            cached_packets: Arc::new(AtomicI64::new(0)),
+            stats: Arc::new(MediaStats::default()),
             demux: Mutex::new(Demuxer::default()),
             peers: AtomicUsize::new(0),
         });
@@ -163,11 +160,6 @@ impl MediaServer {
         self.shared.peers.load(Relaxed)
     }
 
-    /// Packets held in track caches, all tracks together.
-    pub fn cached_packets(&self) -> i64 {
-        self.shared.cached_packets.load(Relaxed)
-    }
-
     /// Creates the server side of a participant's peer connection (ICE-lite, host candidates
     /// on the shared port). Its events go to `events`.
     pub fn create_peer(
@@ -182,8 +174,8 @@ impl MediaServer {
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), random_token(32))
             .build();
-        let (engine, registry) =
-            media_engine_and_interceptors().map_err(|e| MediaError::Internal(e.to_string()))?;
+        let (engine, registry) = media_engine_and_interceptors(self.shared.stats.clone())
+            .map_err(|e| MediaError::Internal(e.to_string()))?;
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(setting)

@@ -6,20 +6,16 @@
 //! (rid) become more sources of the same track later.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cascade_signaling::protocol::{TrackInfo, TrackKind};
-use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
-use crate::packet_cache::PacketCache;
 use crate::worker::PeerRef;
 
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
-/// Packets kept per track to answer NACKs (about 1 s of 2.5 Mbit/s video).
-pub const PACKET_CACHE_SIZE: usize = 512;
 
 /// A header extension negotiated with the publisher: its id and URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +47,6 @@ pub struct PublishedTrack {
     pub publisher: PeerRef,
     muted: AtomicBool,
     subscribers: RwLock<Vec<PeerRef>>,
-    cache: Mutex<PacketCache>,
     last_keyframe_request: Mutex<Option<Instant>>,
 }
 
@@ -67,7 +62,6 @@ impl PublishedTrack {
         extensions: Vec<HeaderExtension>,
         source_ssrc: u32,
         publisher: PeerRef,
-        cache: PacketCache,
     ) -> Self {
         Self {
             id,
@@ -80,7 +74,6 @@ impl PublishedTrack {
             publisher,
             muted: AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
-            cache: Mutex::new(cache),
             last_keyframe_request: Mutex::new(None),
         }
     }
@@ -138,22 +131,6 @@ impl PublishedTrack {
         {
             f(p)
         }
-    }
-
-    /// Caches a packet for retransmission.
-    pub fn cache(&self, packet: Arc<rtp::Packet>) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(packet);
-    }
-
-    /// A cached packet by source sequence number.
-    pub fn cached(&self, seq: u16) -> Option<Arc<rtp::Packet>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(seq)
     }
 
     /// Whether a keyframe request may be sent now (throttled to one per
