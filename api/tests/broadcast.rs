@@ -1,0 +1,75 @@
+//! Broadcast: one publisher, many subscribe-only viewers.
+
+mod server;
+mod support;
+
+use std::time::Duration;
+
+use support::{MediaKind, TestClient};
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_receive_and_a_viewer_cannot_publish() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let host = TestClient::connect(&url).await.unwrap();
+    host.join(&server::token("show", "host"), true)
+        .await
+        .unwrap();
+    let p = host.publish(true, true).await.unwrap();
+    host.wait_connected(T).await.unwrap();
+    let _pumps = [
+        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
+            .unwrap(),
+        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
+            .unwrap(),
+    ];
+    server::eventually(T, "host tracks", || {
+        srv.state.rooms.tracks("show").len() == 2
+    })
+    .await;
+    let tracks: Vec<String> = srv
+        .state
+        .rooms
+        .tracks("show")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+
+    let mut viewers = Vec::new();
+    for i in 0..20 {
+        let v = TestClient::connect(&url).await.unwrap();
+        v.join(&server::viewer_token("show", &format!("viewer{i}")), true)
+            .await
+            .unwrap();
+        viewers.push(v);
+    }
+    for (i, v) in viewers.iter().enumerate() {
+        for t in &tracks {
+            v.wait_for_packets(t, 10, T)
+                .await
+                .unwrap_or_else(|e| panic!("viewer{i} on {t}: {e:#}"));
+        }
+    }
+
+    // A viewer tries to publish: refused with permission_denied, and it keeps viewing.
+    let v = &viewers[0];
+    let err = v
+        .publish(false, true)
+        .await
+        .err()
+        .expect("publishing must be refused");
+    assert!(format!("{err:#}").contains("permission_denied"), "{err:#}");
+    let before = v.received(&tracks[1]).len();
+    server::eventually(T, "viewing continues", || {
+        v.received(&tracks[1]).len() > before + 20
+    })
+    .await;
+    assert_eq!(
+        srv.state.rooms.tracks("show").len(),
+        2,
+        "the viewer published nothing"
+    );
+    srv.shutdown().await;
+}
