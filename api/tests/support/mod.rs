@@ -292,7 +292,8 @@ struct RemoteTrack {
     mid: Option<String>,
     ssrc: Option<u32>,
     ended: bool,
-    seen: std::collections::HashSet<u16>,
+    /// (SSRC, sequence number) of every packet received, to flag duplicates.
+    seen: std::collections::HashSet<(u32, u16)>,
 }
 
 #[derive(Default)]
@@ -605,8 +606,11 @@ async fn read_remote_track(shared: Weak<Shared>, track: Arc<dyn TrackRemote>) {
                 let mut media = s.media.lock().expect("media");
                 let key = media.key_of(&media.remotes[index]);
                 let remote = &mut media.remotes[index];
-                remote.ssrc.get_or_insert(p.header.ssrc);
-                let duplicate = !remote.seen.insert(p.header.sequence_number);
+                // The latest SSRC: a reused m-line may carry a new source.
+                remote.ssrc = Some(p.header.ssrc);
+                let duplicate = !remote
+                    .seen
+                    .insert((p.header.ssrc, p.header.sequence_number));
                 let packet = ReceivedPacket {
                     seq: p.header.sequence_number,
                     ts: p.header.timestamp,

@@ -1,0 +1,72 @@
+//! Operational endpoints: health, readiness, metrics, embedded pages.
+
+mod server;
+mod support;
+
+use std::time::Duration;
+
+use support::{MediaKind, TestClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const T: Duration = Duration::from_secs(15);
+
+/// A bare HTTP/1.1 GET; returns (status, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut buf)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_pages_and_metrics() {
+    let srv = server::start().await;
+    assert_eq!(get(srv.http_addr, "/healthz").await.0, 200);
+    assert_eq!(get(srv.http_addr, "/readyz").await.0, 200);
+    let (status, page) = get(srv.http_addr, "/smoke.html").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
+    assert_eq!(get(srv.http_addr, "/no-such-file").await.0, 404);
+
+    // Some traffic, then the counters reflect it.
+    let url = srv.ws_url();
+    let a = TestClient::connect(&url).await.unwrap();
+    a.join(&server::token("m", "a"), true).await.unwrap();
+    let p = a.publish(true, true).await.unwrap();
+    a.wait_connected(T).await.unwrap();
+    let _pump = p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10)).unwrap();
+    let b = TestClient::connect(&url).await.unwrap();
+    b.join(&server::viewer_token("m", "b"), true).await.unwrap();
+    server::eventually(T, "the video track", || srv.state.rooms.tracks("m").len() == 1).await;
+    let video = srv.state.rooms.tracks("m").into_iter().find(|t| t.codec.as_deref() == Some("video/VP8")).unwrap().id;
+    b.wait_for_packets(&video, 20, T).await.unwrap();
+    b.send_pli(&video).await.unwrap();
+    server::eventually(T, "the PLI counted", || srv.state.media().stats().plis_received > 0).await;
+
+    let (status, body) = get(srv.http_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&body, "cascade_rooms"), 1.0);
+    assert_eq!(metric(&body, "cascade_participants"), 2.0);
+    assert_eq!(metric(&body, "cascade_tracks{kind=\"video\"}"), 1.0);
+    assert!(metric(&body, "cascade_rtp_packets_total{direction=\"in\"}") >= 20.0);
+    assert!(metric(&body, "cascade_rtp_packets_total{direction=\"out\"}") >= 20.0);
+    assert!(metric(&body, "cascade_keyframe_requests_total{type=\"pli_received\"}") >= 1.0);
+    assert!(metric(&body, "cascade_signaling_messages_total{direction=\"in\",type=\"join\"}") >= 2.0);
+    for name in ["cascade_nacks_total", "cascade_retransmissions_total", "cascade_peer_connection_failures_total"] {
+        assert!(body.contains(name), "{name} exported");
+    }
+    srv.shutdown().await;
+}
