@@ -659,6 +659,9 @@ impl Peer {
                 let Some(p) = self.published.get(&track_id) else {
                     return;
                 };
+                if packet.header.ssrc != p.track.source_ssrc {
+                    return; // another simulcast layer: not forwarded yet
+                }
                 let stats = &self.shared.stats;
                 MediaStats::add(&stats.rtp_packets_in, 1);
                 MediaStats::add(
