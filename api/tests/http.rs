@@ -16,10 +16,16 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(T, s.read_to_end(&mut buf)).await.unwrap().unwrap();
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -47,14 +53,29 @@ async fn health_readiness_pages_and_metrics() {
     a.join(&server::token("m", "a"), true).await.unwrap();
     let p = a.publish(true, true).await.unwrap();
     a.wait_connected(T).await.unwrap();
-    let _pump = p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10)).unwrap();
+    let _pump = p
+        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
+        .unwrap();
     let b = TestClient::connect(&url).await.unwrap();
     b.join(&server::viewer_token("m", "b"), true).await.unwrap();
-    server::eventually(T, "the video track", || srv.state.rooms.tracks("m").len() == 1).await;
-    let video = srv.state.rooms.tracks("m").into_iter().find(|t| t.codec.as_deref() == Some("video/VP8")).unwrap().id;
+    server::eventually(T, "the video track", || {
+        srv.state.rooms.tracks("m").len() == 1
+    })
+    .await;
+    let video = srv
+        .state
+        .rooms
+        .tracks("m")
+        .into_iter()
+        .find(|t| t.codec.as_deref() == Some("video/VP8"))
+        .unwrap()
+        .id;
     b.wait_for_packets(&video, 20, T).await.unwrap();
     b.send_pli(&video).await.unwrap();
-    server::eventually(T, "the PLI counted", || srv.state.media().stats().plis_received > 0).await;
+    server::eventually(T, "the PLI counted", || {
+        srv.state.media().stats().plis_received > 0
+    })
+    .await;
 
     let (status, body) = get(srv.http_addr, "/metrics").await;
     assert_eq!(status, 200);
@@ -63,9 +84,23 @@ async fn health_readiness_pages_and_metrics() {
     assert_eq!(metric(&body, "cascade_tracks{kind=\"video\"}"), 1.0);
     assert!(metric(&body, "cascade_rtp_packets_total{direction=\"in\"}") >= 20.0);
     assert!(metric(&body, "cascade_rtp_packets_total{direction=\"out\"}") >= 20.0);
-    assert!(metric(&body, "cascade_keyframe_requests_total{type=\"pli_received\"}") >= 1.0);
-    assert!(metric(&body, "cascade_signaling_messages_total{direction=\"in\",type=\"join\"}") >= 2.0);
-    for name in ["cascade_nacks_total", "cascade_retransmissions_total", "cascade_peer_connection_failures_total"] {
+    assert!(
+        metric(
+            &body,
+            "cascade_keyframe_requests_total{type=\"pli_received\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &body,
+            "cascade_signaling_messages_total{direction=\"in\",type=\"join\"}"
+        ) >= 2.0
+    );
+    for name in [
+        "cascade_nacks_total",
+        "cascade_retransmissions_total",
+        "cascade_peer_connection_failures_total",
+    ] {
         assert!(body.contains(name), "{name} exported");
     }
     srv.shutdown().await;

@@ -1,1 +1,1 @@
-//! Benchmarks support.
+//! Cascade's benchmarks. The criterion benches live in `benches/`; run `cargo bench -p benches`.

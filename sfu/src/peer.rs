@@ -467,7 +467,8 @@ impl Peer {
         let Some(d) = self.down.get_mut(&track.id) else {
             return;
         };
-        if !d.negotiated || self.closed {
+        // Until DTLS is up there is no SRTP context: the packet would only be dropped.
+        if !d.negotiated || !self.connected || self.closed {
             return;
         }
         let Some(mapping) = d.mapping(&mut self.pc) else {
