@@ -63,28 +63,13 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
     };
     let mut shutdown = state.shutdown_signal();
     let mut close_reason: Option<String> = None;
+    let mut close_code = 1000;
+    let mut idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
     loop {
         tokio::select! {
-            frame = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => match frame {
-                Ok(Some(Ok(Message::Text(text)))) => s.on_text(&text).await,
-                Ok(Some(Ok(Message::Binary(_)))) => s.reject(
-                    ErrorCode::InvalidMessage,
-                    "binary frames are not accepted; send JSON text".into(),
-                    None,
-                ),
-                Ok(Some(Ok(_))) => {} // ping/pong frames are handled by the library
-                Ok(Some(Err(e))) => {
-                    // Includes frames over the transport limit: the library closes with 1009.
-                    debug!("websocket error: {e}");
-                    s.end.get_or_insert_with(|| "disconnected".into());
-                }
-                Ok(None) => {
-                    s.end.get_or_insert_with(|| "disconnected".into());
-                }
-                Err(_) => {
-                    s.end.get_or_insert_with(|| "timeout".into());
-                }
-            },
+            // Room signals first: a `Kick` queued before the peer closed must win over the
+            // peer's `Closed` event, so the client learns why it was removed.
+            biased;
             Some(signal) = signals.recv() => match signal {
                 SessionSignal::Send(msg) => s.out.push(msg),
                 SessionSignal::Renegotiate => {
@@ -98,6 +83,32 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
                 }
             },
             Some(event) = events.recv() => s.on_peer_event(event).await,
+            frame = stream.next() => {
+                idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                match frame {
+                    Some(Ok(Message::Text(text))) => s.on_text(&text).await,
+                    Some(Ok(Message::Binary(_))) => s.reject(
+                        ErrorCode::InvalidMessage,
+                        "binary frames are not accepted; send JSON text".into(),
+                        None,
+                    ),
+                    Some(Ok(_)) => {} // ping/pong frames are handled by the library
+                    Some(Err(e)) => {
+                        // A frame over the transport limit ends the connection with 1009.
+                        debug!("websocket error: {e}");
+                        if is_capacity_error(&e) {
+                            close_code = 1009;
+                        }
+                        s.end.get_or_insert_with(|| "disconnected".into());
+                    }
+                    None => {
+                        s.end.get_or_insert_with(|| "disconnected".into());
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                s.end.get_or_insert_with(|| "timeout".into());
+            }
             _ = shutdown.changed() => {
                 s.out.push(ServerMessage::Leave { reason: "server_shutdown".into() });
                 close_reason = Some("server_shutdown".into());
@@ -125,11 +136,23 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         info!(room = %m.room, participant = %m.participant, %reason, "participant left");
     }
     let frame = CloseFrame {
-        code: 1000,
+        code: close_code,
         reason: Utf8Bytes::from(close_reason.unwrap_or(reason)),
     };
     let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
+}
+
+/// Whether a WebSocket error is a message or frame over the size limit.
+fn is_capacity_error(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl Session {
@@ -199,6 +222,7 @@ impl Session {
                 let applied = peer.apply_answer(sdp).await;
                 if let Err(e) = applied {
                     self.negotiation.offer_failed();
+                    self.maybe_offer().await;
                     return Err((e.code(), e.to_string()));
                 }
                 self.maybe_offer().await;

@@ -133,3 +133,138 @@ async fn shutdown_tells_participants_to_leave() {
     let leave = c.next_message_of_type("leave", T).await.unwrap();
     assert_eq!(leave["reason"], "server_shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_is_announced_and_sequence_numbers_stay_continuous_across_it() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let (a, a_id, p) = participant(&url, "muter").await;
+    let b = TestClient::connect(&url).await.unwrap();
+    b.join(&server::viewer_token("life", "watcher"), true)
+        .await
+        .unwrap();
+    let pump = p
+        .pump(MediaKind::Video, 0, 100, Duration::from_millis(10))
+        .unwrap();
+    server::eventually(T, "the video track", || {
+        srv.state.rooms.tracks("life").len() == 1
+    })
+    .await;
+    let video = srv.state.rooms.tracks("life")[0].id.clone();
+    server::eventually(T, "the first burst sent", || pump.is_finished()).await;
+    b.wait_for_counter(&video, 99, T).await.unwrap();
+
+    // Mute: the publisher stops sending for a while, the others are told.
+    a.send_json(&serde_json::json!({"type": "mute", "track": video, "muted": true}))
+        .await
+        .unwrap();
+    let m = b.next_message_of_type("track_muted", T).await.unwrap();
+    assert_eq!(
+        (
+            m["track"].as_str(),
+            m["participant"].as_str(),
+            m["muted"].as_bool()
+        ),
+        (Some(video.as_str()), Some(a_id.as_str()), Some(true))
+    );
+    assert!(srv.state.rooms.tracks("life")[0].muted);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.send_json(&serde_json::json!({"type": "mute", "track": video, "muted": false}))
+        .await
+        .unwrap();
+    let m = b.next_message_of_type("track_muted", T).await.unwrap();
+    assert_eq!(m["muted"], false);
+    let _resume = p
+        .pump(MediaKind::Video, 100, 50, Duration::from_millis(10))
+        .unwrap();
+    b.wait_for_counter(&video, 149, T).await.unwrap();
+    let seqs: Vec<u16> = b
+        .received(&video)
+        .iter()
+        .filter(|p| !p.duplicate)
+        .map(|p| p.seq)
+        .collect();
+    for w in seqs.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0].wrapping_add(1),
+            "sequence continuous across mute: {seqs:?}"
+        );
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_learns_its_track_ids_and_can_unpublish_one() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let (a, _, p) = participant(&url, "pub").await;
+    let b = TestClient::connect(&url).await.unwrap();
+    b.join(&server::viewer_token("life", "viewer"), true)
+        .await
+        .unwrap();
+    let _pumps = [
+        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
+            .unwrap(),
+        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
+            .unwrap(),
+    ];
+    // The publisher is told each of its own tracks' id, with the mid of its m-line.
+    let video_mid = p
+        .track(MediaKind::Video)
+        .unwrap()
+        .mid
+        .clone()
+        .expect("video mid");
+    let own = a
+        .next_message(
+            |m| m["type"] == "track_published" && m["track"]["kind"] == "video",
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(own["track"]["mid"].as_str(), Some(video_mid.as_str()));
+    let video = own["track"]["id"].as_str().unwrap().to_owned();
+    let seen = b
+        .next_message(
+            |m| m["type"] == "track_published" && m["track"]["id"] == video.as_str(),
+            T,
+        )
+        .await
+        .unwrap();
+    assert!(
+        seen["track"].get("mid").is_none(),
+        "others do not get the publisher's mid"
+    );
+    b.wait_for_packets(&video, 10, T).await.unwrap();
+
+    // Removing the track from the peer connection unpublishes it for everyone.
+    a.unpublish(p.track(MediaKind::Video).unwrap())
+        .await
+        .unwrap();
+    b.next_message(
+        |m| m["type"] == "track_unpublished" && m["track"] == video.as_str(),
+        T,
+    )
+    .await
+    .unwrap();
+    server::eventually(T, "only the audio track left", || {
+        srv.state.rooms.tracks("life").len() == 1
+    })
+    .await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_transport_limit_closes_with_1009() {
+    let srv = server::start().await;
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    let huge = format!(
+        r#"{{"type":"offer","sdp":"{}"}}"#,
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let _ = c.send_text(&huge).await;
+    let closed = c.wait_closed(T).await.unwrap();
+    assert_eq!(closed.code, Some(1009), "{closed:?}");
+    srv.shutdown().await;
+}

@@ -5,7 +5,9 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 
 use std::sync::Arc;
 
@@ -13,6 +15,28 @@ use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 
 use crate::feedback_tap::{FEEDBACK_TAP_SLOT, FeedbackTap};
 use crate::stats::MediaStats;
+
+/// Header extensions negotiated so they can be forwarded from publishers to subscribers (each
+/// with its id rewritten for the subscriber).
+const FORWARDED_EXTENSIONS: &[(&str, RtpCodecKind)] = &[
+    (
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        RtpCodecKind::Audio,
+    ),
+    (
+        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        RtpCodecKind::Audio,
+    ),
+    (
+        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        RtpCodecKind::Video,
+    ),
+    ("urn:3gpp:video-orientation", RtpCodecKind::Video),
+    (
+        "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+        RtpCodecKind::Video,
+    ),
+];
 
 /// Builds the media engine (Opus, VP8, VP9, H.264, AV1 with RTX and the usual feedback) and the
 /// interceptors of one server peer connection: receiver/sender reports, TWCC feedback to
@@ -41,6 +65,15 @@ pub fn media_engine_and_interceptors(
         RtpCodecKind::Audio,
     );
     configure_simulcast_extension_headers(&mut engine)?;
+    for (uri, kind) in FORWARDED_EXTENSIONS {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: (*uri).to_owned(),
+            },
+            *kind,
+            None,
+        )?;
+    }
     let registry = Registry::new()
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(Slot::NackResponder, NackResponderBuilder::new().build())

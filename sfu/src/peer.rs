@@ -134,6 +134,8 @@ pub enum PeerEvent {
 struct Published {
     track: Arc<PublishedTrack>,
     receiver: RTCRtpReceiverId,
+    /// Whether the track is sent as simulcast layers (rid); only the first layer is forwarded.
+    simulcast: bool,
 }
 
 struct DownTrack {
@@ -297,7 +299,40 @@ impl Peer {
         self.pc
             .set_local_description(now, answer.clone())
             .map_err(|e| MediaError::Internal(format!("set local answer: {e}")))?;
+        self.prune_stopped_publications();
         Ok(answer.sdp)
+    }
+
+    /// The transceiver of a receiver.
+    fn transceiver_of(&mut self, receiver: RTCRtpReceiverId) -> Option<RTCRtpTransceiverId> {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        ids.into_iter().find(|t| {
+            self.pc
+                .rtp_transceiver(*t)
+                .is_some_and(|tr| tr.receiver() == Some(receiver))
+        })
+    }
+
+    /// Unpublishes tracks whose m-line no longer sends to us (the client removed the track or
+    /// stopped the transceiver in its latest offer).
+    fn prune_stopped_publications(&mut self) {
+        let receivers: Vec<(String, RTCRtpReceiverId)> = self
+            .published
+            .iter()
+            .map(|(k, p)| (k.clone(), p.receiver))
+            .collect();
+        for (key, receiver) in receivers {
+            let receiving = self.transceiver_of(receiver).is_some_and(|t| {
+                self.pc
+                    .rtp_transceiver(t)
+                    .is_some_and(|tr| tr.current_direction().has_recv())
+            });
+            if !receiving && let Some(p) = self.published.remove(&key) {
+                let _ = self
+                    .events
+                    .send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+            }
+        }
     }
 
     fn create_offer(&mut self) -> Result<ServerOffer, MediaError> {
@@ -447,7 +482,7 @@ impl Peer {
         let Some(p) = self.published.values().find(|p| p.track.id == track_id) else {
             return;
         };
-        let ssrc = p.track.source_ssrc;
+        let ssrc = p.track.source_ssrc();
         let receiver = p.receiver;
         if let Some(mut r) = self.pc.rtp_receiver(receiver) {
             let pli = PictureLossIndication {
@@ -633,12 +668,16 @@ impl Peer {
                 uri: e.uri.clone(),
             })
             .collect();
+        let mid = self
+            .transceiver_of(init.receiver_id)
+            .and_then(|t| self.pc.rtp_transceiver(t).and_then(|tr| tr.mid().clone()));
         let track = Arc::new(PublishedTrack::new(
             crate::ids::new_id("TR"),
             self.participant.clone(),
             kind,
             codec,
             source_pt,
+            mid,
             extensions,
             init.ssrc,
             self.me.clone(),
@@ -649,6 +688,7 @@ impl Peer {
             Published {
                 track: track.clone(),
                 receiver: init.receiver_id,
+                simulcast: init.rid.is_some(),
             },
         );
         let _ = self.events.send(PeerEvent::TrackPublished(track));
@@ -660,8 +700,11 @@ impl Peer {
                 let Some(p) = self.published.get(&track_id) else {
                     return;
                 };
-                if packet.header.ssrc != p.track.source_ssrc {
-                    return; // another simulcast layer: not forwarded yet
+                if packet.header.ssrc != p.track.source_ssrc() {
+                    if p.simulcast {
+                        return; // another simulcast layer: not forwarded yet
+                    }
+                    p.track.set_source_ssrc(packet.header.ssrc);
                 }
                 let stats = &self.shared.stats;
                 MediaStats::add(&stats.rtp_packets_in, 1);

@@ -282,6 +282,9 @@ impl Rooms {
         r.tracks.insert(track.id.clone(), track.clone());
         for (id, p) in r.participants.iter_mut() {
             if id == participant {
+                p.send(ServerMessage::TrackPublished {
+                    track: track.info_for_publisher(),
+                });
                 continue;
             }
             p.send(msg.clone());

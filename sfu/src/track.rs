@@ -5,7 +5,7 @@
 //! (read lock) and written only on subscribe/unsubscribe. Designed so that simulcast layers
 //! (rid) become more sources of the same track later.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -39,10 +39,12 @@ pub struct PublishedTrack {
     pub codec: RTCRtpCodec,
     /// The payload type the publisher uses for it.
     pub source_pt: u8,
+    /// The publisher's m-line (mid) carrying it.
+    pub mid: Option<String>,
     /// The header extensions negotiated with the publisher.
     pub extensions: Vec<HeaderExtension>,
-    /// The publisher's SSRC for this track.
-    pub source_ssrc: u32,
+    /// The publisher's current SSRC for this track.
+    source_ssrc: AtomicU32,
     /// The publisher's peer, where keyframe requests go.
     pub publisher: PeerRef,
     muted: AtomicBool,
@@ -59,6 +61,7 @@ impl PublishedTrack {
         kind: TrackKind,
         codec: RTCRtpCodec,
         source_pt: u8,
+        mid: Option<String>,
         extensions: Vec<HeaderExtension>,
         source_ssrc: u32,
         publisher: PeerRef,
@@ -69,8 +72,9 @@ impl PublishedTrack {
             kind,
             codec,
             source_pt,
+            mid,
             extensions,
-            source_ssrc,
+            source_ssrc: AtomicU32::new(source_ssrc),
             publisher,
             muted: AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
@@ -86,7 +90,27 @@ impl PublishedTrack {
             kind: self.kind,
             codec: Some(self.codec.mime_type.clone()),
             muted: self.muted(),
+            mid: None,
         }
+    }
+
+    /// The track as announced to its own publisher (with the publisher's mid).
+    pub fn info_for_publisher(&self) -> TrackInfo {
+        TrackInfo {
+            mid: self.mid.clone(),
+            ..self.info()
+        }
+    }
+
+    /// The publisher's current SSRC for this track.
+    pub fn source_ssrc(&self) -> u32 {
+        self.source_ssrc.load(Relaxed)
+    }
+
+    /// Records that the publisher now sends this track on another SSRC (its stream restarted
+    /// on the same m-line); subscribers' mungers keep their streams continuous.
+    pub fn set_source_ssrc(&self, ssrc: u32) {
+        self.source_ssrc.store(ssrc, Relaxed);
     }
 
     /// Whether the publisher muted it.

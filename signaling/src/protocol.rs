@@ -75,6 +75,10 @@ pub struct TrackInfo {
     pub codec: Option<String>,
     /// Whether the publisher has muted it.
     pub muted: bool,
+    /// The publisher's own m-line (mid) for this track; only in the `track_published` sent to
+    /// the publisher itself, so it can tell which of its tracks got which id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid: Option<String>,
 }
 
 /// Options of `join`.
@@ -220,7 +224,7 @@ pub enum ServerMessage {
     },
     /// The server ends the session; the connection closes after this.
     Leave {
-        /// Why (`server_shutdown`, `replaced`, `room_closed`, ...).
+        /// Why (`server_shutdown` or `replaced`).
         reason: String,
     },
     /// Answer to `ping`.
