@@ -25,6 +25,10 @@ pub const WS_PATH: &str = "/ws";
 /// Largest WebSocket message the transport accepts; larger ones close the connection (1009).
 /// Messages between this and the protocol limit (64 KiB) get a `message_too_large` error.
 const WS_TRANSPORT_LIMIT: usize = 1024 * 1024;
+/// Development-only token endpoint, served only with the embedded development secret.
+pub const DEV_TOKEN_PATH: &str = "/api/dev/token";
+/// Lifetime of development tokens.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -203,6 +207,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(DEV_TOKEN_PATH, get(dev_token))
         .fallback(get(static_file))
         .with_state(state)
 }
@@ -212,6 +217,77 @@ async fn ws(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Re
         .max_message_size(WS_TRANSPORT_LIMIT)
         .max_frame_size(WS_TRANSPORT_LIMIT)
         .on_upgrade(move |socket| session::run(socket, state))
+}
+
+/// Query of [`DEV_TOKEN_PATH`].
+#[derive(serde::Deserialize)]
+struct DevTokenQuery {
+    room: String,
+    identity: String,
+    #[serde(default)]
+    role: DevRole,
+}
+
+#[derive(serde::Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum DevRole {
+    #[default]
+    Publisher,
+    Viewer,
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Mints a token for the demo page; exists only while the embedded development secret is in use.
+async fn dev_token(
+    State(state): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let config = &state.config;
+    if !config.is_dev_secret() {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "development tokens are disabled when an API secret is configured",
+        );
+    }
+    let Ok(axum::extract::Query(q)) = query else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "query needs room, identity and optionally role=publisher|viewer",
+        );
+    };
+    let valid = |s: &str| !s.trim().is_empty() && s.len() <= 128;
+    if !valid(&q.room) || !valid(&q.identity) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "room and identity must be 1 to 128 bytes",
+        );
+    }
+    let grants = crate::auth::Grants {
+        can_publish: q.role == DevRole::Publisher,
+        ..crate::auth::Grants::new(q.room.as_str())
+    };
+    match crate::auth::mint(
+        &config.api_key,
+        &config.api_secret,
+        &q.identity,
+        grants,
+        DEV_TOKEN_TTL,
+        std::time::SystemTime::now(),
+    ) {
+        Ok(token) => axum::Json(serde_json::json!({ "token": token })).into_response(),
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -231,7 +307,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         video_tracks: c.video_tracks,
     };
     let body = state.metrics.render(&state.media().stats(), &gauges);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// The browser pages and scripts of `web-demo/`, compiled into the binary.

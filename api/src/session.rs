@@ -246,6 +246,10 @@ impl Session {
                     .unsubscribe(&m.room, &m.participant, &tracks);
                 Ok(())
             }
+            ClientMessage::Data { payload } => {
+                let m = self.member()?;
+                self.state.rooms.send_data(&m.room, &m.participant, payload)
+            }
             ClientMessage::Mute { track, muted } => {
                 let m = self.member()?;
                 self.state
@@ -290,6 +294,7 @@ impl Session {
             permissions: Permissions {
                 can_publish: grants.can_publish,
                 can_subscribe: grants.can_subscribe,
+                can_publish_data: grants.can_publish_data,
             },
             auto_subscribe: options.auto_subscribe,
             outbox: self.outbox.clone(),

@@ -105,3 +105,47 @@ async fn health_readiness_pages_and_metrics() {
     }
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_tokens_only_with_the_development_secret() {
+    // Test servers use a real secret: the endpoint does not exist.
+    let srv = server::start().await;
+    let (status, body) = get(srv.http_addr, "/api/dev/token?room=r&identity=i").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("\"not_found\""), "{body}");
+    srv.shutdown().await;
+
+    let dev = cascade_api::config::Config::default();
+    let srv = server::start_with(|c| {
+        c.api_key = dev.api_key.clone();
+        c.api_secret = dev.api_secret.clone();
+    })
+    .await;
+    let (status, body) = get(
+        srv.http_addr,
+        "/api/dev/token?room=r1&identity=v&role=viewer",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let claims = cascade_api::auth::verify(
+        v["token"].as_str().unwrap(),
+        &dev.api_key,
+        &dev.api_secret,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.video.room.as_str()),
+        ("v", "r1")
+    );
+    assert!(!claims.video.can_publish && claims.video.can_subscribe);
+    assert_eq!(get(srv.http_addr, "/api/dev/token?room=r1").await.0, 400);
+    assert_eq!(
+        get(srv.http_addr, "/api/dev/token?room=&identity=x")
+            .await
+            .0,
+        400
+    );
+    srv.shutdown().await;
+}

@@ -46,6 +46,8 @@ pub struct Permissions {
     pub can_publish: bool,
     /// May subscribe to tracks.
     pub can_subscribe: bool,
+    /// May send `data` messages.
+    pub can_publish_data: bool,
 }
 
 /// A join request.
@@ -389,6 +391,38 @@ impl Rooms {
                 },
             );
         }
+        Ok(())
+    }
+
+    /// Relays an application message from a participant to the others of its room.
+    pub fn send_data(
+        &self,
+        room: &str,
+        participant: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), (ErrorCode, String)> {
+        let rooms = self.lock();
+        let r = rooms
+            .get(room)
+            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
+        let p = r
+            .participants
+            .get(participant)
+            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
+        if !p.permissions.can_publish_data {
+            return Err((
+                ErrorCode::PermissionDenied,
+                "this token may not send data".into(),
+            ));
+        }
+        r.broadcast(
+            participant,
+            &ServerMessage::Data {
+                participant: participant.to_owned(),
+                identity: p.info.identity.clone(),
+                payload,
+            },
+        );
         Ok(())
     }
 

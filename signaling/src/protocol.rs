@@ -149,6 +149,12 @@ pub enum ClientMessage {
         /// New state.
         muted: bool,
     },
+    /// Send an application message to the other participants of the room (needs
+    /// `can_publish_data`).
+    Data {
+        /// Any JSON value.
+        payload: Value,
+    },
     /// Leave the room; the server closes the connection.
     Leave,
     /// Keepalive; answered by `pong`.
@@ -227,6 +233,15 @@ pub enum ServerMessage {
         /// Why (`server_shutdown` or `replaced`).
         reason: String,
     },
+    /// An application message from another participant.
+    Data {
+        /// Sender's participant id.
+        participant: String,
+        /// Sender's identity.
+        identity: String,
+        /// The payload as sent.
+        payload: Value,
+    },
     /// Answer to `ping`.
     Pong,
     /// A request failed; the session continues unless a `leave` follows.
@@ -264,6 +279,7 @@ impl ServerMessage {
             Self::TrackUnpublished { .. } => "track_unpublished",
             Self::TrackMuted { .. } => "track_muted",
             Self::Leave { .. } => "leave",
+            Self::Data { .. } => "data",
             Self::Pong => "pong",
             Self::Error { .. } => "error",
         }
@@ -281,6 +297,7 @@ impl ClientMessage {
             Self::Subscribe { .. } => "subscribe",
             Self::Unsubscribe { .. } => "unsubscribe",
             Self::Mute { .. } => "mute",
+            Self::Data { .. } => "data",
             Self::Leave => "leave",
             Self::Ping => "ping",
         }
@@ -295,6 +312,7 @@ const CLIENT_TYPES: &[&str] = &[
     "subscribe",
     "unsubscribe",
     "mute",
+    "data",
     "leave",
     "ping",
 ];
