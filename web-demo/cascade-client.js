@@ -1,37 +1,72 @@
 // @ts-check
 /**
  * Cascade browser client: one WebSocket for signaling, one RTCPeerConnection for media.
+ * Plain ES module, no dependencies, no build step. The API is documented in docs/client.md,
+ * the protocol in docs/protocol.md.
  *
  * Negotiation follows "perfect negotiation" with fixed roles: the server is impolite, this
  * client is polite. When a server offer arrives while our own offer is outstanding, the browser
  * rolls our offer back (implicit rollback in setRemoteDescription), we answer, and the still
- * unnegotiated sendonly transceivers fire `negotiationneeded` again, so we re-offer.
+ * unnegotiated transceivers fire `negotiationneeded` again, so we offer again.
+ *
+ * When the WebSocket drops, the client reconnects with exponential backoff and jitter, joins
+ * again with the same token (the server replaces the old session of the same identity), builds a
+ * fresh RTCPeerConnection and republishes the same local tracks.
  *
  * Events (all CustomEvent, payload in `detail`):
- * - `joined`             {participant, room, participants, tracks, iceServers}
- * - `track`              {trackId, participantId, kind, mediaStreamTrack, stream}
- * - `track_published`    {track}
- * - `track_unpublished`  {trackId, participantId}
- * - `track_muted`        {trackId, participantId, muted}
- * - `participant_joined` {participant}
- * - `participant_left`   {participantId, reason}
- * - `left`               {reason}  (server ended the session)
- * - `disconnected`       {code, reason}  (WebSocket closed)
- * - `error`              {code, message, ref}
- *
- * The protocol is documented in docs/protocol.md.
+ * - `joined`               JoinedInfo (also after each successful reconnect)
+ * - `participant_joined`   {participant}
+ * - `participant_left`     {participantId, identity, reason}
+ * - `track_published`      {track: TrackInfo}  (any track of the room, our own included)
+ * - `local_track_published` {trackId, track: MediaStreamTrack, source, mid}
+ * - `track`                {trackId, participantId, identity, kind, mediaStreamTrack, stream, receiver, transceiver}
+ * - `track_removed`        {trackId, participantId}  (no longer received: unsubscribed or unpublished)
+ * - `track_unpublished`    {trackId, participantId}
+ * - `track_muted`          {trackId, participantId, muted}
+ * - `data`                 {participantId, identity, payload}
+ * - `connection_state`     {state, peer}  state: ConnectionState, peer: RTCPeerConnectionState | null
+ * - `reconnecting`         {attempt, delayMs, reason}
+ * - `reconnected`          JoinedInfo
+ * - `left`                 {reason}  (the server ended the session: `replaced`, `server_shutdown`)
+ * - `disconnected`         {code, reason, willReconnect}  (WebSocket closed)
+ * - `error`                {code, message, ref}
  */
 
 /**
  * @typedef {{id: string, identity: string, can_publish: boolean}} ParticipantInfo
- * @typedef {{id: string, participant: string, kind: 'audio' | 'video', codec?: string, muted: boolean}} TrackInfo
+ * @typedef {{id: string, participant: string, kind: 'audio' | 'video', codec?: string, muted: boolean, mid?: string}} TrackInfo
  * @typedef {{urls: string[], username?: string, credential?: string}} IceServer
  * @typedef {{candidate: string, sdp_mid?: string, sdp_mline_index?: number, username_fragment?: string}} WireCandidate
  * @typedef {{type: string, [key: string]: any}} Message
  * @typedef {{participant: ParticipantInfo, room: string, participants: ParticipantInfo[],
  *   tracks: TrackInfo[], iceServers: IceServer[]}} JoinedInfo
- * @typedef {{pingIntervalMs?: number, log?: (...args: any[]) => void}} ClientOptions
+ * @typedef {'camera' | 'microphone' | 'screen' | 'screen_audio' | 'unknown'} TrackSource
+ * @typedef {'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'closed'} ConnectionState
+ * @typedef {{
+ *   pingIntervalMs?: number,
+ *   log?: (...args: any[]) => void,
+ *   reconnect?: boolean,
+ *   reconnectMinDelayMs?: number,
+ *   reconnectMaxDelayMs?: number,
+ *   reconnectMaxAttempts?: number,
+ *   iceServers?: IceServer[],
+ * }} ClientOptions
  */
+
+/**
+ * A track this client publishes (or wants to publish).
+ * @typedef {{
+ *   track: MediaStreamTrack,
+ *   stream: MediaStream,
+ *   source: TrackSource,
+ *   transceiver: RTCRtpTransceiver | null,
+ *   trackId: string | null,
+ *   muted: boolean,
+ * }} LocalTrack
+ */
+
+/** Join errors after which reconnecting cannot help. */
+const FATAL_JOIN_ERRORS = new Set(['unauthorized', 'token_expired', 'permission_denied']);
 
 /** An `error` message from the server, or a local failure with a Cascade-style code. */
 export class CascadeError extends Error {
@@ -48,6 +83,33 @@ export class CascadeError extends Error {
   }
 }
 
+/** The default signaling URL for a page served by Cascade: `ws(s)://<host>/ws`. */
+export function defaultWsUrl() {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+}
+
+/**
+ * Fetches a development token from a Cascade server running with its development key
+ * (`GET /api/dev/token`). Rejects with CascadeError `not_found` when the server has a real
+ * secret configured (then tokens must come from your backend).
+ * @param {{room: string, identity: string, role?: 'publisher' | 'viewer', baseUrl?: string}} params
+ * @returns {Promise<string>}
+ */
+export async function fetchDevToken({ room, identity, role = 'publisher', baseUrl = '' }) {
+  const q = new URLSearchParams({ room, identity, role });
+  const res = await fetch(`${baseUrl}/api/dev/token?${q}`);
+  /** @type {any} */
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // not JSON
+  }
+  if (res.ok && body && typeof body.token === 'string') return body.token;
+  const code = body?.error?.code ?? (res.status === 404 ? 'not_found' : `http_${res.status}`);
+  throw new CascadeError(code, body?.error?.message ?? `dev token request failed (HTTP ${res.status})`);
+}
+
 export class CascadeClient extends EventTarget {
   /** @type {WebSocket | null} */
   #ws = null;
@@ -55,20 +117,38 @@ export class CascadeClient extends EventTarget {
   #pc = null;
   /** @type {ReturnType<typeof setInterval> | undefined} */
   #pingTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #reconnectTimer;
   /** Serializes handling of server messages so SDP and candidates apply in order. */
   #inbox = Promise.resolve();
   #makingOffer = false;
+  #offerSeq = 0;
+  /** Our candidates wait here until the description they belong to has been sent. @type {WireCandidate[] | null} */
+  #pendingCandidates = null;
   /** @type {{resolve: (info: JoinedInfo) => void, reject: (e: Error) => void} | null} */
   #pendingJoin = null;
   /** @type {JoinedInfo | null} */
   #joined = null;
+  /** @type {string | null} */
+  #wsUrl = null;
+  /** @type {string | null} */
+  #token = null;
+  #autoSubscribe = true;
+  /** Set by `leave()`/`close()`, or when the session cannot be resumed: no more reconnects. */
+  #closed = false;
+  #reconnectAttempt = 0;
+  #lastReceived = 0;
+  /** @type {ConnectionState} */
+  #state = 'idle';
   /** Participants other than us, by id. @type {Map<string, ParticipantInfo>} */
   participants = new Map();
-  /** Every published track of the room, by id. @type {Map<string, TrackInfo>} */
+  /** Every published track of the room (our own included), by id. @type {Map<string, TrackInfo>} */
   tracks = new Map();
-  /** Cascade track id forwarded on each receiving mid (from the latest server offer). */
+  /** Our local tracks, in publishing order. @type {Map<MediaStreamTrack, LocalTrack>} */
+  #local = new Map();
+  /** Cascade track id forwarded on each receiving mid (from the latest server offer). @type {Map<string, string>} */
   #midTracks = new Map();
-  /** Track id announced (via `track`) on each mid. @type {Map<string, string>} */
+  /** Track announced (via `track`) on each mid. @type {Map<string, {trackId: string, participantId: string, track: MediaStreamTrack}>} */
   #announced = new Map();
   /** One MediaStream per remote participant, holding its received tracks. @type {Map<string, MediaStream>} */
   #streams = new Map();
@@ -78,45 +158,77 @@ export class CascadeClient extends EventTarget {
     super();
     this.pingIntervalMs = options.pingIntervalMs ?? 10_000;
     this.log = options.log ?? (() => {});
+    this.reconnect = options.reconnect ?? true;
+    this.reconnectMinDelayMs = options.reconnectMinDelayMs ?? 500;
+    this.reconnectMaxDelayMs = options.reconnectMaxDelayMs ?? 10_000;
+    this.reconnectMaxAttempts = options.reconnectMaxAttempts ?? Infinity;
+    /** Extra ICE servers, added to those the server sends in `joined`. */
+    this.extraIceServers = options.iceServers ?? [];
   }
 
-  /** The peer connection (exists after `join`). */
+  // ---- state --------------------------------------------------------------------------
+
+  /** The current peer connection (a new one after each reconnect). */
   get pc() {
     return this.#pc;
   }
 
-  /** The `joined` payload, once joined. */
+  /** The latest `joined` payload, once joined. */
   get info() {
     return this.#joined;
   }
 
+  /** Our own participant (its id changes after a reconnect). */
+  get participant() {
+    return this.#joined?.participant ?? null;
+  }
+
+  /** @returns {ConnectionState} */
+  get connectionState() {
+    return this.#state;
+  }
+
+  /** Our local tracks with their Cascade track ids (null until published). */
+  get localTracks() {
+    return [...this.#local.values()];
+  }
+
+  /** Received streams, one per remote participant id. */
+  get remoteStreams() {
+    return new Map(this.#streams);
+  }
+
+  /**
+   * The receiver transceivers currently carrying a track of `participantId`.
+   * @param {string} participantId
+   * @returns {{trackId: string, kind: string, receiver: RTCRtpReceiver}[]}
+   */
+  receiversOf(participantId) {
+    const out = [];
+    for (const t of this.#pc?.getTransceivers() ?? []) {
+      const a = t.mid === null ? undefined : this.#announced.get(t.mid);
+      if (a && a.participantId === participantId) out.push({ trackId: a.trackId, kind: a.track.kind, receiver: t.receiver });
+    }
+    return out;
+  }
+
+  // ---- session ------------------------------------------------------------------------
+
   /**
    * Opens the signaling WebSocket.
-   * @param {string} wsUrl e.g. `ws://127.0.0.1:7880/ws`
+   * @param {string} [wsUrl] default `ws(s)://<page host>/ws`
    * @returns {Promise<void>} resolves when open
    */
-  connect(wsUrl) {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(wsUrl);
-      this.#ws = ws;
-      ws.onopen = () => {
-        this.#pingTimer = setInterval(() => this.#send({ type: 'ping' }), this.pingIntervalMs);
-        resolve();
-      };
-      ws.onerror = () => reject(new CascadeError('connect_failed', `WebSocket to ${wsUrl} failed`));
-      ws.onmessage = (ev) => this.#receive(ev.data);
-      ws.onclose = (ev) => {
-        this.#stopPing();
-        this.#pendingJoin?.reject(new CascadeError('disconnected', `socket closed (${ev.code})`));
-        this.#pendingJoin = null;
-        this.#emit('disconnected', { code: ev.code, reason: ev.reason });
-      };
-    });
+  async connect(wsUrl = defaultWsUrl()) {
+    this.#wsUrl = wsUrl;
+    this.#closed = false;
+    this.#setState('connecting');
+    await this.#openSocket();
   }
 
   /**
    * Joins the room named in the token and creates the peer connection.
-   * @param {string} token access token (`cascade token ...`)
+   * @param {string} token access token
    * @param {{autoSubscribe?: boolean}} [options]
    * @returns {Promise<JoinedInfo>}
    */
@@ -124,29 +236,283 @@ export class CascadeClient extends EventTarget {
     if (this.#pendingJoin || this.#joined) {
       return Promise.reject(new CascadeError('already_joined', 'join called twice'));
     }
+    this.#token = token;
+    this.#autoSubscribe = autoSubscribe;
+    return this.#sendJoin();
+  }
+
+  /** Leaves the room, closes the peer connection and the socket. Local tracks are not stopped. */
+  leave() {
+    this.#send({ type: 'leave' });
+    this.close();
+  }
+
+  /** Closes everything without sending `leave` (the server sees a dropped connection). */
+  close() {
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#stopPing();
+    this.#pendingJoin?.reject(new CascadeError('closed', 'client closed'));
+    this.#pendingJoin = null;
+    this.#closePc();
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onerror = null;
+      ws.close(1000);
+      this.#emit('disconnected', { code: 1000, reason: 'leave', willReconnect: false });
+    }
+    this.#setState('closed');
+  }
+
+  // ---- publishing ---------------------------------------------------------------------
+
+  /**
+   * Publishes every track of a stream (one sendonly transceiver each); negotiation starts by
+   * itself. Tracks are remembered and republished after a reconnect.
+   * @param {MediaStream} mediaStream
+   * @param {{source?: TrackSource}} [options] source for all tracks (default: camera/microphone by kind)
+   * @returns {RTCRtpTransceiver[]}
+   */
+  publish(mediaStream, options = {}) {
+    return mediaStream.getTracks().map((track) => this.publishTrack(track, { stream: mediaStream, source: options.source }));
+  }
+
+  /**
+   * Publishes one track. Once the server has seen its media, `local_track_published` tells its
+   * Cascade track id (also in `localTracks`).
+   * @param {MediaStreamTrack} track
+   * @param {{stream?: MediaStream, source?: TrackSource}} [options]
+   * @returns {RTCRtpTransceiver}
+   */
+  publishTrack(track, { stream, source } = {}) {
+    const pc = this.#requirePc();
+    if (this.#joined && !this.#joined.participant.can_publish) {
+      throw new CascadeError('permission_denied', 'this token may not publish');
+    }
+    const existing = this.#local.get(track);
+    if (existing?.transceiver) return existing.transceiver;
+    /** @type {LocalTrack} */
+    const local = {
+      track,
+      stream: stream ?? new MediaStream([track]),
+      source: source ?? (track.kind === 'audio' ? 'microphone' : 'camera'),
+      transceiver: null,
+      trackId: null,
+      muted: !track.enabled,
+    };
+    this.#local.set(track, local);
+    local.transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [local.stream] });
+    return local.transceiver;
+  }
+
+  /**
+   * Stops publishing a track (renegotiates; the others get `track_unpublished`). The track
+   * itself is not stopped.
+   * @param {MediaStreamTrack} track
+   */
+  unpublishTrack(track) {
+    const local = this.#local.get(track);
+    if (!local) return;
+    this.#local.delete(track);
+    if (local.trackId) this.tracks.delete(local.trackId);
+    const t = local.transceiver;
+    if (t && this.#pc && this.#pc.signalingState !== 'closed' && t.currentDirection !== 'stopped') {
+      this.#pc.removeTrack(t.sender);
+    }
+  }
+
+  /**
+   * Replaces a published track by another of the same kind without renegotiating (e.g. another
+   * camera). The Cascade track id stays the same.
+   * @param {MediaStreamTrack} oldTrack
+   * @param {MediaStreamTrack} newTrack
+   */
+  async replaceTrack(oldTrack, newTrack) {
+    const local = this.#local.get(oldTrack);
+    if (!local) throw new CascadeError('track_not_found', 'not a published track');
+    newTrack.enabled = !local.muted;
+    await local.transceiver?.sender.replaceTrack(newTrack);
+    this.#local.delete(oldTrack);
+    local.stream.removeTrack(oldTrack);
+    local.stream.addTrack(newTrack);
+    local.track = newTrack;
+    this.#local.set(newTrack, local);
+  }
+
+  /**
+   * Mutes or unmutes a local track: sets `track.enabled` and tells the others (`mute`). A track
+   * muted before its id is known is announced as soon as it is published.
+   * @param {MediaStreamTrack | string} trackOrId a published MediaStreamTrack or its Cascade id
+   * @param {boolean} muted
+   */
+  mute(trackOrId, muted) {
+    const local =
+      typeof trackOrId === 'string'
+        ? [...this.#local.values()].find((l) => l.trackId === trackOrId)
+        : this.#local.get(trackOrId);
+    if (!local) throw new CascadeError('track_not_found', 'not a published track');
+    local.muted = muted;
+    local.track.enabled = !muted;
+    if (local.trackId) {
+      const info = this.tracks.get(local.trackId);
+      if (info) info.muted = muted;
+      this.#send({ type: 'mute', track: local.trackId, muted });
+    }
+  }
+
+  // ---- subscribing, data ---------------------------------------------------------------
+
+  /** @param {string[]} trackIds */
+  subscribe(trackIds) {
+    this.#send({ type: 'subscribe', tracks: trackIds, ref: 'subscribe' });
+  }
+
+  /** @param {string[]} trackIds */
+  unsubscribe(trackIds) {
+    this.#send({ type: 'unsubscribe', tracks: trackIds });
+  }
+
+  /**
+   * Sends a JSON value to every other participant of the room (they get a `data` event).
+   * Returns false if the socket is not open (nothing is queued).
+   * @param {any} payload
+   */
+  sendData(payload) {
+    if (!this.#joined) return false;
+    return this.#send({ type: 'data', payload, ref: 'data' });
+  }
+
+  // ---- socket and reconnect -------------------------------------------------------------
+
+  /** @returns {Promise<void>} */
+  #openSocket() {
+    const url = this.#wsUrl;
+    if (!url) return Promise.reject(new CascadeError('not_connected', 'connect first'));
     return new Promise((resolve, reject) => {
-      this.#pendingJoin = { resolve, reject };
-      this.#send({ type: 'join', token, auto_subscribe: autoSubscribe });
+      const ws = new WebSocket(url);
+      this.#ws = ws;
+      let opened = false;
+      const timeout = setTimeout(() => {
+        if (!opened) ws.close();
+      }, 10_000);
+      ws.onopen = () => {
+        opened = true;
+        clearTimeout(timeout);
+        this.#lastReceived = Date.now();
+        this.#startPing();
+        resolve();
+      };
+      ws.onerror = () => {
+        if (!opened) reject(new CascadeError('connect_failed', `WebSocket to ${url} failed`));
+      };
+      ws.onmessage = (ev) => {
+        this.#lastReceived = Date.now();
+        this.#receive(ev.data);
+      };
+      ws.onclose = (ev) => {
+        clearTimeout(timeout);
+        if (!opened) reject(new CascadeError('connect_failed', `WebSocket to ${url} closed (${ev.code})`));
+        if (this.#ws === ws) this.#onSocketClosed(ev.code, ev.reason);
+      };
     });
   }
 
   /**
-   * Publishes every track of a stream (one sendonly transceiver each). Negotiation starts by
-   * itself (`negotiationneeded`).
-   * @param {MediaStream} mediaStream
-   * @returns {RTCRtpTransceiver[]}
+   * @param {number} code
+   * @param {string} reason
    */
-  publish(mediaStream) {
-    const pc = this.#requirePc();
-    return mediaStream
-      .getTracks()
-      .map((track) => pc.addTransceiver(track, { direction: 'sendonly', streams: [mediaStream] }));
+  #onSocketClosed(code, reason) {
+    this.#ws = null;
+    this.#stopPing();
+    const wasJoined = this.#joined !== null;
+    const willReconnect = this.reconnect && !this.#closed && wasJoined && reason !== 'replaced' && reason !== 'leave';
+    this.#pendingJoin?.reject(new CascadeError('disconnected', `socket closed (${code} ${reason})`));
+    this.#pendingJoin = null;
+    this.#emit('disconnected', { code, reason, willReconnect });
+    this.#closePc();
+    if (willReconnect) {
+      this.#scheduleReconnect(reason || `closed (${code})`);
+    } else {
+      this.#closed = true;
+      this.#setState('disconnected');
+    }
   }
 
-  /** Leaves the room and closes the peer connection and the socket. */
-  leave() {
-    this.#send({ type: 'leave' });
-    this.#close();
+  /** @param {string} reason */
+  #scheduleReconnect(reason) {
+    if (this.#closed) return;
+    const attempt = ++this.#reconnectAttempt;
+    if (attempt > this.reconnectMaxAttempts) {
+      this.#closed = true;
+      this.#setState('disconnected');
+      this.#emit('error', { code: 'reconnect_failed', message: `gave up after ${attempt - 1} attempts` });
+      return;
+    }
+    const base = Math.min(this.reconnectMaxDelayMs, this.reconnectMinDelayMs * 2 ** (attempt - 1));
+    // Jitter: 50..100 % of the base, never below the minimum.
+    const delayMs = Math.round(Math.max(this.reconnectMinDelayMs, base * (0.5 + Math.random() * 0.5)));
+    this.#setState('reconnecting');
+    this.log(`cascade: reconnecting in ${delayMs} ms (attempt ${attempt})`);
+    this.#emit('reconnecting', { attempt, delayMs, reason });
+    this.#reconnectTimer = setTimeout(() => this.#tryReconnect(), delayMs);
+  }
+
+  async #tryReconnect() {
+    if (this.#closed) return;
+    try {
+      await this.#openSocket();
+      if (this.#closed) return;
+      await this.#sendJoin();
+    } catch (e) {
+      if (this.#closed) return;
+      const code = e instanceof CascadeError ? e.code : 'connect_failed';
+      if (FATAL_JOIN_ERRORS.has(code)) {
+        this.log('cascade: cannot rejoin:', code);
+        this.#closed = true;
+        const ws = this.#ws;
+        this.#ws = null;
+        if (ws) {
+          ws.onclose = null;
+          ws.close(1000);
+        }
+        this.#stopPing();
+        this.#setState('disconnected');
+        this.#emit('disconnected', { code: 1000, reason: code, willReconnect: false });
+        return;
+      }
+      // The socket's close handler schedules the next attempt; if the socket is still open
+      // (e.g. `room_full`), close it to get there.
+      if (this.#ws && this.#ws.readyState === WebSocket.OPEN) this.#ws.close();
+    }
+  }
+
+  /** @returns {Promise<JoinedInfo>} */
+  #sendJoin() {
+    return new Promise((resolve, reject) => {
+      this.#pendingJoin = { resolve, reject };
+      if (!this.#send({ type: 'join', token: this.#token, auto_subscribe: this.#autoSubscribe, ref: 'join' })) {
+        this.#pendingJoin = null;
+        reject(new CascadeError('not_connected', 'connect first'));
+      }
+    });
+  }
+
+  #startPing() {
+    this.#stopPing();
+    this.#pingTimer = setInterval(() => {
+      // A socket that has been silent for 2.5 ping intervals is dead even if the browser has not
+      // noticed yet: drop it and reconnect.
+      const ws = this.#ws;
+      if (ws && this.#joined && Date.now() - this.#lastReceived > this.pingIntervalMs * 2.5) {
+        this.log('cascade: no answer from the server, dropping the socket');
+        ws.onclose = ws.onmessage = ws.onerror = null;
+        ws.close();
+        this.#onSocketClosed(4000, 'ping timeout');
+        return;
+      }
+      this.#send({ type: 'ping' });
+    }, this.pingIntervalMs);
   }
 
   // ---- server messages ------------------------------------------------------------------
@@ -162,9 +528,7 @@ export class CascadeClient extends EventTarget {
       return;
     }
     if (msg.type !== 'pong' && msg.type !== 'candidate') this.log('cascade <-', msg.type);
-    this.#inbox = this.#inbox
-      .then(() => this.#dispatch(msg))
-      .catch((e) => this.#fail('client', e, msg.type));
+    this.#inbox = this.#inbox.then(() => this.#dispatch(msg)).catch((e) => this.#fail('client', e, msg.type));
   }
 
   /** @param {Message} msg */
@@ -182,12 +546,9 @@ export class CascadeClient extends EventTarget {
         this.participants.set(msg.participant.id, msg.participant);
         return this.#emit('participant_joined', { participant: msg.participant });
       case 'participant_left':
-        this.participants.delete(msg.participant);
-        this.#streams.delete(msg.participant);
-        return this.#emit('participant_left', { participantId: msg.participant, reason: msg.reason });
+        return this.#onParticipantLeft(msg.participant, msg.reason);
       case 'track_published':
-        this.tracks.set(msg.track.id, msg.track);
-        return this.#emit('track_published', { track: msg.track });
+        return this.#onTrackPublished(msg.track);
       case 'track_unpublished':
         return this.#onTrackUnpublished(msg.track, msg.participant);
       case 'track_muted': {
@@ -195,9 +556,13 @@ export class CascadeClient extends EventTarget {
         if (info) info.muted = msg.muted;
         return this.#emit('track_muted', { trackId: msg.track, participantId: msg.participant, muted: msg.muted });
       }
+      case 'data':
+        return this.#emit('data', { participantId: msg.participant, identity: msg.identity, payload: msg.payload });
       case 'leave':
-        this.#emit('left', { reason: msg.reason });
-        return this.#close();
+        // `replaced`: another connection took our identity; do not fight it. `server_shutdown`:
+        // the socket closes right after and we reconnect (the server may be restarting).
+        if (msg.reason !== 'server_shutdown') this.#closed = true;
+        return this.#emit('left', { reason: msg.reason });
       case 'error':
         return this.#onError(msg);
       case 'pong':
@@ -217,13 +582,92 @@ export class CascadeClient extends EventTarget {
       tracks: msg.tracks,
       iceServers: msg.ice_servers ?? [],
     };
+    const rejoin = this.#joined !== null;
+    if (rejoin) this.#reconcile(info);
     this.#joined = info;
-    for (const p of info.participants) this.participants.set(p.id, p);
-    for (const t of info.tracks) this.tracks.set(t.id, t);
-    this.#pc = this.#createPeerConnection(info.iceServers);
+    this.#reconnectAttempt = 0;
+    this.participants = new Map(info.participants.map((p) => [p.id, p]));
+    this.tracks = new Map(info.tracks.map((t) => [t.id, t]));
+    this.#closePc();
+    this.#pc = this.#createPeerConnection([...info.iceServers, ...this.extraIceServers]);
+    // Republish our local tracks on the fresh peer connection.
+    for (const local of this.#local.values()) {
+      if (local.track.readyState === 'ended') {
+        this.#local.delete(local.track);
+        continue;
+      }
+      local.trackId = null;
+      local.transceiver = this.#pc.addTransceiver(local.track, { direction: 'sendonly', streams: [local.stream] });
+    }
+    this.#setState('connected');
     this.#pendingJoin?.resolve(info);
     this.#pendingJoin = null;
     this.#emit('joined', info);
+    if (rejoin) this.#emit('reconnected', info);
+  }
+
+  /**
+   * After a rejoin: tells the app what changed in the room while we were away, and forgets the
+   * tracks received on the old peer connection (they arrive again as new `track` events).
+   * @param {JoinedInfo} info
+   */
+  #reconcile(info) {
+    for (const [mid, a] of this.#announced) {
+      this.#announced.delete(mid);
+      this.#emit('track_removed', { trackId: a.trackId, participantId: a.participantId });
+    }
+    this.#streams.clear();
+    this.#midTracks.clear();
+    const ownOld = this.#joined?.participant.id;
+    const newTracks = new Set(info.tracks.map((t) => t.id));
+    for (const t of this.tracks.values()) {
+      if (t.participant !== ownOld && !newTracks.has(t.id)) {
+        this.#emit('track_unpublished', { trackId: t.id, participantId: t.participant });
+      }
+    }
+    const newParticipants = new Set(info.participants.map((p) => p.id));
+    for (const p of this.participants.values()) {
+      if (!newParticipants.has(p.id)) {
+        this.#emit('participant_left', { participantId: p.id, identity: p.identity, reason: 'disconnected' });
+      }
+    }
+    for (const p of info.participants) {
+      if (!this.participants.has(p.id)) this.#emit('participant_joined', { participant: p });
+    }
+    const oldTracks = new Set(this.tracks.keys());
+    for (const t of info.tracks) {
+      if (!oldTracks.has(t.id)) this.#emit('track_published', { track: t });
+    }
+  }
+
+  /**
+   * @param {string} participantId
+   * @param {string} reason
+   */
+  #onParticipantLeft(participantId, reason) {
+    const p = this.participants.get(participantId);
+    this.participants.delete(participantId);
+    this.#streams.delete(participantId);
+    this.#emit('participant_left', { participantId, identity: p?.identity ?? '', reason });
+  }
+
+  /** @param {TrackInfo} track */
+  #onTrackPublished(track) {
+    this.tracks.set(track.id, track);
+    const own = this.#joined && track.participant === this.#joined.participant.id;
+    if (own && track.mid !== undefined) {
+      const local = [...this.#local.values()].find((l) => l.transceiver && l.transceiver.mid === track.mid);
+      if (local) {
+        local.trackId = track.id;
+        // Muted before the id was known (or before a reconnect): tell the others now.
+        if (local.muted || track.muted) {
+          track.muted = local.muted;
+          this.#send({ type: 'mute', track: track.id, muted: local.muted });
+        }
+        this.#emit('local_track_published', { trackId: track.id, track: local.track, source: local.source, mid: track.mid });
+      }
+    }
+    this.#emit('track_published', { track });
   }
 
   /**
@@ -236,9 +680,11 @@ export class CascadeClient extends EventTarget {
     const pc = this.#requirePc();
     if (this.#makingOffer || pc.signalingState !== 'stable') this.log('cascade: glare, rolling back our offer');
     this.#midTracks = new Map(Object.entries(tracks));
+    this.#pendingCandidates = [];
     await pc.setRemoteDescription({ type: 'offer', sdp });
     await pc.setLocalDescription();
     this.#send({ type: 'answer', sdp: pc.localDescription?.sdp });
+    this.#flushCandidates();
     this.#syncReceivedTracks();
   }
 
@@ -255,14 +701,13 @@ export class CascadeClient extends EventTarget {
   /** @param {WireCandidate} c */
   async #onCandidate(c) {
     const pc = this.#requirePc();
-    const init = {
-      candidate: c.candidate,
-      sdpMid: c.sdp_mid ?? null,
-      sdpMLineIndex: c.sdp_mline_index ?? null,
-      usernameFragment: c.username_fragment ?? null,
-    };
     try {
-      await pc.addIceCandidate(init);
+      await pc.addIceCandidate({
+        candidate: c.candidate,
+        sdpMid: c.sdp_mid ?? null,
+        sdpMLineIndex: c.sdp_mline_index ?? null,
+        usernameFragment: c.username_fragment ?? null,
+      });
     } catch (e) {
       // A candidate for a description that was rolled back or replaced: harmless.
       this.log('cascade: addIceCandidate failed', String(e));
@@ -275,21 +720,30 @@ export class CascadeClient extends EventTarget {
    */
   #onTrackUnpublished(trackId, participantId) {
     this.tracks.delete(trackId);
-    for (const [mid, id] of this.#announced) {
-      if (id !== trackId) continue;
+    for (const [mid, a] of this.#announced) {
+      if (a.trackId !== trackId) continue;
       this.#announced.delete(mid);
-      const transceiver = this.#pc?.getTransceivers().find((t) => t.mid === mid);
-      if (transceiver) this.#streams.get(participantId)?.removeTrack(transceiver.receiver.track);
+      this.#streams.get(a.participantId)?.removeTrack(a.track);
+      this.#emit('track_removed', { trackId, participantId: a.participantId });
     }
     this.#emit('track_unpublished', { trackId, participantId });
   }
 
   /** @param {Message} msg */
-  #onError(msg) {
+  async #onError(msg) {
     const err = new CascadeError(msg.code, msg.message, msg.ref);
-    if (this.#pendingJoin) {
+    if (msg.ref === 'join' && this.#pendingJoin) {
       this.#pendingJoin.reject(err);
       this.#pendingJoin = null;
+    }
+    if (msg.ref === 'candidate') {
+      // Candidates for descriptions that were rolled back; the server learns our address anyway.
+      this.log('cascade: candidate refused:', msg.message);
+      return;
+    }
+    if (typeof msg.ref === 'string' && msg.ref.startsWith('offer-') && this.#pc?.signalingState === 'have-local-offer') {
+      // Our offer was refused: roll it back as the protocol asks.
+      await this.#pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
     }
     this.#emit('error', { code: msg.code, message: msg.message, ref: msg.ref });
   }
@@ -299,56 +753,79 @@ export class CascadeClient extends EventTarget {
   /** @param {IceServer[]} iceServers */
   #createPeerConnection(iceServers) {
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
-    pc.onnegotiationneeded = () => this.#offer();
+    this.#pendingCandidates = null;
+    pc.onnegotiationneeded = () => this.#offer(pc);
     pc.onicecandidate = ({ candidate }) => {
-      if (!candidate || !candidate.candidate) return;
-      this.#send({
-        type: 'candidate',
-        candidate: {
-          candidate: candidate.candidate,
-          sdp_mid: candidate.sdpMid ?? undefined,
-          sdp_mline_index: candidate.sdpMLineIndex ?? undefined,
-          username_fragment: candidate.usernameFragment ?? undefined,
-        },
-      });
+      if (this.#pc !== pc || !candidate || !candidate.candidate) return;
+      /** @type {WireCandidate} */
+      const wire = { candidate: candidate.candidate };
+      if (candidate.sdpMid !== null) wire.sdp_mid = candidate.sdpMid;
+      if (candidate.sdpMLineIndex !== null) wire.sdp_mline_index = candidate.sdpMLineIndex;
+      if (candidate.usernameFragment !== null) wire.username_fragment = candidate.usernameFragment;
+      if (this.#pendingCandidates) this.#pendingCandidates.push(wire);
+      else this.#send({ type: 'candidate', candidate: wire, ref: 'candidate' });
     };
-    pc.onconnectionstatechange = () => this.log('cascade: pc', pc.connectionState);
+    pc.onconnectionstatechange = () => {
+      if (this.#pc !== pc) return;
+      this.log('cascade: pc', pc.connectionState);
+      this.#emit('connection_state', { state: this.#state, peer: pc.connectionState });
+    };
+    pc.ontrack = () => {
+      // Mapped to Cascade ids after the answer, in #syncReceivedTracks.
+    };
     return pc;
   }
 
-  /** Sends our offer (publishing changed). */
-  async #offer() {
-    const pc = this.#pc;
-    if (!pc) return;
+  /**
+   * Sends our offer (publishing changed).
+   * @param {RTCPeerConnection} pc
+   */
+  async #offer(pc) {
+    if (this.#pc !== pc || pc.signalingState !== 'stable') return;
     try {
       this.#makingOffer = true;
+      this.#pendingCandidates = [];
       await pc.setLocalDescription();
       // A server offer may have rolled ours back meanwhile; then negotiationneeded fires again.
-      if (pc.localDescription?.type === 'offer') this.#send({ type: 'offer', sdp: pc.localDescription.sdp });
+      const signaling = /** @type {RTCSignalingState} */ (pc.signalingState);
+      if (this.#pc === pc && pc.localDescription?.type === 'offer' && signaling === 'have-local-offer') {
+        this.#send({ type: 'offer', sdp: pc.localDescription.sdp, ref: `offer-${++this.#offerSeq}` });
+      }
     } catch (e) {
-      this.#fail('negotiation', e);
+      if (this.#pc === pc) this.#fail('negotiation', e);
     } finally {
       this.#makingOffer = false;
+      this.#flushCandidates();
     }
+  }
+
+  #flushCandidates() {
+    const queued = this.#pendingCandidates;
+    this.#pendingCandidates = null;
+    for (const c of queued ?? []) this.#send({ type: 'candidate', candidate: c, ref: 'candidate' });
   }
 
   /** Emits `track` for each receiving mid whose Cascade track is new since the last offer. */
   #syncReceivedTracks() {
     const pc = this.#requirePc();
+    const live = new Set();
     for (const t of pc.getTransceivers()) {
       const mid = t.mid;
       if (mid === null) continue;
+      live.add(mid);
       const trackId = this.#midTracks.get(mid);
       const receiving = t.currentDirection === 'recvonly' || t.currentDirection === 'sendrecv';
-      if (!trackId || !receiving) {
+      const before = this.#announced.get(mid);
+      if (before && (before.trackId !== trackId || !receiving)) {
         this.#announced.delete(mid);
-        continue;
+        this.#streams.get(before.participantId)?.removeTrack(before.track);
+        this.#emit('track_removed', { trackId: before.trackId, participantId: before.participantId });
       }
-      if (this.#announced.get(mid) === trackId) continue;
-      this.#announced.set(mid, trackId);
+      if (!trackId || !receiving || this.#announced.get(mid)?.trackId === trackId) continue;
       const info = this.tracks.get(trackId);
       const participantId = info?.participant ?? '';
       const mediaStreamTrack = t.receiver.track;
+      this.#announced.set(mid, { trackId, participantId, track: mediaStreamTrack });
       let stream = this.#streams.get(participantId);
       if (!stream) {
         stream = new MediaStream();
@@ -358,10 +835,20 @@ export class CascadeClient extends EventTarget {
       this.#emit('track', {
         trackId,
         participantId,
+        identity: this.participants.get(participantId)?.identity ?? '',
         kind: mediaStreamTrack.kind,
+        muted: info?.muted ?? false,
         mediaStreamTrack,
         stream,
+        receiver: t.receiver,
+        transceiver: t,
       });
+    }
+    for (const [mid, a] of this.#announced) {
+      if (live.has(mid)) continue;
+      this.#announced.delete(mid);
+      this.#streams.get(a.participantId)?.removeTrack(a.track);
+      this.#emit('track_removed', { trackId: a.trackId, participantId: a.participantId });
     }
   }
 
@@ -369,7 +856,7 @@ export class CascadeClient extends EventTarget {
 
   /** @param {Record<string, any>} msg */
   #send(msg) {
-    if (this.#ws?.readyState !== WebSocket.OPEN) return false;
+    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return false;
     if (msg.type !== 'ping' && msg.type !== 'candidate') this.log('cascade ->', msg.type);
     this.#ws.send(JSON.stringify(msg));
     return true;
@@ -378,6 +865,14 @@ export class CascadeClient extends EventTarget {
   #requirePc() {
     if (!this.#pc) throw new CascadeError('not_joined', 'join first');
     return this.#pc;
+  }
+
+  #closePc() {
+    const pc = this.#pc;
+    this.#pc = null;
+    if (!pc) return;
+    pc.onnegotiationneeded = pc.onicecandidate = pc.onconnectionstatechange = pc.ontrack = null;
+    pc.close();
   }
 
   /**
@@ -397,10 +892,11 @@ export class CascadeClient extends EventTarget {
     this.#pingTimer = undefined;
   }
 
-  #close() {
-    this.#stopPing();
-    this.#pc?.close();
-    this.#ws?.close();
+  /** @param {ConnectionState} state */
+  #setState(state) {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emit('connection_state', { state, peer: this.#pc?.connectionState ?? null });
   }
 
   /**

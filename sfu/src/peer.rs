@@ -292,15 +292,23 @@ impl Peer {
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| MediaError::from_rtc_sdp(&e))?;
-        let answer = self
-            .pc
-            .create_answer(None)
-            .map_err(|e| MediaError::Internal(format!("create answer: {e}")))?;
-        self.pc
-            .set_local_description(now, answer.clone())
-            .map_err(|e| MediaError::Internal(format!("set local answer: {e}")))?;
-        self.prune_stopped_publications();
-        Ok(answer.sdp)
+        let answered = self.pc.create_answer(None).and_then(|answer| {
+            self.pc.set_local_description(now, answer.clone())?;
+            Ok(answer)
+        });
+        match answered {
+            Ok(answer) => {
+                self.prune_stopped_publications();
+                Ok(answer.sdp)
+            }
+            Err(e) => {
+                // Back to stable: the offer is refused as a whole.
+                if let Ok(rollback) = RTCSessionDescription::rollback(None) {
+                    let _ = self.pc.set_remote_description(now, rollback);
+                }
+                Err(MediaError::InvalidSdp(format!("cannot answer: {e}")))
+            }
+        }
     }
 
     /// The transceiver of a receiver.
@@ -812,23 +820,76 @@ fn request_keyframe(track: &PublishedTrack, now: Instant) {
 /// The subscriber's copy of a packet: its SSRC, payload type, sequence number, timestamp and
 /// extension ids; the payload is shared, not copied.
 fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> rtp::Packet {
-    let mut header = packet.header.clone();
-    header.ssrc = ssrc;
-    header.payload_type = m.pt;
-    header.sequence_number = seq;
-    header.timestamp = ts;
-    header.extensions.retain_mut(
-        |e| match m.extensions.iter().find(|(src, _)| *src == e.id) {
-            Some((_, dst)) => {
-                e.id = *dst;
-                true
-            }
-            None => false,
-        },
-    );
-    header.extension = !header.extensions.is_empty();
+    let source = &packet.header;
+    let mut header = rtp::Header {
+        version: source.version,
+        padding: source.padding,
+        marker: source.marker,
+        payload_type: m.pt,
+        sequence_number: seq,
+        timestamp: ts,
+        ssrc,
+        csrc: source.csrc.clone(),
+        ..Default::default()
+    };
+    // Rebuilt through `set_extension`, which keeps the extension block's padding consistent.
+    for e in &source.extensions {
+        if let Some((_, dst)) = m.extensions.iter().find(|(src, _)| *src == e.id) {
+            let _ = header.set_extension(*dst, e.payload.clone());
+        }
+    }
     rtp::Packet {
         header,
         payload: packet.payload.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::shared::marshal::Marshal;
+
+    #[test]
+    fn rewrite_remaps_ids_drops_the_rest_and_marshals_consistently() {
+        let mut header = rtp::Header {
+            version: 2,
+            payload_type: 111,
+            sequence_number: 7,
+            timestamp: 960,
+            ssrc: 1,
+            ..Default::default()
+        };
+        header.set_extension(1, vec![0x90].into()).unwrap(); // audio level
+        header.set_extension(3, vec![1, 2].into()).unwrap(); // TWCC: not forwarded
+        header.set_extension(4, vec![5, 6, 7].into()).unwrap(); // abs-send-time
+        let packet = rtp::Packet {
+            header,
+            payload: vec![0xAB; 21].into(),
+        };
+        let m = Mapping {
+            source_pt: 111,
+            pt: 109,
+            extensions: vec![(1, 10), (4, 2)],
+        };
+        let out = rewrite(&packet, 99, &m, 500, 48_000);
+        assert_eq!((out.header.ssrc, out.header.payload_type), (99, 109));
+        assert_eq!(
+            (out.header.sequence_number, out.header.timestamp),
+            (500, 48_000)
+        );
+        let ids: Vec<(u8, Vec<u8>)> = out
+            .header
+            .extensions
+            .iter()
+            .map(|e| (e.id, e.payload.to_vec()))
+            .collect();
+        assert_eq!(ids, vec![(10, vec![0x90]), (2, vec![5, 6, 7])]);
+        let bytes = out.marshal().expect("marshals");
+        assert_eq!(bytes.len(), out.marshal_size());
+        assert_eq!(
+            &bytes[bytes.len() - 21..],
+            &[0xAB; 21][..],
+            "payload intact"
+        );
     }
 }

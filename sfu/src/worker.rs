@@ -170,9 +170,6 @@ pub(crate) fn run(rx: Receiver<WorkerMsg>, socket: Arc<UdpSocket>, shared: Arc<S
             }
         }
         next_deadline = peers.values().filter_map(Peer::deadline).min();
-        if peers.is_empty() && rx.is_empty() {
-            next_deadline = None;
-        }
     }
     if !peers.is_empty() {
         warn!(count = peers.len(), "worker exiting with peers");
