@@ -24,7 +24,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId,
@@ -645,21 +646,7 @@ impl Peer {
             warn!(peer = self.id, "track without codec ignored");
             return;
         };
-        let source_pt = params
-            .codecs
-            .iter()
-            .find(|c| {
-                c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
-                    && c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line
-            })
-            .or_else(|| {
-                params
-                    .codecs
-                    .iter()
-                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type))
-            })
-            .map(|c| c.payload_type);
-        let Some(source_pt) = source_pt else {
+        let Some(source_pt) = payload_type_for(&params.codecs, &codec) else {
             warn!(peer = self.id, "track codec has no payload type; ignored");
             return;
         };
@@ -771,21 +758,7 @@ impl DownTrack {
         }
         let mut sender = pc.rtp_sender(self.sender)?;
         let params = sender.get_parameters().rtp_parameters.clone();
-        let codec = &self.track.codec;
-        let pt = params
-            .codecs
-            .iter()
-            .find(|c| {
-                c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type)
-                    && c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line
-            })
-            .or_else(|| {
-                params
-                    .codecs
-                    .iter()
-                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type))
-            })?
-            .payload_type;
+        let pt = payload_type_for(&params.codecs, &self.track.codec)?;
         let extensions = self
             .track
             .extensions
@@ -806,6 +779,18 @@ impl DownTrack {
         self.mapping = Some(m.clone());
         Some(m)
     }
+}
+
+/// The payload type negotiated for `codec`: same mime type and fmtp line, else same mime type.
+fn payload_type_for(negotiated: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -> Option<u8> {
+    let same_mime =
+        |c: &&RTCRtpCodecParameters| c.rtp_codec.mime_type.eq_ignore_ascii_case(&codec.mime_type);
+    negotiated
+        .iter()
+        .filter(same_mime)
+        .find(|c| c.rtp_codec.sdp_fmtp_line == codec.sdp_fmtp_line)
+        .or_else(|| negotiated.iter().find(same_mime))
+        .map(|c| c.payload_type)
 }
 
 /// Asks a track's publisher for a keyframe, throttled per track.
@@ -891,5 +876,30 @@ mod tests {
             &[0xAB; 21][..],
             "payload intact"
         );
+    }
+
+    #[test]
+    fn payload_type_prefers_the_same_fmtp_then_the_same_mime() {
+        let codec = |mime: &str, fmtp: &str, pt: u8| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate: 90_000,
+                sdp_fmtp_line: fmtp.into(),
+                ..Default::default()
+            },
+            payload_type: pt,
+            ..Default::default()
+        };
+        let negotiated = [
+            codec("video/H264", "profile-level-id=42001f", 102),
+            codec("video/h264", "profile-level-id=42e01f", 108),
+            codec("video/VP8", "", 96),
+        ];
+        let want =
+            |mime: &str, fmtp: &str| payload_type_for(&negotiated, &codec(mime, fmtp, 0).rtp_codec);
+        assert_eq!(want("video/H264", "profile-level-id=42e01f"), Some(108));
+        assert_eq!(want("video/H264", "other"), Some(102));
+        assert_eq!(want("video/vp8", ""), Some(96));
+        assert_eq!(want("video/AV1", ""), None);
     }
 }
