@@ -123,6 +123,14 @@ export class CascadeClient extends EventTarget {
   #inbox = Promise.resolve();
   #makingOffer = false;
   #offerSeq = 0;
+  /**
+   * Right after joining a room with tracks, the server offers them: our own offer waits until
+   * that offer is answered, which avoids glare on every join.
+   */
+  #holdOffers = false;
+  #offerDeferred = false;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #holdTimer;
   /** Our candidates wait here until the description they belong to has been sent. @type {WireCandidate[] | null} */
   #pendingCandidates = null;
   /** @type {{resolve: (info: JoinedInfo) => void, reject: (e: Error) => void} | null} */
@@ -251,6 +259,7 @@ export class CascadeClient extends EventTarget {
   close() {
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#holdTimer);
     this.#stopPing();
     this.#pendingJoin?.reject(new CascadeError('closed', 'client closed'));
     this.#pendingJoin = null;
@@ -590,6 +599,10 @@ export class CascadeClient extends EventTarget {
     this.tracks = new Map(info.tracks.map((t) => [t.id, t]));
     this.#closePc();
     this.#pc = this.#createPeerConnection([...info.iceServers, ...this.extraIceServers]);
+    clearTimeout(this.#holdTimer);
+    this.#offerDeferred = false;
+    this.#holdOffers = this.#autoSubscribe && info.tracks.length > 0;
+    if (this.#holdOffers) this.#holdTimer = setTimeout(() => this.#releaseOffers(), 3000);
     // Republish our local tracks on the fresh peer connection.
     for (const local of this.#local.values()) {
       if (local.track.readyState === 'ended') {
@@ -681,11 +694,46 @@ export class CascadeClient extends EventTarget {
     if (this.#makingOffer || pc.signalingState !== 'stable') this.log('cascade: glare, rolling back our offer');
     this.#midTracks = new Map(Object.entries(tracks));
     this.#pendingCandidates = [];
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    await pc.setLocalDescription();
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await pc.createAnswer();
+      // Stay the DTLS server (passive) from the first answer on: the server answers our own
+      // later offers as the DTLS client (active), so both sides keep the roles they started with.
+      await pc.setLocalDescription({ type: 'answer', sdp: answer.sdp?.replace(/^a=setup:active\r?$/gm, 'a=setup:passive') });
+    } catch (e) {
+      // The server waits for our answer and offers nothing until it gets one: start over with a
+      // fresh session rather than stay stuck.
+      this.#fail('negotiation', e, 'offer');
+      this.#restart('negotiation_failed');
+      return;
+    }
     this.#send({ type: 'answer', sdp: pc.localDescription?.sdp });
     this.#flushCandidates();
     this.#syncReceivedTracks();
+    this.#releaseOffers();
+  }
+
+  /** Lets our held-back offer go (after the first server offer, or a timeout). */
+  #releaseOffers() {
+    clearTimeout(this.#holdTimer);
+    this.#holdOffers = false;
+    if (this.#offerDeferred && this.#pc) {
+      this.#offerDeferred = false;
+      this.#offer(this.#pc);
+    }
+  }
+
+  /**
+   * Drops the current session and rejoins with a fresh peer connection (as after a dropped socket).
+   * @param {string} reason
+   */
+  #restart(reason) {
+    const ws = this.#ws;
+    if (!ws || this.#closed) return;
+    this.log('cascade: restarting the session:', reason);
+    ws.onclose = ws.onmessage = ws.onerror = null;
+    ws.close(1000);
+    this.#onSocketClosed(4001, reason);
   }
 
   /** @param {string} sdp */
@@ -781,7 +829,11 @@ export class CascadeClient extends EventTarget {
    * @param {RTCPeerConnection} pc
    */
   async #offer(pc) {
-    if (this.#pc !== pc || pc.signalingState !== 'stable') return;
+    if (this.#pc !== pc || pc.signalingState !== 'stable' || this.#makingOffer) return;
+    if (this.#holdOffers) {
+      this.#offerDeferred = true;
+      return;
+    }
     try {
       this.#makingOffer = true;
       this.#pendingCandidates = [];

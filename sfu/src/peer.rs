@@ -888,7 +888,6 @@ mod tests {
                 ..Default::default()
             },
             payload_type: pt,
-            ..Default::default()
         };
         let negotiated = [
             codec("video/H264", "profile-level-id=42001f", 102),

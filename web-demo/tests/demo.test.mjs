@@ -47,7 +47,9 @@ const CHROMIUM_FLAGS = [
   '--allow-loopback-in-peer-connection',
   '--autoplay-policy=no-user-gesture-required',
   // Offer 127.0.0.1 host candidates rather than mDNS names, even on pages without camera access.
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  // With DEMO_FROM_DISK the page comes from Playwright (no server address): Local Network Access
+  // would then block its WebSocket to 127.0.0.1.
+  `--disable-features=WebRtcHideLocalIpsWithMdns${FROM_DISK ? ',LocalNetworkAccessChecks' : ''}`,
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -117,6 +119,8 @@ let server = null;
 let browser = null;
 /** Every participant opened so far (for diagnostics and cleanup). */
 const participants = [];
+/** How much of the server output has been printed already. */
+let serverDumped = 0;
 /** Time to first remote frame of each joiner, for the summary. */
 const ttffs = [];
 
@@ -161,15 +165,20 @@ async function stopServer(s) {
 async function dumpDiagnostics(title) {
   console.error(`\n===== diagnostics: ${title} =====`);
   for (const p of participants) {
-    console.error(`--- ${p.name} (room ${p.room}, ${p.mode})${p.closed ? ' [closed]' : ''} console ---`);
-    console.error(p.logs.slice(-300).join('\n') || '(empty)');
+    // Each line once: later dumps show only what was logged since.
+    const fresh = p.logs.slice(p.dumped ?? 0);
+    p.dumped = p.logs.length;
+    if (p.closed && !fresh.length) continue;
+    console.error(`--- ${p.name} (room ${p.room}, ${p.mode})${p.closed ? ' [closed]' : ''} console${p.dumped > fresh.length ? ' (new lines)' : ''} ---`);
+    console.error(fresh.slice(-300).join('\n') || '(empty)');
     if (!p.closed) {
       const state = await within(2000, pageSummary(p.page).catch((e) => `error: ${e.message}`));
       console.error(`--- ${p.name} page state: ${describeValue(state)}`);
     }
   }
-  console.error('--- server output (tail) ---');
-  const out = server?.output.join('') ?? '';
+  console.error('--- server output (tail, new lines) ---');
+  const out = server?.output.slice(serverDumped).join('') ?? '';
+  serverDumped = server?.output.length ?? 0;
   console.error(out.split('\n').slice(-400).join('\n') || '(empty)');
   if (server?.exited) console.error(`server exited: ${describeValue(server.exited)}`);
   console.error(`===== end of diagnostics: ${title} =====\n`);
@@ -202,6 +211,19 @@ function initScript() {
     constructor(...args) {
       super(...args);
       w.__demoTest.sockets.push(this);
+      if (w.__demoTraceSdp) {
+        // DEMO_TRACE_SDP=1: log the DTLS setup, direction and mid lines of every offer/answer.
+        const brief = (dir, data) => {
+          try {
+            const m = JSON.parse(data);
+            if (m.sdp) console.log(`sdp ${dir} ${m.type}: ${m.sdp.split('\r\n').filter((l) => /^a=(setup|mid|sendonly|recvonly|sendrecv|inactive)|^m=/.test(l)).join(' | ')}`);
+            else if (m.type === 'error') console.log(`sdp ${dir} error: ${data}`);
+          } catch {}
+        };
+        this.addEventListener('message', (ev) => brief('<-', ev.data));
+        const send = this.send.bind(this);
+        this.send = (data) => (brief('->', data), send(data));
+      }
     }
   };
   // Time to first remote frame: from the join click to the first decoded remote video frame.
@@ -330,6 +352,7 @@ async function openParticipant(name, room, mode, { join: doJoin = true } = {}) {
       },
     );
   }
+  if (process.env.DEMO_TRACE_SDP === '1') await context.addInitScript(() => (/** @type {any} */ (window).__demoTraceSdp = true));
   await context.addInitScript(initScript);
   const page = await context.newPage();
   const p = { name, room, mode, context, page, logs: [], closed: false };
@@ -681,7 +704,9 @@ describe('demo page', { timeout: 170_000 }, () => {
         ws.onopen = r;
         ws.onerror = () => j(new Error('raw WebSocket failed'));
       });
-      ws.send(JSON.stringify({ type: 'join', token }));
+      // Without auto-subscription, so that no server offer is outstanding when we offer
+      // (the server would ignore our offer as glare).
+      ws.send(JSON.stringify({ type: 'join', token, auto_subscribe: false }));
       const joined = await next('joined');
       const pc = new RTCPeerConnection();
       const canvas = document.createElement('canvas');
