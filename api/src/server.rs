@@ -120,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         bind: SocketAddr::new(bind_ip(&config), config.udp_port),
         public_ips: config.public_ips.clone(),
         workers: config.workers,
+        ..MediaConfig::default()
     })
     .with_context(|| format!("binding UDP port {}", config.udp_port))?;
     let listener = tokio::net::TcpListener::bind(bind)

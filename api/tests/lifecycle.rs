@@ -268,3 +268,27 @@ async fn a_frame_over_the_transport_limit_closes_with_1009() {
     assert_eq!(closed.code, Some(1009), "{closed:?}");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_peer_connection_removes_the_participant() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let (x, x_id, _p) = participant(&url, "flaky").await;
+    let y = TestClient::connect(&url).await.unwrap();
+    y.join(&server::token("life", "steady"), true)
+        .await
+        .unwrap();
+    // The media connection goes away while the WebSocket stays open.
+    x.close_peer_connection().await;
+    let left = y
+        .next_message(
+            |m| m["type"] == "participant_left" && m["participant"] == x_id.as_str(),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left["reason"], "disconnected");
+    x.wait_closed(T).await.unwrap();
+    assert_eq!(srv.state.media().peer_count(), 1);
+    srv.shutdown().await;
+}

@@ -38,6 +38,10 @@ pub struct MediaConfig {
     pub public_ips: Vec<IpAddr>,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// A peer that sends nothing (not even ICE consent checks) for this long is disconnected...
+    pub ice_disconnected_timeout: Duration,
+    /// ...and, after this much longer, failed: it is then removed from its room.
+    pub ice_failed_timeout: Duration,
 }
 
 impl Default for MediaConfig {
@@ -46,6 +50,8 @@ impl Default for MediaConfig {
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 7882)),
             public_ips: Vec::new(),
             workers: 0,
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -74,6 +80,7 @@ pub struct MediaServer {
     workers: Vec<Sender<WorkerMsg>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     candidate_ips: Vec<IpAddr>,
+    ice_timeouts: (Duration, Duration),
     port: u16,
     next_peer: AtomicU64,
     stop: Arc<AtomicBool>,
@@ -134,6 +141,7 @@ impl MediaServer {
             workers,
             threads: Mutex::new(threads),
             candidate_ips,
+            ice_timeouts: (config.ice_disconnected_timeout, config.ice_failed_timeout),
             port,
             next_peer: AtomicU64::new(1),
             stop,
@@ -173,6 +181,7 @@ impl MediaServer {
         let setting = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), random_token(32))
+            .with_ice_timeouts(Some(self.ice_timeouts.0), Some(self.ice_timeouts.1), None)
             .build();
         let (engine, registry) = media_engine_and_interceptors(self.shared.stats.clone())
             .map_err(|e| MediaError::Internal(e.to_string()))?;

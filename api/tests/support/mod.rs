@@ -1654,7 +1654,8 @@ impl TestClient {
         self.close_peer_connection().await;
     }
 
-    async fn close_peer_connection(&self) {
+    /// Closes the peer connection only; the WebSocket stays open.
+    pub async fn close_peer_connection(&self) {
         let pc = self.pc.lock().await.clone();
         if let Some(pc) = pc {
             let _ = pc.close().await;
