@@ -697,9 +697,9 @@ export class CascadeClient extends EventTarget {
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp });
       const answer = await pc.createAnswer();
-      // Stay the DTLS server (passive) from the first answer on: the server answers our own
-      // later offers as the DTLS client (active), so both sides keep the roles they started with.
-      await pc.setLocalDescription({ type: 'answer', sdp: answer.sdp?.replace(/^a=setup:active\r?$/gm, 'a=setup:passive') });
+      // The server is always the DTLS server (it answers our offers with `setup:passive`), so
+      // the browser's default `setup:active` answer keeps the roles consistent.
+      await pc.setLocalDescription(answer);
     } catch (e) {
       // The server waits for our answer and offers nothing until it gets one: start over with a
       // fresh session rather than stay stuck.

@@ -292,3 +292,34 @@ async fn losing_the_peer_connection_removes_the_participant() {
     assert_eq!(srv.state.media().peer_count(), 1);
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_that_received_first_can_then_publish() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let (_a, _, p) = participant(&url, "first").await;
+    let _pump = p
+        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
+        .unwrap();
+    server::eventually(T, "the first video", || {
+        srv.state.rooms.tracks("life").len() == 1
+    })
+    .await;
+    // The server offers first (existing track), then the newcomer publishes: its offer must be
+    // answered with a DTLS role consistent with the first exchange.
+    let b = TestClient::connect(&url).await.unwrap();
+    b.join(&server::token("life", "second"), true)
+        .await
+        .unwrap();
+    let first = srv.state.rooms.tracks("life")[0].id.clone();
+    b.wait_for_packets(&first, 5, T).await.unwrap();
+    let pb = b.publish(false, true).await.unwrap();
+    let _pump_b = pb
+        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
+        .unwrap();
+    server::eventually(T, "the second video", || {
+        srv.state.rooms.tracks("life").len() == 2
+    })
+    .await;
+    srv.shutdown().await;
+}

@@ -17,7 +17,9 @@ use crossbeam_channel::Sender;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -182,6 +184,10 @@ impl MediaServer {
             .with_lite(true)
             .with_ice_credentials(ufrag.clone(), random_token(32))
             .with_ice_timeouts(Some(self.ice_timeouts.0), Some(self.ice_timeouts.1), None)
+            // The server is always the DTLS server: answers say `setup:passive`, which matches
+            // the `active` a browser answers to the server's own first offer. Otherwise a
+            // client that received before publishing would see the role flip on its offer.
+            .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
         let (engine, registry) = media_engine_and_interceptors(self.shared.stats.clone())
             .map_err(|e| MediaError::Internal(e.to_string()))?;
