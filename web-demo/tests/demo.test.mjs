@@ -9,7 +9,9 @@
 //                rebuild it after editing the page, or set DEMO_FROM_DISK=1)
 //   CHROMIUM     browser (default /usr/bin/chromium)
 //   DEMO_FROM_DISK=1  serve the page's .html/.js/.css from web-demo/ on disk instead of the
-//                copies embedded in the binary (the server still answers /ws and /api)
+//                copies embedded in the binary (the server still answers /ws and /api);
+//                DEMO_FROM_DISK=<dir> serves them from <dir>
+//   DEMO_TRACE_SDP=1  log signaling SDP summaries and peer connection events in the page consoles
 //   ARTIFACTS    screenshot directory (default <repo>/artifacts)
 //
 // The server runs with its default embedded development key, so the page can fetch its own
@@ -27,11 +29,11 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const DEMO_DIR = join(ROOT, 'web-demo');
 const CASCADE_BIN = process.env.CASCADE_BIN ?? join(ROOT, 'target/release/cascade');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = process.env.ARTIFACTS ?? join(ROOT, 'artifacts');
-const FROM_DISK = process.env.DEMO_FROM_DISK === '1';
+const FROM_DISK = Boolean(process.env.DEMO_FROM_DISK);
+const ASSETS_DIR = FROM_DISK && process.env.DEMO_FROM_DISK !== '1' ? resolve(process.env.DEMO_FROM_DISK) : join(ROOT, 'web-demo');
 const MEDIA_TIMEOUT_MS = 20_000;
 const CHROMIUM_FLAGS = [
   '--headless',
@@ -53,7 +55,6 @@ const CHROMIUM_FLAGS = [
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const unique = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
 
 function describeValue(v) {
   if (v instanceof Error) return v.message;
@@ -201,9 +202,30 @@ function withDiagnostics(title, fn) {
 // window.cascadeDemo = {client, state}, data-testid attributes and the tiles' data-* attributes.
 
 /** Installed before any page script: join-click timing and a first-remote-frame probe. */
-function initScript() {
+function initScript({ traceSdp }) {
   const w = /** @type {any} */ (window);
+  w.__demoTraceSdp = traceSdp;
   w.__demoTest = { clickAt: null, firstFrameAt: null, statusHistory: [], sockets: [] };
+  if (w.__demoTraceSdp) {
+    // DEMO_TRACE_SDP=1: log every peer connection's state changes and gathered candidates.
+    const NativePc = window.RTCPeerConnection;
+    let n = 0;
+    window.RTCPeerConnection = class extends NativePc {
+      constructor(...args) {
+        super(...args);
+        const id = ++n;
+        const log = (what) => console.log(`pc#${id} ${what}`);
+        log(`created ${JSON.stringify(args[0] ?? {})}`);
+        for (const ev of ['signalingstatechange', 'icegatheringstatechange', 'iceconnectionstatechange', 'connectionstatechange']) {
+          this.addEventListener(ev, () =>
+            log(`${ev.replace('statechange', '')}=${{ signalingstatechange: this.signalingState, icegatheringstatechange: this.iceGatheringState, iceconnectionstatechange: this.iceConnectionState, connectionstatechange: this.connectionState }[ev]}`),
+          );
+        }
+        this.addEventListener('icecandidate', (e) => log(`candidate ${e.candidate?.candidate || '(end)'}`));
+        this.addEventListener('icecandidateerror', (e) => log(`candidate error ${e.errorCode} ${e.errorText}`));
+      }
+    };
+  }
   // Remember the page's WebSockets so a test can drop the signaling connection (the client keeps
   // its socket private). Behaves exactly like the native WebSocket otherwise.
   const NativeWebSocket = window.WebSocket;
@@ -216,7 +238,7 @@ function initScript() {
         const brief = (dir, data) => {
           try {
             const m = JSON.parse(data);
-            if (m.sdp) console.log(`sdp ${dir} ${m.type}: ${m.sdp.split('\r\n').filter((l) => /^a=(setup|mid|sendonly|recvonly|sendrecv|inactive)|^m=/.test(l)).join(' | ')}`);
+            if (m.sdp) console.log(`sdp ${dir} ${m.type}: ${m.sdp.split('\r\n').filter((l) => /^a=(setup|mid|sendonly|recvonly|sendrecv|inactive|candidate|ice-ufrag|group|ice-lite)|^m=/.test(l)).join(' | ')}`);
             else if (m.type === 'error') console.log(`sdp ${dir} error: ${data}`);
           } catch {}
         };
@@ -256,16 +278,30 @@ function initScript() {
 
 /** Summary of the page for diagnostics. */
 function pageSummary(page) {
-  return page.evaluate(() => {
+  return page.evaluate(async () => {
     const w = /** @type {any} */ (window);
     const c = w.cascadeDemo?.client;
+    /** Transport-level view: candidates and pairs, to tell ICE from DTLS from media problems. */
+    const transport = { localCandidates: [], remoteCandidates: [], pairs: [], dtls: [] };
+    try {
+      (await c?.pc?.getStats())?.forEach((s) => {
+        if (s.type === 'local-candidate') transport.localCandidates.push(`${s.address}:${s.port}/${s.protocol} ${s.candidateType}`);
+        else if (s.type === 'remote-candidate') transport.remoteCandidates.push(`${s.address}:${s.port}/${s.protocol}`);
+        else if (s.type === 'candidate-pair') transport.pairs.push(`${s.state}${s.nominated ? ' nominated' : ''} sent=${s.requestsSent ?? 0} resp=${s.responsesReceived ?? 0}`);
+        else if (s.type === 'transport') transport.dtls.push(`${s.dtlsState} ice=${s.iceState ?? ''} role=${s.iceRole ?? ''}`);
+      });
+    } catch (e) {
+      transport.error = String(e);
+    }
     const status = document.querySelector('[data-testid="status"]');
     return {
       phase: document.body.dataset.phase,
       status: status ? { state: /** @type {HTMLElement} */ (status).dataset.state, text: status.textContent?.trim() } : null,
       self: c?.participant ?? null,
       connectionState: c?.connectionState,
-      pc: c?.pc ? { connection: c.pc.connectionState, signaling: c.pc.signalingState, ice: c.pc.iceConnectionState } : null,
+      pc: c?.pc
+        ? { connection: c.pc.connectionState, signaling: c.pc.signalingState, ice: c.pc.iceConnectionState, gathering: c.pc.iceGatheringState, transport }
+        : null,
       localTracks: c?.localTracks?.map((l) => ({ kind: l.track.kind, trackId: l.trackId, muted: l.muted })),
       tiles: [...document.querySelectorAll('[data-testid="tile"]')].map((t) => ({ ...(/** @type {HTMLElement} */ (t).dataset) })),
       joinError: document.querySelector('[data-testid="join-error"]')?.textContent,
@@ -348,12 +384,11 @@ async function openParticipant(name, room, mode, { join: doJoin = true } = {}) {
       (url) => url.origin === server.base && (url.pathname === '/' || /\.(html|js|css)$/.test(url.pathname)),
       (route) => {
         const path = new URL(route.request().url()).pathname;
-        return route.fulfill({ path: join(DEMO_DIR, path === '/' ? 'index.html' : path) });
+        return route.fulfill({ path: join(ASSETS_DIR, path === '/' ? 'index.html' : path) });
       },
     );
   }
-  if (process.env.DEMO_TRACE_SDP === '1') await context.addInitScript(() => (/** @type {any} */ (window).__demoTraceSdp = true));
-  await context.addInitScript(initScript);
+  await context.addInitScript(initScript, { traceSdp: process.env.DEMO_TRACE_SDP === '1' });
   const page = await context.newPage();
   const p = { name, room, mode, context, page, logs: [], closed: false };
   participants.push(p);
@@ -460,7 +495,9 @@ describe('demo page', { timeout: 170_000 }, () => {
   });
 
   /** The 3-party conference shared by the conference, mute, chat, reconnect and leave tests. */
-  const conf = { room: unique('conf'), people: /** @type {any[]} */ ([]) };
+  // Each run starts a fresh server, so fixed room names do not collide (and read well in the
+  // screenshot).
+  const conf = { room: 'design-review', people: /** @type {any[]} */ ([]) };
   const byName = (n) => conf.people.find((p) => p.name === n);
   const requireConference = () => assert.equal(conf.people.length, 3, 'the conference test set up the 3-party room');
 
@@ -541,13 +578,15 @@ describe('demo page', { timeout: 170_000 }, () => {
   test('chat: a message reaches the other pages of the room, not another room', { timeout: 30_000 }, withDiagnostics('chat', async () => {
     requireConference();
     const [alice, bob, carol] = ['alice', 'bob', 'carol'].map(byName);
-    const outsider = await openParticipant('dave', unique('elsewhere'), 'conference');
+    const outsider = await openParticipant('dave', 'another-room', 'conference');
     try {
-      const text = `hello from alice ${Math.random().toString(36).slice(2, 8)}`;
+      const text = 'Good morning! Agenda: the demo first, then questions.';
       await alice.page.getByTestId('chat-input').fill(text);
       await alice.page.getByTestId('chat-send').click();
       const shows = (p) => p.page.getByTestId('chat-messages').textContent({ timeout: 2_000 }).then((t) => (t ?? '').includes(text));
       await Promise.all([bob, carol].map((p) => waitFor(`${p.name} to show alice's message`, 3_000, () => shows(p))));
+      // A livelier screenshot for the README: the same 3-person room with a chat message.
+      await carol.page.screenshot({ path: join(ARTIFACTS, 'demo-3-party.png'), timeout: 10_000 });
       // The sender's message is relayed to the others of the room only; give a stray copy time to arrive.
       await sleep(1000);
       assert.equal(await shows(outsider), false, 'a page in another room does not show the message');
@@ -631,7 +670,7 @@ describe('demo page', { timeout: 170_000 }, () => {
   }));
 
   test('broadcast: 5 viewers decode the host\'s video and cannot publish', { timeout: 90_000 }, withDiagnostics('broadcast', async () => {
-    const room = unique('show');
+    const room = 'launch-keynote';
     const host = await openParticipant('host', room, 'host');
     await waitPublished(host);
     const hostId = await selfId(host.page);
