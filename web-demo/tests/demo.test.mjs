@@ -20,101 +20,23 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ROOT, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CASCADE_BIN = process.env.CASCADE_BIN ?? join(ROOT, 'target/release/cascade');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = process.env.ARTIFACTS ?? join(ROOT, 'artifacts');
 const FROM_DISK = Boolean(process.env.DEMO_FROM_DISK);
 const ASSETS_DIR = FROM_DISK && process.env.DEMO_FROM_DISK !== '1' ? resolve(process.env.DEMO_FROM_DISK) : join(ROOT, 'web-demo');
 const MEDIA_TIMEOUT_MS = 20_000;
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--autoplay-policy=no-user-gesture-required',
-  // Offer 127.0.0.1 host candidates rather than mDNS names, even on pages without camera access.
-  // With DEMO_FROM_DISK the page comes from Playwright (no server address): Local Network Access
-  // would then block its WebSocket to 127.0.0.1.
-  `--disable-features=WebRtcHideLocalIpsWithMdns${FROM_DISK ? ',LocalNetworkAccessChecks' : ''}`,
-];
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function describeValue(v) {
-  if (v instanceof Error) return v.message;
-  try {
-    return JSON.stringify(v);
-  } catch {
-    return String(v);
-  }
-}
-
-/**
- * Polls `probe` until it returns a truthy value or `timeoutMs` passes; on timeout the error
- * names `what` and the last value seen.
- */
-async function waitFor(what, timeoutMs, probe, intervalMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() >= deadline) break;
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${describeValue(last)})`);
-}
 
 /** Runs `promise` but gives up after `ms` (for best-effort calls such as diagnostics). */
 function within(ms, promise, fallback = 'no answer') {
   return Promise.race([promise, sleep(ms).then(() => fallback)]);
 }
 
-function freeTcpPort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
-      s.close(() => res(port));
-    });
-  });
-}
-
-function freeUdpPort() {
-  return new Promise((res, rej) => {
-    const s = createSocket('udp4');
-    s.once('error', rej);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
 // ---- shared fixtures ------------------------------------------------------------------------
 
-/** @type {{proc: import('node:child_process').ChildProcess, base: string, output: string[], exited: any} | null} */
+/** @type {import('./harness.mjs').Server | null} */
 let server = null;
 /** @type {import('playwright-core').Browser | null} */
 let browser = null;
@@ -124,43 +46,6 @@ const participants = [];
 let serverDumped = 0;
 /** Time to first remote frame of each joiner, for the summary. */
 const ttffs = [];
-
-async function startServer() {
-  assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
-  const httpPort = await freeTcpPort();
-  const udpPort = await freeUdpPort();
-  // The page mints its own tokens through /api/dev/token, which exists only with the default
-  // development key and secret: make sure none is configured.
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('CASCADE_')) delete env[k];
-  Object.assign(env, {
-    CASCADE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
-    CASCADE_UDP_PORT: String(udpPort),
-    RUST_LOG: process.env.RUST_LOG ?? 'info',
-  });
-  const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const s = { proc, base: `http://127.0.0.1:${httpPort}`, output: [], exited: null };
-  const collect = (stream) => (chunk) => s.output.push(`[${stream}] ${chunk}`);
-  proc.stdout.setEncoding('utf8').on('data', collect('stdout'));
-  proc.stderr.setEncoding('utf8').on('data', collect('stderr'));
-  proc.on('exit', (code, signal) => (s.exited = { code, signal }));
-  await waitFor('server /healthz', 15_000, async () => {
-    if (s.exited) throw new Error(`server exited early: ${describeValue(s.exited)}`);
-    const res = await fetch(`${s.base}/healthz`, { signal: AbortSignal.timeout(1000) });
-    return res.status === 200;
-  });
-  const res = await fetch(`${s.base}/api/dev/token?room=probe&identity=probe`, { signal: AbortSignal.timeout(2000) });
-  assert.equal(res.status, 200, 'the dev token endpoint answers (server must run with the default dev key)');
-  return s;
-}
-
-async function stopServer(s) {
-  if (!s || s.exited) return;
-  const exited = new Promise((r) => s.proc.once('exit', r));
-  s.proc.kill('SIGTERM');
-  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
-  if (!done) s.proc.kill('SIGKILL');
-}
 
 /** Prints what helps to understand a failure: page consoles and state, server output. */
 async function dumpDiagnostics(title) {
@@ -177,11 +62,7 @@ async function dumpDiagnostics(title) {
       console.error(`--- ${p.name} page state: ${describeValue(state)}`);
     }
   }
-  console.error('--- server output (tail, new lines) ---');
-  const out = server?.output.slice(serverDumped).join('') ?? '';
-  serverDumped = server?.output.length ?? 0;
-  console.error(out.split('\n').slice(-400).join('\n') || '(empty)');
-  if (server?.exited) console.error(`server exited: ${describeValue(server.exited)}`);
+  serverDumped = dumpServerOutput(server, { title: 'server output (tail, new lines)', from: serverDumped, tailLines: 400 });
   console.error(`===== end of diagnostics: ${title} =====\n`);
 }
 
@@ -477,9 +358,14 @@ async function expectMediaFlowing(viewer, from, { audio = true, timeoutMs = MEDI
 
 describe('demo page', { timeout: 170_000 }, () => {
   before(async () => {
-    server = await startServer();
-    // Playwright gives the browser a new, empty user-data dir of its own and removes it on close.
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, timeout: 30_000 });
+    // The page mints its own tokens through /api/dev/token, which exists only with the default
+    // development key and secret: make sure none is configured.
+    server = await startServer({ defaultDevKey: true });
+    const res = await fetch(`${server.base}/api/dev/token?room=probe&identity=probe`, { signal: AbortSignal.timeout(2000) });
+    assert.equal(res.status, 200, 'the dev token endpoint answers (server must run with the default dev key)');
+    // With DEMO_FROM_DISK the page comes from Playwright (no server address): Local Network Access
+    // would then block its WebSocket to 127.0.0.1.
+    browser = await launchChromium(FROM_DISK ? ['LocalNetworkAccessChecks'] : []);
   });
 
   after(async () => {

@@ -1,0 +1,204 @@
+// @ts-check
+// Plumbing shared by the browser tests (smoke.test.mjs, demo.test.mjs): free loopback ports,
+// polling, the `cascade` server process and its output, and the Chromium launch flags.
+// Not a test itself: its name does not match *.test.mjs, and `npm test` names the test files.
+//
+// Environment: CASCADE_BIN (default <repo>/target/release/cascade), CHROMIUM (default /usr/bin/chromium).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+/** The repository root. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The server binary. */
+export const CASCADE_BIN = process.env.CASCADE_BIN ?? join(ROOT, 'target/release/cascade');
+/** The browser. */
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/**
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A short description of `v` for messages: an error's message, else JSON, else `String(v)`.
+ * @param {unknown} v
+ * @returns {string}
+ */
+export function describeValue(v) {
+  if (v instanceof Error) return v.message;
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/**
+ * Polls `probe` until it returns a truthy value or `timeoutMs` passes (the probe runs at least
+ * once, and once more at the deadline); on timeout the error names `what` and the last thing
+ * seen (`lastSeen()`, or the probe's last result).
+ * @template T
+ * @param {string} what
+ * @param {number} timeoutMs
+ * @param {() => T | Promise<T>} probe
+ * @param {number} [intervalMs]
+ * @param {() => unknown} [lastSeen]
+ * @returns {Promise<NonNullable<T>>}
+ */
+export async function waitFor(what, timeoutMs, probe, intervalMs = 100, lastSeen = () => undefined) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return /** @type {NonNullable<T>} */ (last);
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) break;
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${describeValue(lastSeen() ?? last)})`);
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago.
+ * @returns {Promise<number>}
+ */
+export function freeTcpPort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
+      s.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * A UDP port on 127.0.0.1 that was free a moment ago.
+ * @returns {Promise<number>}
+ */
+export function freeUdpPort() {
+  return new Promise((res, rej) => {
+    const s = createSocket('udp4');
+    s.once('error', rej);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Chromium flags for headless WebRTC on loopback with fake camera and microphone.
+ * @param {string[]} [disableFeatures] features to disable besides WebRtcHideLocalIpsWithMdns
+ * @returns {string[]}
+ */
+export function chromiumFlags(disableFeatures = []) {
+  return [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--autoplay-policy=no-user-gesture-required',
+    // Offer 127.0.0.1 host candidates rather than mDNS names, even on pages without camera access.
+    `--disable-features=${['WebRtcHideLocalIpsWithMdns', ...disableFeatures].join(',')}`,
+  ];
+}
+
+/**
+ * Launches CHROMIUM with `chromiumFlags(disableFeatures)`. Playwright gives the browser a new,
+ * empty user-data dir of its own and removes it on close.
+ * @param {string[]} [disableFeatures]
+ * @returns {Promise<import('playwright-core').Browser>}
+ */
+export function launchChromium(disableFeatures = []) {
+  return chromium.launch({ executablePath: CHROMIUM, args: chromiumFlags(disableFeatures), timeout: 30_000 });
+}
+
+/**
+ * @typedef {object} Server
+ * @property {import('node:child_process').ChildProcessByStdio<null, import('node:stream').Readable, import('node:stream').Readable>} proc
+ * @property {NodeJS.ProcessEnv} env the server's environment (also right for `cascade token`)
+ * @property {string} base e.g. http://127.0.0.1:PORT
+ * @property {string[]} output stdout and stderr chunks, each prefixed with `[stdout] ` or `[stderr] `
+ * @property {{code: number | null, signal: NodeJS.Signals | null} | null} exited
+ */
+
+/**
+ * Starts CASCADE_BIN on free loopback ports, collects its output and waits for /healthz.
+ * @param {{defaultDevKey?: boolean}} [options] `defaultDevKey`: remove every CASCADE_* variable
+ *   from the server's environment, so that it runs with its default development key and secret
+ *   (which /api/dev/token requires); otherwise it inherits them.
+ * @returns {Promise<Server>}
+ */
+export async function startServer({ defaultDevKey = false } = {}) {
+  assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
+  const httpPort = await freeTcpPort();
+  const udpPort = await freeUdpPort();
+  const env = { ...process.env };
+  if (defaultDevKey) for (const k of Object.keys(env)) if (k.startsWith('CASCADE_')) delete env[k];
+  Object.assign(env, {
+    CASCADE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+    CASCADE_UDP_PORT: String(udpPort),
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+  });
+  const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** @type {Server} */
+  const server = { proc, env, base: `http://127.0.0.1:${httpPort}`, output: [], exited: null };
+  /** @param {string} stream */
+  const collect = (stream) => (/** @type {string} */ chunk) => server.output.push(`[${stream}] ${chunk}`);
+  proc.stdout.setEncoding('utf8').on('data', collect('stdout'));
+  proc.stderr.setEncoding('utf8').on('data', collect('stderr'));
+  proc.on('exit', (code, signal) => (server.exited = { code, signal }));
+  await waitFor('server /healthz', 15_000, async () => {
+    if (server.exited) throw new Error(`server exited early: ${describeValue(server.exited)}`);
+    const res = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+    return res.status === 200;
+  });
+  return server;
+}
+
+/**
+ * Stops the server: SIGTERM, then SIGKILL if it has not exited after 5 s.
+ * @param {Server | null | undefined} server
+ */
+export async function stopServer(server) {
+  if (!server || server.exited) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill('SIGTERM');
+  const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+  if (!done) server.proc.kill('SIGKILL');
+}
+
+/**
+ * Prints the server's output to stderr under `--- <title> ---`: the chunks from index `from`
+ * on, at most their last `tailLines` lines; then the exit status if the server has exited.
+ * @param {Server | null | undefined} server
+ * @param {{title?: string, from?: number, tailLines?: number}} [options]
+ * @returns {number} how many output chunks there were (pass it as `from` to print only new ones next time)
+ */
+export function dumpServerOutput(server, { title = 'server output', from = 0, tailLines = Infinity } = {}) {
+  console.error(`--- ${title} ---`);
+  const out = server?.output.slice(from).join('') ?? '';
+  console.error(out.split('\n').slice(-tailLines).join('\n') || '(empty)');
+  if (server?.exited) console.error(`server exited: ${describeValue(server.exited)}`);
+  return server?.output.length ?? 0;
+}
