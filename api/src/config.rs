@@ -185,7 +185,7 @@ pub struct ServeArgs {
     /// HTTP/WebSocket listen address [env: CASCADE_HTTP_ADDR] [default: 0.0.0.0:7880].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
-    /// UDP media port, bound on 0.0.0.0; 0 = ephemeral [env: CASCADE_UDP_PORT] [default: 7882].
+    /// UDP media port, bound on 0.0.0.0 (loopback if --http-addr is); 0 = ephemeral [env: CASCADE_UDP_PORT] [default: 7882].
     #[arg(long, value_name = "PORT")]
     pub udp_port: Option<u16>,
     /// IP to advertise for 1:1 NAT; repeat or comma-separate [env: CASCADE_PUBLIC_IP]
