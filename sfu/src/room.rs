@@ -311,9 +311,7 @@ impl Rooms {
         track_ids: &[String],
     ) -> Result<(), (ErrorCode, String)> {
         let mut rooms = self.lock();
-        let r = rooms
-            .get_mut(room)
-            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
+        let r = rooms.get_mut(room).ok_or_else(not_joined)?;
         let tracks: Vec<_> = track_ids
             .iter()
             .map(|id| {
@@ -323,10 +321,7 @@ impl Rooms {
                 ))
             })
             .collect::<Result<_, _>>()?;
-        let p = r
-            .participants
-            .get_mut(participant)
-            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
+        let p = r.participants.get_mut(participant).ok_or_else(not_joined)?;
         if !p.permissions.can_subscribe {
             return Err((
                 ErrorCode::PermissionDenied,
@@ -370,9 +365,7 @@ impl Rooms {
         muted: bool,
     ) -> Result<(), (ErrorCode, String)> {
         let rooms = self.lock();
-        let r = rooms
-            .get(room)
-            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
+        let r = rooms.get(room).ok_or_else(not_joined)?;
         let track = r
             .tracks
             .get(track_id)
@@ -402,13 +395,8 @@ impl Rooms {
         payload: serde_json::Value,
     ) -> Result<(), (ErrorCode, String)> {
         let rooms = self.lock();
-        let r = rooms
-            .get(room)
-            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
-        let p = r
-            .participants
-            .get(participant)
-            .ok_or((ErrorCode::NotJoined, "not in a room".to_owned()))?;
+        let r = rooms.get(room).ok_or_else(not_joined)?;
+        let p = r.participants.get(participant).ok_or_else(not_joined)?;
         if !p.permissions.can_publish_data {
             return Err((
                 ErrorCode::PermissionDenied,
@@ -502,4 +490,9 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str) {
     if room.participants.is_empty() {
         room.empty_since = Some(Instant::now());
     }
+}
+
+/// The error of a request from a session that is not (or no longer) in the room.
+fn not_joined() -> (ErrorCode, String) {
+    (ErrorCode::NotJoined, "not in a room".to_owned())
 }
