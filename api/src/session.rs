@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cascade_sfu::PeerHandle;
 use cascade_sfu::peer::PeerEvent;
-use cascade_sfu::room::{JoinRequest, Permissions, SessionSignal};
+use cascade_sfu::room::{JoinRequest, ParticipantKind, Permissions, SessionSignal};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::negotiation::{Negotiation, OfferAction};
 use cascade_signaling::protocol::{
@@ -32,7 +32,6 @@ struct Member {
     room: String,
     participant: String,
     peer: PeerHandle,
-    can_publish: bool,
 }
 
 struct Session {
@@ -205,9 +204,15 @@ impl Session {
                     debug!("glare: client offer ignored, the server's offer stands");
                     return Ok(());
                 }
+                // Permissions can change live (room API): read them at each offer.
+                let can_publish = self
+                    .state
+                    .rooms
+                    .permissions(&m.room, &m.participant)
+                    .is_some_and(|p| p.can_publish);
                 let answer = m
                     .peer
-                    .apply_offer(sdp, m.can_publish)
+                    .apply_offer(sdp, can_publish)
                     .await
                     .map_err(|e| (e.code(), e.to_string()))?;
                 self.out.push(ServerMessage::Answer { sdp: answer });
@@ -297,6 +302,7 @@ impl Session {
                 can_publish_data: grants.can_publish_data,
             },
             auto_subscribe: options.auto_subscribe,
+            kind: ParticipantKind::Websocket,
             outbox: self.outbox.clone(),
             peer_events: self.peer_events.clone(),
         })?;
@@ -318,7 +324,6 @@ impl Session {
             room: grants.room,
             participant: joined.participant,
             peer: joined.peer,
-            can_publish: grants.can_publish,
         });
         Ok(())
     }

@@ -707,6 +707,9 @@ impl Peer {
                     &stats.rtp_bytes_in,
                     (packet.header.marshal_size() + packet.payload.len()) as u64,
                 );
+                if p.track.blocked() {
+                    return; // muted by an administrator
+                }
                 let packet = Arc::new(packet);
                 p.track.for_each_subscriber(|sub| {
                     let _ = sub.tx.send(crate::worker::WorkerMsg::Forward {
@@ -794,7 +797,7 @@ fn payload_type_for(negotiated: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -
 }
 
 /// Asks a track's publisher for a keyframe, throttled per track.
-fn request_keyframe(track: &PublishedTrack, now: Instant) {
+pub(crate) fn request_keyframe(track: &PublishedTrack, now: Instant) {
     if track.kind == TrackKind::Video && track.take_keyframe_request_slot(now) {
         track
             .publisher

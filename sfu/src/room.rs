@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cascade_signaling::ErrorCode;
+pub use cascade_signaling::protocol::Permissions;
 use cascade_signaling::protocol::{ParticipantInfo, ServerMessage, TrackInfo, TrackKind};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -39,15 +41,119 @@ pub struct RoomConfig {
     pub empty_timeout: Duration,
 }
 
-/// What a participant may do (from its token).
+/// How a participant is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantKind {
+    /// The WebSocket signaling protocol.
+    Websocket,
+    /// A WHIP publisher (one offer, no renegotiation).
+    Whip,
+    /// A WHEP viewer: fixed audio and video slots that follow the room's publishers.
+    Whep,
+}
+
+/// Which publisher a WHEP viewer's slots follow.
+#[derive(Debug, Clone, Default)]
+pub struct Follow {
+    /// Only this identity's tracks; `None` = the earliest-joined publisher of each kind.
+    pub identity: Option<String>,
+}
+
+/// Something that happened in a room, for observers such as webhooks.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// A room was created (by a join or by the room API).
+    RoomStarted {
+        /// The room.
+        room: RoomSummary,
+    },
+    /// A room was closed (empty timeout or deleted).
+    RoomFinished {
+        /// The room.
+        room: RoomSummary,
+    },
+    /// A participant joined.
+    ParticipantJoined {
+        /// Room name.
+        room: String,
+        /// Who.
+        participant: ParticipantSummary,
+    },
+    /// A participant left.
+    ParticipantLeft {
+        /// Room name.
+        room: String,
+        /// Who.
+        participant: ParticipantSummary,
+        /// Why (`leave`, `disconnected`, `removed`, ...).
+        reason: String,
+    },
+    /// A track was published.
+    TrackPublished {
+        /// Room name.
+        room: String,
+        /// Publisher.
+        participant: ParticipantSummary,
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track was unpublished.
+    TrackUnpublished {
+        /// Room name.
+        room: String,
+        /// Publisher.
+        participant: ParticipantSummary,
+        /// The track.
+        track: TrackInfo,
+    },
+}
+
+/// Receives every [`RoomEvent`]; called with the room lock held, so it must not block.
+pub type RoomObserver = Box<dyn Fn(RoomEvent) + Send + Sync>;
+
+/// Per-room settings (from the server configuration or the room API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Permissions {
-    /// May publish tracks.
-    pub can_publish: bool,
-    /// May subscribe to tracks.
-    pub can_subscribe: bool,
-    /// May send `data` messages.
-    pub can_publish_data: bool,
+pub struct RoomSettings {
+    /// Most participants; 0 = unlimited.
+    pub max_participants: u32,
+    /// How long the room lives once empty.
+    pub empty_timeout: Duration,
+}
+
+/// A room as listed by the room API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomSummary {
+    /// Room name.
+    pub name: String,
+    /// Participants now in the room.
+    pub num_participants: u32,
+    /// Tracks now published.
+    pub num_tracks: u32,
+    /// Most participants; 0 = unlimited.
+    pub max_participants: u32,
+    /// Seconds the room lives once empty.
+    pub empty_timeout_secs: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A participant as listed by the room API and webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantSummary {
+    /// Server-assigned id.
+    pub id: String,
+    /// Identity from the token (unique in the room).
+    pub identity: String,
+    /// How it is connected.
+    pub kind: ParticipantKind,
+    /// What it may do.
+    pub permissions: Permissions,
+    /// Its published tracks.
+    pub tracks: Vec<TrackInfo>,
+    /// Join time, seconds since the Unix epoch.
+    pub joined_at: u64,
 }
 
 /// A join request.
@@ -58,8 +164,10 @@ pub struct JoinRequest {
     pub identity: String,
     /// Permissions.
     pub permissions: Permissions,
-    /// Subscribe to every track automatically.
+    /// Subscribe to every track automatically (ignored for WHEP viewers, which follow).
     pub auto_subscribe: bool,
+    /// How it connects.
+    pub kind: ParticipantKind,
     /// The session's outbox.
     pub outbox: mpsc::UnboundedSender<SessionSignal>,
     /// Where the peer's media events go.
@@ -80,12 +188,45 @@ struct Participant {
     info: ParticipantInfo,
     permissions: Permissions,
     auto_subscribe: bool,
+    kind: ParticipantKind,
     outbox: mpsc::UnboundedSender<SessionSignal>,
     peer: PeerHandle,
     subscriptions: HashSet<String>,
+    /// Order of joining within the room (WHEP viewers follow the earliest publisher).
+    seq: u64,
+    joined_at: SystemTime,
+    /// Set once a WHEP viewer's slots exist: which publisher they follow.
+    follow: Option<Follow>,
 }
 
 impl Participant {
+    fn summary(&self, tracks: &BTreeMap<String, Arc<PublishedTrack>>) -> ParticipantSummary {
+        ParticipantSummary {
+            id: self.info.id.clone(),
+            identity: self.info.identity.clone(),
+            kind: self.kind,
+            permissions: self.permissions,
+            tracks: tracks
+                .values()
+                .filter(|t| t.participant == self.info.id)
+                .map(|t| t.info())
+                .collect(),
+            joined_at: unix_secs(self.joined_at),
+        }
+    }
+
+    /// The track this WHEP viewer's slot of `kind` carries.
+    fn slot(
+        &self,
+        kind: TrackKind,
+        tracks: &BTreeMap<String, Arc<PublishedTrack>>,
+    ) -> Option<String> {
+        self.subscriptions
+            .iter()
+            .find(|id| tracks.get(*id).is_some_and(|t| t.kind == kind))
+            .cloned()
+    }
+
     fn send(&self, msg: ServerMessage) {
         let _ = self.outbox.send(SessionSignal::Send(msg));
     }
@@ -111,14 +252,113 @@ impl Participant {
     }
 }
 
-#[derive(Default)]
 struct Room {
+    name: String,
+    settings: RoomSettings,
+    created_at: SystemTime,
     participants: BTreeMap<String, Participant>,
     tracks: BTreeMap<String, Arc<PublishedTrack>>,
     empty_since: Option<Instant>,
+    next_seq: u64,
 }
 
 impl Room {
+    fn new(name: &str, settings: RoomSettings) -> Self {
+        Self {
+            name: name.to_owned(),
+            settings,
+            created_at: SystemTime::now(),
+            participants: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+            empty_since: Some(Instant::now()),
+            next_seq: 0,
+        }
+    }
+
+    fn summary(&self) -> RoomSummary {
+        RoomSummary {
+            name: self.name.clone(),
+            num_participants: self.participants.len() as u32,
+            num_tracks: self.tracks.len() as u32,
+            max_participants: self.settings.max_participants,
+            empty_timeout_secs: self.settings.empty_timeout.as_secs(),
+            created_at: unix_secs(self.created_at),
+        }
+    }
+
+    /// The participant id of an identity.
+    fn find(&self, identity: &str) -> Option<String> {
+        self.participants
+            .iter()
+            .find(|(_, p)| p.info.identity == identity)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Fills a WHEP viewer's empty slots with the room's tracks it follows.
+    fn fill_slots(&mut self, viewer: &str) {
+        let Some(p) = self.participants.get(viewer) else {
+            return;
+        };
+        let Some(follow) = p.follow.clone() else {
+            return;
+        };
+        if !p.permissions.can_subscribe {
+            return;
+        }
+        let mut picks = Vec::new();
+        let bound: Vec<String> = [TrackKind::Audio, TrackKind::Video]
+            .iter()
+            .filter_map(|k| p.slot(*k, &self.tracks))
+            .filter_map(|id| self.tracks.get(&id).map(|t| t.participant.clone()))
+            .collect();
+        for kind in [TrackKind::Audio, TrackKind::Video] {
+            if p.slot(kind, &self.tracks).is_some() {
+                continue;
+            }
+            // The publisher already followed on the other slot first, then the earliest joined.
+            let pick = self
+                .tracks
+                .values()
+                .filter(|t| t.kind == kind && t.participant != viewer)
+                .filter_map(|t| {
+                    let publisher = self.participants.get(&t.participant)?;
+                    let wanted = follow
+                        .identity
+                        .as_ref()
+                        .is_none_or(|i| *i == publisher.info.identity);
+                    let rank = (!bound.contains(&t.participant), publisher.seq);
+                    wanted.then_some((rank, t.clone()))
+                })
+                .min_by_key(|(rank, _)| *rank)
+                .map(|(_, t)| t);
+            picks.extend(pick);
+        }
+        if let Some(p) = self.participants.get_mut(viewer) {
+            for t in &picks {
+                p.subscribe(t);
+            }
+        }
+    }
+
+    /// Gives `track` to every participant that should receive it (auto-subscribers and WHEP
+    /// viewers with an empty slot).
+    fn offer_track(&mut self, track: &Arc<PublishedTrack>) {
+        let mut viewers = Vec::new();
+        for (id, p) in self.participants.iter_mut() {
+            if *id == track.participant || !p.permissions.can_subscribe {
+                continue;
+            }
+            if p.follow.is_some() {
+                viewers.push(id.clone());
+            } else if p.auto_subscribe && p.subscribe(track) {
+                p.renegotiate();
+            }
+        }
+        for v in viewers {
+            self.fill_slots(&v);
+        }
+    }
+
     fn broadcast(&self, except: &str, msg: &ServerMessage) {
         for (id, p) in &self.participants {
             if id != except {
@@ -127,15 +367,31 @@ impl Room {
         }
     }
 
-    /// Removes a track and everything that forwards it; tells the room.
-    fn unpublish(&mut self, track_id: &str) {
+    /// Removes a track and everything that forwards it; tells the room. WHEP viewers that
+    /// carried it move on to another track of the kind they follow, if any.
+    fn unpublish(&mut self, track_id: &str, observer: &Observer, leaving: Option<&Participant>) {
         let Some(track) = self.tracks.remove(track_id) else {
             return;
         };
-        for p in self.participants.values_mut() {
+        let mut viewers = Vec::new();
+        for (id, p) in self.participants.iter_mut() {
             if p.unsubscribe(track_id) {
-                p.renegotiate();
+                if p.follow.is_some() {
+                    viewers.push(id.clone());
+                } else {
+                    p.renegotiate();
+                }
             }
+        }
+        for v in viewers {
+            self.fill_slots(&v);
+        }
+        if let Some(publisher) = leaving.or_else(|| self.participants.get(&track.participant)) {
+            observer.emit(RoomEvent::TrackUnpublished {
+                room: self.name.clone(),
+                participant: publisher.summary(&self.tracks),
+                track: track.info(),
+            });
         }
         self.broadcast(
             &track.participant,
@@ -160,10 +416,23 @@ pub struct RoomCounts {
     pub video_tracks: u64,
 }
 
+/// The optional observer, called for every [`RoomEvent`].
+#[derive(Default)]
+struct Observer(Option<RoomObserver>);
+
+impl Observer {
+    fn emit(&self, event: RoomEvent) {
+        if let Some(f) = &self.0 {
+            f(event);
+        }
+    }
+}
+
 /// Every room of the server.
 pub struct Rooms {
     media: Arc<MediaServer>,
     config: RoomConfig,
+    observer: Observer,
     rooms: Mutex<HashMap<String, Room>>,
 }
 
@@ -173,8 +442,15 @@ impl Rooms {
         Self {
             media,
             config,
+            observer: Observer::default(),
             rooms: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the function that receives every [`RoomEvent`].
+    pub fn with_observer(mut self, observer: RoomObserver) -> Self {
+        self.observer = Observer(Some(observer));
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
@@ -186,36 +462,51 @@ impl Rooms {
         &self.media
     }
 
+    fn default_settings(&self) -> RoomSettings {
+        RoomSettings {
+            max_participants: self.config.max_participants,
+            empty_timeout: self.config.empty_timeout,
+        }
+    }
+
+    /// The room, created (and announced) if needed.
+    fn open<'a>(
+        &self,
+        rooms: &'a mut HashMap<String, Room>,
+        name: &str,
+        settings: Option<RoomSettings>,
+    ) -> (&'a mut Room, bool) {
+        let created = !rooms.contains_key(name);
+        let room = rooms.entry(name.to_owned()).or_insert_with(|| {
+            info!(room = %name, "room created");
+            Room::new(name, settings.unwrap_or_else(|| self.default_settings()))
+        });
+        if created {
+            self.observer.emit(RoomEvent::RoomStarted {
+                room: room.summary(),
+            });
+        }
+        (room, created)
+    }
+
     /// Adds a participant, creating the room if needed. A participant already in the room
     /// with the same identity is replaced: it gets `leave {reason: "replaced"}` and is removed.
     pub fn join(&self, req: JoinRequest) -> Result<Joined, (ErrorCode, String)> {
         let mut rooms = self.lock();
-        let room = rooms.entry(req.room.clone()).or_insert_with(|| {
-            info!(room = %req.room, "room created");
-            Room::default()
-        });
-        let replaced = room
-            .participants
-            .iter()
-            .find(|(_, p)| p.info.identity == req.identity)
-            .map(|(id, _)| id.clone());
-        if replaced.is_none()
-            && self.config.max_participants > 0
-            && room.participants.len() >= self.config.max_participants as usize
-        {
+        let (room, _) = self.open(&mut rooms, &req.room, None);
+        let replaced = room.find(&req.identity);
+        let max = room.settings.max_participants;
+        if replaced.is_none() && max > 0 && room.participants.len() >= max as usize {
             return Err((
                 ErrorCode::RoomFull,
-                format!(
-                    "room `{}` is full ({} participants)",
-                    req.room, self.config.max_participants
-                ),
+                format!("room `{}` is full ({max} participants)", req.room),
             ));
         }
         if let Some(old) = replaced {
             if let Some(p) = room.participants.get(&old) {
                 let _ = p.outbox.send(SessionSignal::Kick("replaced".into()));
             }
-            remove_participant(room, &old, "replaced");
+            remove_participant(room, &old, "replaced", &self.observer);
         }
         let id = new_id("PA");
         let peer = self
@@ -227,13 +518,18 @@ impl Rooms {
             identity: req.identity,
             can_publish: req.permissions.can_publish,
         };
+        room.next_seq += 1;
         let mut participant = Participant {
             info: info.clone(),
             permissions: req.permissions,
-            auto_subscribe: req.auto_subscribe,
+            auto_subscribe: req.auto_subscribe && req.kind != ParticipantKind::Whep,
+            kind: req.kind,
             outbox: req.outbox,
             peer: peer.clone(),
             subscriptions: HashSet::new(),
+            seq: room.next_seq,
+            joined_at: SystemTime::now(),
+            follow: None,
         };
         let message = ServerMessage::Joined {
             participant: info.clone(),
@@ -252,6 +548,10 @@ impl Rooms {
             }
         }
         room.broadcast(&id, &ServerMessage::ParticipantJoined { participant: info });
+        self.observer.emit(RoomEvent::ParticipantJoined {
+            room: req.room.clone(),
+            participant: participant.summary(&room.tracks),
+        });
         room.participants.insert(id.clone(), participant);
         room.empty_since = None;
         Ok(Joined {
@@ -261,45 +561,62 @@ impl Rooms {
         })
     }
 
+    /// Starts a WHEP viewer's slots following the room's publishers (call once its peer has
+    /// answered the viewer's offer, so that the slots exist).
+    pub fn follow(&self, room: &str, participant: &str, follow: Follow) {
+        let mut rooms = self.lock();
+        let Some(r) = rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(p) = r.participants.get_mut(participant) {
+            p.follow = Some(follow);
+            r.fill_slots(participant);
+        }
+    }
+
     /// Removes a participant: closes its peer, unpublishes its tracks, tells the others.
     pub fn leave(&self, room: &str, participant: &str, reason: &str) {
         let mut rooms = self.lock();
         if let Some(r) = rooms.get_mut(room) {
-            remove_participant(r, participant, reason);
+            remove_participant(r, participant, reason, &self.observer);
         }
     }
 
-    /// A participant's peer started receiving a new track: publish it to the room.
+    /// A participant's peer started receiving a new track: publish it to the room. Ignored if
+    /// the participant may no longer publish.
     pub fn publish(&self, room: &str, participant: &str, track: Arc<PublishedTrack>) {
         let mut rooms = self.lock();
         let Some(r) = rooms.get_mut(room) else {
             return;
         };
-        if !r.participants.contains_key(participant) {
+        let Some(p) = r.participants.get(participant) else {
+            return;
+        };
+        if !p.permissions.can_publish {
             return;
         }
-        let msg = ServerMessage::TrackPublished {
-            track: track.info(),
-        };
         r.tracks.insert(track.id.clone(), track.clone());
-        for (id, p) in r.participants.iter_mut() {
-            if id == participant {
-                p.send(ServerMessage::TrackPublished {
-                    track: track.info_for_publisher(),
-                });
-                continue;
-            }
-            p.send(msg.clone());
-            if p.auto_subscribe && p.permissions.can_subscribe && p.subscribe(&track) {
-                p.renegotiate();
-            }
-        }
+        p.send(ServerMessage::TrackPublished {
+            track: track.info_for_publisher(),
+        });
+        self.observer.emit(RoomEvent::TrackPublished {
+            room: room.to_owned(),
+            participant: p.summary(&r.tracks),
+            track: track.info(),
+        });
+        r.broadcast(
+            participant,
+            &ServerMessage::TrackPublished {
+                track: track.info(),
+            },
+        );
+        r.offer_track(&track);
     }
 
     /// A participant's track ended.
     pub fn unpublish(&self, room: &str, track_id: &str) {
         if let Some(r) = self.lock().get_mut(room) {
-            r.unpublish(track_id);
+            r.unpublish(track_id, &self.observer, None);
         }
     }
 
@@ -356,7 +673,8 @@ impl Rooms {
         }
     }
 
-    /// Sets the muted state of one of the participant's own tracks and tells the room.
+    /// Sets the muted state of one of the participant's own tracks and tells the room. A track
+    /// muted by an administrator cannot be unmuted by its publisher.
     pub fn mute(
         &self,
         room: &str,
@@ -374,6 +692,12 @@ impl Rooms {
                 ErrorCode::TrackNotFound,
                 format!("you publish no track `{track_id}`"),
             ))?;
+        if !muted && track.blocked() {
+            return Err((
+                ErrorCode::PermissionDenied,
+                "an administrator muted this track".into(),
+            ));
+        }
         if track.set_muted(muted) {
             r.broadcast(
                 participant,
@@ -414,6 +738,14 @@ impl Rooms {
         Ok(())
     }
 
+    /// The current permissions of a participant, if it is in the room.
+    pub fn permissions(&self, room: &str, participant: &str) -> Option<Permissions> {
+        self.lock()
+            .get(room)
+            .and_then(|r| r.participants.get(participant))
+            .map(|p| p.permissions)
+    }
+
     /// Tells every participant of every room to leave (server shutdown).
     pub fn kick_all(&self, reason: &str) {
         for r in self.lock().values() {
@@ -423,15 +755,16 @@ impl Rooms {
         }
     }
 
-    /// Closes rooms that have been empty for longer than the empty timeout.
+    /// Closes rooms that have been empty for longer than their empty timeout.
     pub fn reap_empty(&self, now: Instant) {
-        let timeout = self.config.empty_timeout;
         self.lock().retain(|name, r| {
             let keep = !r.participants.is_empty()
                 || r.empty_since
-                    .is_none_or(|t| now.saturating_duration_since(t) < timeout);
+                    .is_none_or(|t| now.saturating_duration_since(t) < r.settings.empty_timeout);
             if !keep {
                 info!(room = %name, "empty room closed");
+                self.observer
+                    .emit(RoomEvent::RoomFinished { room: r.summary() });
             }
             keep
         });
@@ -456,21 +789,245 @@ impl Rooms {
         c
     }
 
-    /// The tracks of a room (for tests and the REST API).
+    /// The tracks of a room.
     pub fn tracks(&self, room: &str) -> Vec<TrackInfo> {
         self.lock()
             .get(room)
             .map(|r| r.tracks.values().map(|t| t.info()).collect())
             .unwrap_or_default()
     }
+
+    // ---- The room API (administration) ----
+
+    /// Every room, sorted by name.
+    pub fn list_rooms(&self) -> Vec<RoomSummary> {
+        let mut list: Vec<_> = self.lock().values().map(Room::summary).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// One room.
+    pub fn room(&self, room: &str) -> Result<RoomSummary, (ErrorCode, String)> {
+        self.lock()
+            .get(room)
+            .map(Room::summary)
+            .ok_or_else(|| room_not_found(room))
+    }
+
+    /// Creates an empty room with the given settings (defaults where `None`); returns it and
+    /// whether it was created. An existing room is returned unchanged.
+    pub fn create_room(
+        &self,
+        name: &str,
+        max_participants: Option<u32>,
+        empty_timeout: Option<Duration>,
+    ) -> (RoomSummary, bool) {
+        let defaults = self.default_settings();
+        let settings = RoomSettings {
+            max_participants: max_participants.unwrap_or(defaults.max_participants),
+            empty_timeout: empty_timeout.unwrap_or(defaults.empty_timeout),
+        };
+        let mut rooms = self.lock();
+        let (room, created) = self.open(&mut rooms, name, Some(settings));
+        (room.summary(), created)
+    }
+
+    /// Deletes a room: every participant gets `leave {reason: "room_deleted"}` and is removed.
+    pub fn delete_room(&self, room: &str) -> Result<RoomSummary, (ErrorCode, String)> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
+        let ids: Vec<String> = r.participants.keys().cloned().collect();
+        for id in ids {
+            if let Some(p) = r.participants.get(&id) {
+                let _ = p.outbox.send(SessionSignal::Kick("room_deleted".into()));
+            }
+            remove_participant(r, &id, "room_deleted", &self.observer);
+        }
+        let r = rooms.remove(room).expect("present");
+        info!(room = %room, "room deleted");
+        let summary = r.summary();
+        self.observer.emit(RoomEvent::RoomFinished {
+            room: summary.clone(),
+        });
+        Ok(summary)
+    }
+
+    /// The participants of a room, in joining order.
+    pub fn participants(&self, room: &str) -> Result<Vec<ParticipantSummary>, (ErrorCode, String)> {
+        let rooms = self.lock();
+        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
+        let mut list: Vec<&Participant> = r.participants.values().collect();
+        list.sort_by_key(|p| p.seq);
+        Ok(list.into_iter().map(|p| p.summary(&r.tracks)).collect())
+    }
+
+    /// One participant, by identity.
+    pub fn participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<ParticipantSummary, (ErrorCode, String)> {
+        let rooms = self.lock();
+        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
+        let id = r
+            .find(identity)
+            .ok_or_else(|| participant_not_found(identity))?;
+        Ok(r.participants[&id].summary(&r.tracks))
+    }
+
+    /// Removes a participant by identity: it gets `leave {reason: "removed"}`.
+    pub fn remove_participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<ParticipantSummary, (ErrorCode, String)> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
+        let id = r
+            .find(identity)
+            .ok_or_else(|| participant_not_found(identity))?;
+        let p = &r.participants[&id];
+        let summary = p.summary(&r.tracks);
+        let _ = p.outbox.send(SessionSignal::Kick("removed".into()));
+        remove_participant(r, &id, "removed", &self.observer);
+        Ok(summary)
+    }
+
+    /// Changes a participant's permissions live. Revoking `can_publish` unpublishes its
+    /// tracks; revoking `can_subscribe` ends its subscriptions; granting `can_subscribe` to an
+    /// auto-subscriber subscribes it to the room. The participant gets `permissions_changed`.
+    pub fn set_permissions(
+        &self,
+        room: &str,
+        identity: &str,
+        permissions: Permissions,
+    ) -> Result<ParticipantSummary, (ErrorCode, String)> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
+        let id = r
+            .find(identity)
+            .ok_or_else(|| participant_not_found(identity))?;
+        let p = r.participants.get_mut(&id).expect("found");
+        let before = std::mem::replace(&mut p.permissions, permissions);
+        p.info.can_publish = permissions.can_publish;
+        p.send(ServerMessage::PermissionsChanged { permissions });
+        if before.can_subscribe && !permissions.can_subscribe {
+            let subs: Vec<String> = p.subscriptions.iter().cloned().collect();
+            let mut any = false;
+            for t in subs {
+                any |= p.unsubscribe(&t);
+            }
+            if any && p.follow.is_none() {
+                p.renegotiate();
+            }
+        }
+        if before.can_publish && !permissions.can_publish {
+            let own: Vec<String> = r
+                .tracks
+                .values()
+                .filter(|t| t.participant == id)
+                .map(|t| t.id.clone())
+                .collect();
+            for t in own {
+                r.unpublish(&t, &self.observer, None);
+            }
+        }
+        if !before.can_subscribe && permissions.can_subscribe {
+            let tracks: Vec<_> = r.tracks.values().cloned().collect();
+            let p = r.participants.get_mut(&id).expect("found");
+            if p.follow.is_some() {
+                r.fill_slots(&id);
+            } else if p.auto_subscribe {
+                let mut any = false;
+                for t in &tracks {
+                    any |= p.subscribe(t);
+                }
+                if any {
+                    p.renegotiate();
+                }
+            }
+        }
+        Ok(r.participants[&id].summary(&r.tracks))
+    }
+
+    /// Mutes or unmutes a published track as an administrator. While muted this way the track
+    /// is not forwarded and its publisher cannot unmute it; everyone, the publisher included,
+    /// gets `track_muted`.
+    pub fn admin_mute(
+        &self,
+        room: &str,
+        identity: &str,
+        track_id: &str,
+        muted: bool,
+    ) -> Result<TrackInfo, (ErrorCode, String)> {
+        let rooms = self.lock();
+        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
+        let id = r
+            .find(identity)
+            .ok_or_else(|| participant_not_found(identity))?;
+        let track = r
+            .tracks
+            .get(track_id)
+            .filter(|t| t.participant == id)
+            .ok_or_else(|| {
+                (
+                    ErrorCode::TrackNotFound,
+                    format!("`{identity}` publishes no track `{track_id}`"),
+                )
+            })?;
+        track.set_blocked(muted);
+        if track.set_muted(muted) {
+            r.broadcast(
+                "",
+                &ServerMessage::TrackMuted {
+                    track: track.id.clone(),
+                    participant: id,
+                    muted,
+                },
+            );
+        }
+        if !muted {
+            crate::peer::request_keyframe(track, Instant::now());
+        }
+        Ok(track.info())
+    }
+
+    /// Sends a data message from the server to a room: to every participant, or to those with
+    /// the given identities. Returns how many received it.
+    pub fn send_server_data(
+        &self,
+        room: &str,
+        identities: &[String],
+        payload: serde_json::Value,
+    ) -> Result<usize, (ErrorCode, String)> {
+        let rooms = self.lock();
+        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
+        let msg = ServerMessage::Data {
+            participant: SERVER_SENDER.to_owned(),
+            identity: SERVER_SENDER.to_owned(),
+            payload,
+        };
+        let mut sent = 0;
+        for p in r.participants.values() {
+            if identities.is_empty() || identities.contains(&p.info.identity) {
+                p.send(msg.clone());
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
 }
 
-fn remove_participant(room: &mut Room, participant: &str, reason: &str) {
+/// The `participant` and `identity` of data messages sent by the room API.
+pub const SERVER_SENDER: &str = "server";
+
+fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer: &Observer) {
     let Some(mut p) = room.participants.remove(participant) else {
         return;
     };
     p.peer.close();
     p.subscriptions.clear();
+    let summary = p.summary(&room.tracks);
     let own: Vec<String> = room
         .tracks
         .values()
@@ -478,7 +1035,7 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str) {
         .map(|t| t.id.clone())
         .collect();
     for id in own {
-        room.unpublish(&id);
+        room.unpublish(&id, observer, Some(&p));
     }
     room.broadcast(
         participant,
@@ -487,12 +1044,34 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str) {
             reason: reason.to_owned(),
         },
     );
+    observer.emit(RoomEvent::ParticipantLeft {
+        room: room.name.clone(),
+        participant: summary,
+        reason: reason.to_owned(),
+    });
     if room.participants.is_empty() {
         room.empty_since = Some(Instant::now());
     }
 }
 
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The error of a request from a session that is not (or no longer) in the room.
 fn not_joined() -> (ErrorCode, String) {
     (ErrorCode::NotJoined, "not in a room".to_owned())
+}
+
+fn room_not_found(room: &str) -> (ErrorCode, String) {
+    (ErrorCode::RoomNotFound, format!("no room `{room}`"))
+}
+
+fn participant_not_found(identity: &str) -> (ErrorCode, String) {
+    (
+        ErrorCode::ParticipantNotFound,
+        format!("no participant `{identity}` in this room"),
+    )
 }

@@ -48,6 +48,7 @@ pub struct PublishedTrack {
     /// The publisher's peer, where keyframe requests go.
     pub publisher: PeerRef,
     muted: AtomicBool,
+    blocked: AtomicBool,
     subscribers: RwLock<Vec<PeerRef>>,
     last_keyframe_request: Mutex<Option<Instant>>,
 }
@@ -77,6 +78,7 @@ impl PublishedTrack {
             source_ssrc: AtomicU32::new(source_ssrc),
             publisher,
             muted: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
             last_keyframe_request: Mutex::new(None),
         }
@@ -121,6 +123,16 @@ impl PublishedTrack {
     /// Sets the muted flag; returns whether it changed.
     pub fn set_muted(&self, muted: bool) -> bool {
         self.muted.swap(muted, Relaxed) != muted
+    }
+
+    /// Whether an administrator muted it: its packets are not forwarded.
+    pub fn blocked(&self) -> bool {
+        self.blocked.load(Relaxed)
+    }
+
+    /// Blocks or resumes forwarding (administrator mute).
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Relaxed);
     }
 
     /// Adds a forwarding target (idempotent).

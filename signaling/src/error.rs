@@ -30,6 +30,10 @@ pub enum ErrorCode {
     InvalidState,
     /// The named track does not exist in the room.
     TrackNotFound,
+    /// The named room does not exist.
+    RoomNotFound,
+    /// No participant with that identity is in the room.
+    ParticipantNotFound,
     /// The ICE candidate could not be parsed or applied.
     InvalidCandidate,
     /// The client sends messages faster than the server accepts them.
@@ -54,6 +58,8 @@ impl ErrorCode {
             Self::InvalidSdp => "invalid_sdp",
             Self::InvalidState => "invalid_state",
             Self::TrackNotFound => "track_not_found",
+            Self::RoomNotFound => "room_not_found",
+            Self::ParticipantNotFound => "participant_not_found",
             Self::InvalidCandidate => "invalid_candidate",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",

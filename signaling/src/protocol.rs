@@ -61,6 +61,17 @@ pub struct ParticipantInfo {
     pub can_publish: bool,
 }
 
+/// What a participant may do: granted by its token, changeable live by the room API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    /// May publish tracks.
+    pub can_publish: bool,
+    /// May subscribe to tracks.
+    pub can_subscribe: bool,
+    /// May send `data` messages.
+    pub can_publish_data: bool,
+}
+
 /// A published track.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackInfo {
@@ -219,7 +230,7 @@ pub enum ServerMessage {
         /// Publisher id.
         participant: String,
     },
-    /// A track was muted or unmuted by its publisher.
+    /// A track was muted or unmuted by its publisher or by an administrator.
     TrackMuted {
         /// Track id.
         track: String,
@@ -228,9 +239,15 @@ pub enum ServerMessage {
         /// New state.
         muted: bool,
     },
+    /// An administrator changed this participant's permissions. Revoking `can_publish`
+    /// unpublishes its tracks; revoking `can_subscribe` ends its subscriptions.
+    PermissionsChanged {
+        /// The new permissions.
+        permissions: Permissions,
+    },
     /// The server ends the session; the connection closes after this.
     Leave {
-        /// Why (`server_shutdown` or `replaced`).
+        /// Why (`server_shutdown`, `replaced`, `removed` or `room_deleted`).
         reason: String,
     },
     /// An application message from another participant.
@@ -278,6 +295,7 @@ impl ServerMessage {
             Self::TrackPublished { .. } => "track_published",
             Self::TrackUnpublished { .. } => "track_unpublished",
             Self::TrackMuted { .. } => "track_muted",
+            Self::PermissionsChanged { .. } => "permissions_changed",
             Self::Leave { .. } => "leave",
             Self::Data { .. } => "data",
             Self::Pong => "pong",
