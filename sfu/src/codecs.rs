@@ -4,9 +4,11 @@ use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 
 use std::sync::Arc;
@@ -37,6 +39,27 @@ const FORWARDED_EXTENSIONS: &[(&str, RtpCodecKind)] = &[
         RtpCodecKind::Video,
     ),
 ];
+
+/// The codec a WHEP slot is created with before a track fills it: Opus or VP8, as registered
+/// by the media engine. The codec actually sent is the filling track's, if negotiated.
+pub fn default_codec(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: Vec::new(),
+        },
+        _ => RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: Vec::new(),
+        },
+    }
+}
 
 /// Builds the media engine (Opus, VP8, VP9, H.264, AV1 with RTX and the usual feedback) and the
 /// interceptors of one server peer connection: receiver/sender reports, TWCC feedback to

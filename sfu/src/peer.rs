@@ -74,6 +74,14 @@ pub enum PeerCommand {
         /// The answer SDP.
         reply: oneshot::Sender<Result<String, MediaError>>,
     },
+    /// Apply a WHEP viewer's offer: one sending slot per offered audio/video kind (filled
+    /// later by `Subscribe`), then answer. Refused with `PermissionDenied` if the offer sends.
+    ApplyViewerOffer {
+        /// The SDP.
+        sdp: String,
+        /// The answer SDP.
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
     /// Create and apply a server offer.
     CreateOffer {
         /// The offer.
@@ -107,7 +115,9 @@ impl PeerCommand {
     /// Answers a command whose peer is already gone.
     pub(crate) fn refuse_closed(self) {
         match self {
-            Self::ApplyOffer { reply, .. } => drop(reply.send(Err(MediaError::Closed))),
+            Self::ApplyOffer { reply, .. } | Self::ApplyViewerOffer { reply, .. } => {
+                drop(reply.send(Err(MediaError::Closed)))
+            }
             Self::CreateOffer { reply } => drop(reply.send(Err(MediaError::Closed))),
             Self::ApplyAnswer { reply, .. } | Self::AddCandidate { reply, .. } => {
                 drop(reply.send(Err(MediaError::Closed)))
@@ -141,14 +151,23 @@ struct Published {
 
 struct DownTrack {
     track: Arc<PublishedTrack>,
+    out: Outlet,
+    /// (payload type, extension id map) for this subscriber, computed on first packet.
+    mapping: Option<Mapping>,
+}
+
+/// The sending side of one forwarded m-line.
+struct Outlet {
     transceiver: RTCRtpTransceiverId,
     sender: RTCRtpSenderId,
     ssrc: u32,
     munger: Munger,
-    /// Set once the subscriber answered an offer carrying this track.
+    /// Set once the subscriber answered an offer carrying this m-line (or, for a slot, once
+    /// the server answered the viewer's offer).
     negotiated: bool,
-    /// (payload type, extension id map) for this subscriber, computed on first packet.
-    mapping: Option<Mapping>,
+    /// A WHEP viewer's fixed m-line: on unsubscribe it goes back to the idle slots instead
+    /// of being stopped, and the next track of its kind continues the same RTP stream.
+    slot: Option<TrackKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +192,8 @@ pub struct Peer {
     pub(crate) ufrag: String,
     published: HashMap<String, Published>,
     down: HashMap<String, DownTrack>,
+    /// WHEP slots that carry no track at the moment.
+    idle_slots: Vec<Outlet>,
     /// Down-tracks carried by the outstanding server offer.
     offered: Vec<String>,
     connected: bool,
@@ -204,6 +225,7 @@ impl Peer {
             ufrag,
             published: HashMap::new(),
             down: HashMap::new(),
+            idle_slots: Vec::new(),
             offered: Vec::new(),
             connected: false,
             closed: false,
@@ -265,6 +287,9 @@ impl Peer {
             } => {
                 let _ = reply.send(self.apply_offer(sdp, can_publish));
             }
+            PeerCommand::ApplyViewerOffer { sdp, reply } => {
+                let _ = reply.send(self.apply_viewer_offer(sdp));
+            }
             PeerCommand::CreateOffer { reply } => {
                 let _ = reply.send(self.create_offer());
             }
@@ -310,6 +335,100 @@ impl Peer {
                 Err(MediaError::InvalidSdp(format!("cannot answer: {e}")))
             }
         }
+    }
+
+    fn apply_viewer_offer(&mut self, sdp: String) -> Result<String, MediaError> {
+        if crate::sdp::offers_to_send(&sdp)? {
+            return Err(MediaError::InvalidSdp(
+                "a WHEP offer must not send media: use recvonly m-lines".into(),
+            ));
+        }
+        let kinds = crate::sdp::receiving_kinds(&sdp)?;
+        if kinds.is_empty() {
+            return Err(MediaError::InvalidSdp(
+                "the offer receives no audio or video (WHEP offers are recvonly)".into(),
+            ));
+        }
+        for kind in kinds {
+            if let Err(e) = self.add_slot(kind) {
+                return Err(MediaError::Internal(format!("cannot add a {kind:?} slot: {e}")));
+            }
+        }
+        let answer = self.apply_offer(sdp, false)?;
+        for slot in &mut self.idle_slots {
+            slot.negotiated = self
+                .pc
+                .rtp_transceiver(slot.transceiver)
+                .is_some_and(|t| t.mid().is_some() && t.current_direction().has_send());
+        }
+        Ok(answer)
+    }
+
+    /// Adds an idle sending slot of `kind` (a transceiver with a placeholder track).
+    fn add_slot(&mut self, kind: TrackKind) -> Result<(), rtc::shared::error::Error> {
+        let placeholder = match kind {
+            TrackKind::Audio => crate::codecs::default_codec(RtpCodecKind::Audio),
+            TrackKind::Video => crate::codecs::default_codec(RtpCodecKind::Video),
+        };
+        let (transceiver, sender, ssrc) =
+            self.add_sender(kind, &crate::ids::new_id("SL"), "cascade", placeholder)?;
+        self.idle_slots.push(Outlet {
+            transceiver,
+            sender,
+            ssrc,
+            munger: Munger::new(match kind {
+                TrackKind::Audio => 48_000,
+                TrackKind::Video => 90_000,
+            }),
+            negotiated: false,
+            slot: Some(kind),
+        });
+        Ok(())
+    }
+
+    /// Adds a sendonly transceiver for a track (a new m-line; `add_track` would reuse the
+    /// client's own publishing m-lines) with a random SSRC, plus an RTX SSRC for video.
+    fn add_sender(
+        &mut self,
+        kind: TrackKind,
+        track_id: &str,
+        stream: &str,
+        codec: RTCRtpCodec,
+    ) -> Result<(RTCRtpTransceiverId, RTCRtpSenderId, u32), rtc::shared::error::Error> {
+        let ssrc = rand::random::<u32>();
+        let media = MediaStreamTrack::new(
+            stream.to_owned(),
+            track_id.to_owned(),
+            track_id.to_owned(),
+            match kind {
+                TrackKind::Audio => RtpCodecKind::Audio,
+                TrackKind::Video => RtpCodecKind::Video,
+            },
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    // Retransmissions go on their own SSRC when the subscriber negotiates RTX.
+                    rtx: (kind == TrackKind::Video).then(|| RTCRtpRtxParameters {
+                        ssrc: rand::random::<u32>(),
+                    }),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![stream.to_owned()],
+            send_encodings: vec![],
+        };
+        let transceiver = self.pc.add_transceiver_from_track(media, Some(init))?;
+        let sender = self
+            .pc
+            .rtp_transceiver(transceiver)
+            .and_then(|tr| tr.sender())
+            .ok_or(rtc::shared::error::Error::ErrRTPSenderNotExisted)?;
+        Ok((transceiver, sender, ssrc))
     }
 
     /// The transceiver of a receiver.
@@ -361,7 +480,7 @@ impl Peer {
             let (Some(mid), Some(sender)) = (tr.mid().clone(), tr.sender()) else {
                 continue;
             };
-            if let Some((id, _)) = self.down.iter().find(|(_, d)| d.sender == sender) {
+            if let Some((id, _)) = self.down.iter().find(|(_, d)| d.out.sender == sender) {
                 tracks.insert(mid, id.clone());
             }
         }
@@ -385,8 +504,8 @@ impl Peer {
         let now = Instant::now();
         for id in std::mem::take(&mut self.offered) {
             if let Some(d) = self.down.get_mut(&id) {
-                let newly = !d.negotiated;
-                d.negotiated = true;
+                let newly = !d.out.negotiated;
+                d.out.negotiated = true;
                 d.mapping = None;
                 if newly && self.connected && d.track.kind == TrackKind::Video {
                     request_keyframe(&d.track, now);
@@ -415,56 +534,49 @@ impl Peer {
         if self.down.contains_key(&track.id) || track.publisher.id == self.id {
             return;
         }
-        let kind = match track.kind {
-            TrackKind::Audio => RtpCodecKind::Audio,
-            TrackKind::Video => RtpCodecKind::Video,
-        };
-        let ssrc = rand::random::<u32>();
-        let media = MediaStreamTrack::new(
-            track.participant.clone(),
-            track.id.clone(),
-            track.id.clone(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    // Retransmissions go on their own SSRC when the subscriber negotiates RTX.
-                    rtx: (track.kind == TrackKind::Video).then(|| RTCRtpRtxParameters {
-                        ssrc: rand::random::<u32>(),
-                    }),
-                    ..Default::default()
+        // A WHEP viewer's idle slot of the kind takes the track: same m-line, same SSRC, the
+        // munger continues sequence numbers and timestamps.
+        if let Some(i) = self
+            .idle_slots
+            .iter()
+            .position(|s| s.slot == Some(track.kind))
+        {
+            let out = self.idle_slots.swap_remove(i);
+            track.add_subscriber(self.me.clone());
+            if out.negotiated && self.connected {
+                request_keyframe(&track, Instant::now());
+            }
+            self.down.insert(
+                track.id.clone(),
+                DownTrack {
+                    track,
+                    out,
+                    mapping: None,
                 },
-                codec: track.codec.clone(),
-                ..Default::default()
-            }],
+            );
+            return;
+        }
+        let added = self.add_sender(
+            track.kind,
+            &track.id,
+            &track.participant,
+            track.codec.clone(),
         );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![track.participant.clone()],
-            send_encodings: vec![],
-        };
-        // A new transceiver: `add_track` would reuse the client's own publishing m-lines.
-        let added = self
-            .pc
-            .add_transceiver_from_track(media, Some(init))
-            .and_then(|t| {
-                let sender = self.pc.rtp_transceiver(t).and_then(|tr| tr.sender());
-                sender
-                    .map(|s| (t, s))
-                    .ok_or(rtc::shared::error::Error::ErrRTPSenderNotExisted)
-            });
         match added {
-            Ok((transceiver, sender)) => {
+            Ok((transceiver, sender, ssrc)) => {
                 track.add_subscriber(self.me.clone());
                 self.down.insert(
                     track.id.clone(),
                     DownTrack {
-                        munger: Munger::new(track.codec.clock_rate),
+                        out: Outlet {
+                            transceiver,
+                            sender,
+                            ssrc,
+                            munger: Munger::new(track.codec.clock_rate),
+                            negotiated: false,
+                            slot: None,
+                        },
                         track,
-                        transceiver,
-                        sender,
-                        ssrc,
-                        negotiated: false,
                         mapping: None,
                     },
                 );
@@ -476,8 +588,12 @@ impl Peer {
     fn unsubscribe(&mut self, id: &str) {
         if let Some(d) = self.down.remove(id) {
             d.track.remove_subscriber(self.id);
+            if d.out.slot.is_some() {
+                self.idle_slots.push(d.out);
+                return;
+            }
             // Stopping the transceiver rejects its m-line (port 0) in the next offer.
-            if let Some(mut t) = self.pc.rtp_transceiver(d.transceiver)
+            if let Some(mut t) = self.pc.rtp_transceiver(d.out.transceiver)
                 && let Err(e) = t.stop()
             {
                 debug!(peer = self.id, track = id, "stopping transceiver: {e}");
@@ -512,7 +628,7 @@ impl Peer {
             return;
         };
         // Until DTLS is up there is no SRTP context: the packet would only be dropped.
-        if !d.negotiated || !self.connected || self.closed {
+        if !d.out.negotiated || !self.connected || self.closed {
             return;
         }
         let Some(mapping) = d.mapping(&mut self.pc) else {
@@ -521,15 +637,15 @@ impl Peer {
         if packet.header.payload_type != mapping.source_pt {
             return;
         }
-        let (seq, ts) = d.munger.rewrite(
+        let (seq, ts) = d.out.munger.rewrite(
             packet.header.ssrc,
             packet.header.sequence_number,
             packet.header.timestamp,
             now,
         );
-        let out = rewrite(packet, d.ssrc, &mapping, seq, ts);
+        let out = rewrite(packet, d.out.ssrc, &mapping, seq, ts);
         let size = out.header.marshal_size() + out.payload.len();
-        if let Some(mut s) = self.pc.rtp_sender(d.sender) {
+        if let Some(mut s) = self.pc.rtp_sender(d.out.sender) {
             match s.write_rtp(now, out) {
                 Ok(()) => {
                     MediaStats::add(&self.shared.stats.rtp_packets_out, 1);
@@ -601,7 +717,7 @@ impl Peer {
                         self.connected = true;
                         let _ = self.events.send(PeerEvent::Connected);
                         let now = Instant::now();
-                        for d in self.down.values().filter(|d| d.negotiated) {
+                        for d in self.down.values().filter(|d| d.out.negotiated) {
                             if d.track.kind == TrackKind::Video {
                                 request_keyframe(&d.track, now);
                             }
@@ -759,7 +875,7 @@ impl DownTrack {
         if let Some(m) = &self.mapping {
             return Some(m.clone());
         }
-        let mut sender = pc.rtp_sender(self.sender)?;
+        let mut sender = pc.rtp_sender(self.out.sender)?;
         let params = sender.get_parameters().rtp_parameters.clone();
         let pt = payload_type_for(&params.codecs, &self.track.codec)?;
         let extensions = self

@@ -2,6 +2,8 @@
 
 use rtc::sdp::description::session::SessionDescription;
 
+use cascade_signaling::protocol::TrackKind;
+
 use crate::error::MediaError;
 
 /// Parses an SDP, mapping failure to [`MediaError::InvalidSdp`].
@@ -30,6 +32,25 @@ pub fn offers_to_send(sdp: &str) -> Result<bool, MediaError> {
             None | Some("sendrecv" | "sendonly")
         )
     }))
+}
+
+/// The media kinds an offer wants to receive (active `recvonly` audio/video m-lines), each
+/// once, in m-line order.
+pub fn receiving_kinds(sdp: &str) -> Result<Vec<TrackKind>, MediaError> {
+    let desc = parse(sdp)?;
+    let mut kinds = Vec::new();
+    for m in &desc.media_descriptions {
+        let kind = match m.media_name.media.as_str() {
+            "audio" => TrackKind::Audio,
+            "video" => TrackKind::Video,
+            _ => continue,
+        };
+        let recvonly = m.attributes.iter().any(|a| a.key == "recvonly");
+        if m.media_name.port.value != 0 && recvonly && !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
 }
 
 #[cfg(test)]

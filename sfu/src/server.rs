@@ -291,6 +291,13 @@ impl PeerHandle {
         .await
     }
 
+    /// Applies a WHEP viewer's recvonly offer (creating its sending slots) and returns the
+    /// answer.
+    pub async fn apply_viewer_offer(&self, sdp: String) -> Result<String, MediaError> {
+        self.ask(|reply| PeerCommand::ApplyViewerOffer { sdp, reply })
+            .await
+    }
+
     /// Creates and applies a server offer.
     pub async fn create_offer(&self) -> Result<ServerOffer, MediaError> {
         self.ask(|reply| PeerCommand::CreateOffer { reply }).await
