@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod config;
 pub mod metrics;
+pub mod rest;
 pub mod server;
 pub mod session;

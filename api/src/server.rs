@@ -209,6 +209,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(DEV_TOKEN_PATH, get(dev_token))
+        .merge(crate::rest::router())
         .fallback(get(static_file))
         .with_state(state)
 }
@@ -237,9 +238,8 @@ enum DevRole {
     Viewer,
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    (status, axum::Json(body)).into_response()
+fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    crate::rest::error::ApiError::new(status, code, message).into_response()
 }
 
 /// Mints a token for the demo page; exists only while the embedded development secret is in use.
