@@ -351,7 +351,9 @@ impl Peer {
         }
         for kind in kinds {
             if let Err(e) = self.add_slot(kind) {
-                return Err(MediaError::Internal(format!("cannot add a {kind:?} slot: {e}")));
+                return Err(MediaError::Internal(format!(
+                    "cannot add a {kind:?} slot: {e}"
+                )));
             }
         }
         let answer = self.apply_offer(sdp, false)?;
