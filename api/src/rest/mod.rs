@@ -8,10 +8,14 @@
 
 pub mod auth;
 pub mod error;
+pub mod model;
+pub mod responses;
+mod rooms;
 
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -59,9 +63,12 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// Largest JSON body of the room API.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// The room API routes (documented).
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
+    rooms::routes().layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// Every documented route of the server, with the document's top. To add a module's routes
@@ -69,7 +76,6 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 pub fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes())
-        .merge(crate::whip::routes())
 }
 
 /// The router of every documented route plus `GET /api/openapi.json`.

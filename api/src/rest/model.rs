@@ -1,0 +1,497 @@
+//! Request and response bodies of the room API, validation of names, and pagination.
+
+use base64::Engine as _;
+use cascade_sfu::room::{ParticipantKind, ParticipantSummary, RoomSummary};
+use cascade_signaling::protocol::{Permissions, TrackInfo, TrackKind};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+
+/// Longest room name, identity or track id, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Page size when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest page.
+pub const MAX_PAGE: u32 = 1000;
+/// Longest `empty_timeout_secs` of a room (7 days).
+pub const MAX_EMPTY_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+/// Most identities a data message may be addressed to.
+pub const MAX_DATA_IDENTITIES: usize = 1000;
+/// Longest token lifetime (30 days).
+pub const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+/// Token lifetime when `ttl_secs` is not given (6 hours).
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 6 * 3600;
+
+/// Checks a room name, identity or track id: 1 to 128 bytes, no control characters.
+pub fn validate_name(what: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > MAX_NAME_BYTES {
+        return Err(ApiError::invalid(format!(
+            "{what} must be 1 to {MAX_NAME_BYTES} bytes long"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Room)]
+pub struct RoomBody {
+    /// Room name.
+    pub name: String,
+    /// Participants now in the room.
+    pub num_participants: u32,
+    /// Tracks now published.
+    pub num_tracks: u32,
+    /// Most participants; 0 = unlimited.
+    pub max_participants: u32,
+    /// Seconds the room lives once empty.
+    pub empty_timeout_secs: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+impl From<RoomSummary> for RoomBody {
+    fn from(r: RoomSummary) -> Self {
+        Self {
+            name: r.name,
+            num_participants: r.num_participants,
+            num_tracks: r.num_tracks,
+            max_participants: r.max_participants,
+            empty_timeout_secs: r.empty_timeout_secs,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A page of rooms, sorted by name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoomList {
+    /// The rooms of this page.
+    pub rooms: Vec<RoomBody>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/rooms`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    /// Room name: 1 to 128 bytes, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1F\\x7F]+$")]
+    pub name: String,
+    /// Most participants; 0 = unlimited. Default: the server's `max_participants`.
+    #[serde(default)]
+    pub max_participants: Option<u32>,
+    /// Seconds the room lives once empty, at most 604800. Default: the server's
+    /// `room_empty_timeout`.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800)]
+    pub empty_timeout_secs: Option<u64>,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = TrackKind)]
+pub enum Kind {
+    /// An audio track.
+    Audio,
+    /// A video track.
+    Video,
+}
+
+/// A published track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Track)]
+pub struct TrackBody {
+    /// Server-assigned id (`TR_…`).
+    pub id: String,
+    /// Id of the publishing participant.
+    pub participant: String,
+    /// Audio or video.
+    pub kind: Kind,
+    /// Codec mime type, e.g. `video/VP8`; null until known.
+    pub codec: Option<String>,
+    /// Whether the track is muted (by its publisher or an administrator).
+    pub muted: bool,
+}
+
+impl From<TrackInfo> for TrackBody {
+    fn from(t: TrackInfo) -> Self {
+        Self {
+            id: t.id,
+            participant: t.participant,
+            kind: match t.kind {
+                TrackKind::Audio => Kind::Audio,
+                TrackKind::Video => Kind::Video,
+            },
+            codec: t.codec,
+            muted: t.muted,
+        }
+    }
+}
+
+/// How a participant is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ParticipantKind)]
+pub enum Connection {
+    /// The WebSocket signaling protocol.
+    Websocket,
+    /// A WHIP publisher.
+    Whip,
+    /// A WHEP viewer.
+    Whep,
+}
+
+/// What a participant may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Permissions)]
+pub struct PermissionsBody {
+    /// May publish tracks.
+    pub can_publish: bool,
+    /// May subscribe to tracks.
+    pub can_subscribe: bool,
+    /// May send data messages.
+    pub can_publish_data: bool,
+}
+
+impl From<Permissions> for PermissionsBody {
+    fn from(p: Permissions) -> Self {
+        Self {
+            can_publish: p.can_publish,
+            can_subscribe: p.can_subscribe,
+            can_publish_data: p.can_publish_data,
+        }
+    }
+}
+
+/// A participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Participant)]
+pub struct ParticipantBody {
+    /// Server-assigned id (`PA_…`).
+    pub id: String,
+    /// Identity from its token (unique in the room).
+    pub identity: String,
+    /// How it is connected.
+    pub kind: Connection,
+    /// What it may do.
+    pub permissions: PermissionsBody,
+    /// Its published tracks.
+    pub tracks: Vec<TrackBody>,
+    /// Join time, seconds since the Unix epoch.
+    pub joined_at: u64,
+}
+
+impl From<ParticipantSummary> for ParticipantBody {
+    fn from(p: ParticipantSummary) -> Self {
+        Self {
+            id: p.id,
+            identity: p.identity,
+            kind: match p.kind {
+                ParticipantKind::Websocket => Connection::Websocket,
+                ParticipantKind::Whip => Connection::Whip,
+                ParticipantKind::Whep => Connection::Whep,
+            },
+            permissions: p.permissions.into(),
+            tracks: p.tracks.into_iter().map(Into::into).collect(),
+            joined_at: p.joined_at,
+        }
+    }
+}
+
+/// A page of participants, sorted by identity.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParticipantList {
+    /// The participants of this page.
+    pub participants: Vec<ParticipantBody>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH /api/rooms/{room}/participants/{identity}`: the fields to change.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateParticipant {
+    /// Permissions to change; absent flags keep their value.
+    #[serde(default)]
+    pub permissions: Option<PermissionsPatch>,
+}
+
+/// A partial set of permissions.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsPatch {
+    /// May publish tracks; revoking it unpublishes the participant's tracks.
+    #[serde(default)]
+    pub can_publish: Option<bool>,
+    /// May subscribe to tracks; revoking it ends its subscriptions.
+    #[serde(default)]
+    pub can_subscribe: Option<bool>,
+    /// May send data messages.
+    #[serde(default)]
+    pub can_publish_data: Option<bool>,
+}
+
+impl PermissionsPatch {
+    /// `current` with this patch applied.
+    pub fn apply(&self, current: Permissions) -> Permissions {
+        Permissions {
+            can_publish: self.can_publish.unwrap_or(current.can_publish),
+            can_subscribe: self.can_subscribe.unwrap_or(current.can_subscribe),
+            can_publish_data: self.can_publish_data.unwrap_or(current.can_publish_data),
+        }
+    }
+}
+
+/// `PATCH /api/rooms/{room}/participants/{identity}/tracks/{track}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTrack {
+    /// Mute (stop forwarding; the publisher cannot unmute it) or unmute the track.
+    pub muted: bool,
+}
+
+/// `POST /api/rooms/{room}/data`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendData {
+    /// Any JSON value; participants receive it as `data {participant: "server", identity:
+    /// "server", payload}`.
+    pub payload: serde_json::Value,
+    /// Only these identities (absent or empty: everyone in the room); at most 1000.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub identities: Vec<String>,
+}
+
+/// The result of `POST /api/rooms/{room}/data`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DataSent {
+    /// How many participants it was sent to.
+    pub recipients: u32,
+}
+
+/// `POST /api/tokens`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// The room the token is for: 1 to 128 bytes, no control characters. May be empty only
+    /// for an admin token (`room_admin: true`) of every room, which needs full access to mint.
+    #[schema(max_length = 128)]
+    pub room: String,
+    /// The participant identity (`sub`): 1 to 128 bytes, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1F\\x7F]+$")]
+    pub identity: String,
+    /// Lifetime in seconds, 1 to 2592000 (30 days); default 21600 (6 hours).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub ttl_secs: Option<u64>,
+    /// What the token allows; absent flags take their defaults.
+    #[serde(default)]
+    pub grants: GrantsPatch,
+}
+
+/// Token grants; absent flags take their defaults.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsPatch {
+    /// May join the room (default true).
+    #[serde(default)]
+    pub room_join: Option<bool>,
+    /// May publish media (default true).
+    #[serde(default)]
+    pub can_publish: Option<bool>,
+    /// May subscribe to media (default true).
+    #[serde(default)]
+    pub can_subscribe: Option<bool>,
+    /// May send data messages (default true).
+    #[serde(default)]
+    pub can_publish_data: Option<bool>,
+    /// May administer the room through this API (default false).
+    #[serde(default)]
+    pub room_admin: Option<bool>,
+}
+
+/// A minted token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenBody {
+    /// The access token (HS256 JWT).
+    pub token: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// `?limit=&cursor=` of list endpoints.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Most items to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Most items.
+    pub limit: usize,
+    /// Items sort after this key.
+    pub after: Option<String>,
+}
+
+impl PageQuery {
+    /// Checks the limit and decodes the cursor.
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        let after = match &self.cursor {
+            None => None,
+            Some(c) => Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::invalid("cursor is not one this server issued"))?,
+            ),
+        };
+        Ok(Page {
+            limit: limit as usize,
+            after,
+        })
+    }
+}
+
+/// One page of `items` (sorted by `key`, ascending, keys unique) and the next cursor.
+pub fn paginate<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> &str,
+    page: &Page,
+) -> (Vec<T>, Option<String>) {
+    items.sort_by(|a, b| key(a).cmp(key(b)));
+    let start = match &page.after {
+        Some(after) => items.partition_point(|t| key(t) <= after.as_str()),
+        None => 0,
+    };
+    let mut rest: Vec<T> = items.drain(start..).collect();
+    let more = rest.len() > page.limit;
+    rest.truncate(page.limit);
+    let next = more.then(|| rest.last().map(|t| cursor(key(t)))).flatten();
+    (rest, next)
+}
+
+fn cursor(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+/// `{room}` path parameter.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RoomPath {
+    /// Room name.
+    #[param(min_length = 1, max_length = 128)]
+    pub room: String,
+}
+
+/// `{room}/participants/{identity}` path parameters.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ParticipantPath {
+    /// Room name.
+    #[param(min_length = 1, max_length = 128)]
+    pub room: String,
+    /// Participant identity.
+    #[param(min_length = 1, max_length = 128)]
+    pub identity: String,
+}
+
+/// `{room}/participants/{identity}/tracks/{track}` path parameters.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TrackPath {
+    /// Room name.
+    #[param(min_length = 1, max_length = 128)]
+    pub room: String,
+    /// Participant identity.
+    #[param(min_length = 1, max_length = 128)]
+    pub identity: String,
+    /// Track id (`TR_…`).
+    #[param(min_length = 1, max_length = 128)]
+    pub track: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("room", "a").is_ok());
+        assert!(validate_name("room", &"é".repeat(64)).is_ok());
+        assert!(validate_name("room", &"é".repeat(65)).is_err());
+        assert!(validate_name("room", "").is_err());
+        assert!(validate_name("room", "a\nb").is_err());
+        assert!(validate_name("room", "a\u{7f}").is_err());
+    }
+
+    #[test]
+    fn pages_walk_everything_once() {
+        let items: Vec<String> = (0..25).map(|i| format!("r{i:02}")).rev().collect();
+        let mut seen = Vec::new();
+        let mut q = PageQuery {
+            limit: Some(10),
+            cursor: None,
+        };
+        loop {
+            let page = q.page().unwrap();
+            let (got, next) = paginate(items.clone(), |s| s.as_str(), &page);
+            seen.extend(got);
+            match next {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut want = items.clone();
+        want.sort();
+        assert_eq!(seen, want);
+        // An exactly full last page has no next cursor.
+        let page = PageQuery {
+            limit: Some(25),
+            cursor: None,
+        }
+        .page()
+        .unwrap();
+        assert!(paginate(items, |s| s.as_str(), &page).1.is_none());
+    }
+
+    #[test]
+    fn bad_pages() {
+        for q in [
+            PageQuery {
+                limit: Some(0),
+                cursor: None,
+            },
+            PageQuery {
+                limit: Some(1001),
+                cursor: None,
+            },
+            PageQuery {
+                limit: None,
+                cursor: Some("!!".into()),
+            },
+        ] {
+            assert!(q.page().is_err());
+        }
+    }
+}
