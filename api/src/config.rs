@@ -66,6 +66,15 @@ pub struct Config {
     pub workers: usize,
     /// STUN/TURN URLs handed to clients.
     pub ice_servers: Vec<String>,
+    /// URLs that receive webhook events (http or https); empty = no webhooks.
+    pub webhook_urls: Vec<String>,
+    /// HMAC-SHA256 key of webhook signatures; `None` = the API secret.
+    pub webhook_secret: Option<String>,
+    /// Timeout of one webhook request (connect, send, response).
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Attempts per webhook event before it is given up (at least 1).
+    pub webhook_max_attempts: u32,
 }
 
 impl Default for Config {
@@ -81,6 +90,10 @@ impl Default for Config {
             log_format: LogFormat::Text,
             workers: 0,
             ice_servers: Vec::new(),
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_max_attempts: 5,
         }
     }
 }
@@ -99,6 +112,13 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("workers", &self.workers)
             .field("ice_servers", &self.ice_servers)
+            .field("webhook_urls", &self.webhook_urls)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
             .finish()
     }
 }
@@ -108,6 +128,11 @@ impl Config {
     /// i.e. anyone can mint tokens for this server.
     pub fn is_dev_secret(&self) -> bool {
         self.api_secret == DEFAULT_API_SECRET
+    }
+
+    /// The key that signs webhook events: `webhook_secret`, or else the API secret.
+    pub fn webhook_key(&self) -> &str {
+        self.webhook_secret.as_deref().unwrap_or(&self.api_secret)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -127,6 +152,24 @@ impl Config {
                 "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
             );
         }
+        for url in &self.webhook_urls {
+            crate::webhooks::parse_url(url)?;
+        }
+        if let Some(secret) = &self.webhook_secret {
+            ensure!(
+                secret.len() >= MIN_API_SECRET_LEN,
+                "webhook_secret must be at least {MIN_API_SECRET_LEN} bytes long (it is {})",
+                secret.len()
+            );
+        }
+        ensure!(
+            !self.webhook_timeout.is_zero(),
+            "webhook_timeout must be longer than 0s"
+        );
+        ensure!(
+            self.webhook_max_attempts >= 1,
+            "webhook_max_attempts must be at least 1"
+        );
         Ok(())
     }
 }
@@ -215,6 +258,21 @@ pub struct ServeArgs {
     /// STUN/TURN URL given to clients; repeat or comma-separate [env: CASCADE_ICE_SERVERS].
     #[arg(long = "ice-server", value_name = "URL", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
+    /// URL that receives webhook events (http or https); repeat or comma-separate
+    /// [env: CASCADE_WEBHOOK_URLS] [default: none].
+    #[arg(long = "webhook-url", value_name = "URL", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+    /// Key of the webhook signatures, at least 32 bytes [env: CASCADE_WEBHOOK_SECRET]
+    /// [default: the API secret].
+    #[arg(long, value_name = "SECRET")]
+    pub webhook_secret: Option<String>,
+    /// Timeout of one webhook request, e.g. "5s" [env: CASCADE_WEBHOOK_TIMEOUT] [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Option<Duration>,
+    /// Attempts per webhook event before it is given up [env: CASCADE_WEBHOOK_MAX_ATTEMPTS]
+    /// [default: 5].
+    #[arg(long, value_name = "N")]
+    pub webhook_max_attempts: Option<u32>,
 }
 
 impl ServeArgs {
@@ -233,6 +291,10 @@ impl ServeArgs {
             log_format: self.log_format,
             workers: self.workers,
             ice_servers: list(&self.ice_servers),
+            webhook_urls: list(&self.webhook_urls),
+            webhook_secret: self.webhook_secret.clone(),
+            webhook_timeout: self.webhook_timeout,
+            webhook_max_attempts: self.webhook_max_attempts,
         }
     }
 }
@@ -263,6 +325,17 @@ struct Overrides {
     workers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ice_servers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_urls: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    webhook_timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_max_attempts: Option<u32>,
 }
 
 impl Overrides {
@@ -299,6 +372,10 @@ impl Overrides {
             log_format: var(env, "CASCADE_LOG_FORMAT", |s| LogFormat::from_str(s, true))?,
             workers: var(env, "CASCADE_WORKERS", str::parse)?,
             ice_servers: var(env, "CASCADE_ICE_SERVERS", list)?,
+            webhook_urls: var(env, "CASCADE_WEBHOOK_URLS", list)?,
+            webhook_secret: var(env, "CASCADE_WEBHOOK_SECRET", string)?,
+            webhook_timeout: var(env, "CASCADE_WEBHOOK_TIMEOUT", humantime::parse_duration)?,
+            webhook_max_attempts: var(env, "CASCADE_WEBHOOK_MAX_ATTEMPTS", str::parse)?,
         })
     }
 }
@@ -523,5 +600,75 @@ mod tests {
         assert!(e.contains("cascade.toml"), "{e}");
 
         assert!(Cli::try_parse_from(["cascade", "--udp-port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn webhook_options_are_read_from_every_layer() {
+        let config = load_with_env(&cli(&[]), &env(&[])).unwrap();
+        assert!(config.webhook_urls.is_empty());
+        assert_eq!(config.webhook_key(), DEFAULT_API_SECRET);
+        assert_eq!(config.webhook_timeout, Duration::from_secs(5));
+        assert_eq!(config.webhook_max_attempts, 5);
+
+        let file = TempToml::new(
+            "webhooks",
+            r#"
+            webhook_urls = ["https://hooks.example/a", "http://10.0.0.1:8080/b?x=1,2"]
+            webhook_timeout = "3s"
+            webhook_max_attempts = 2
+            "#,
+        );
+        let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+        assert_eq!(
+            config.webhook_urls,
+            ["https://hooks.example/a", "http://10.0.0.1:8080/b?x=1,2"]
+        );
+        assert_eq!(config.webhook_timeout, Duration::from_secs(3));
+        assert_eq!(config.webhook_max_attempts, 2);
+
+        let config = load_with_env(
+            &cli(&["--webhook-max-attempts", "9"]),
+            &env(&[
+                (
+                    "CASCADE_WEBHOOK_URLS",
+                    "http://127.0.0.1:9/hook, https://h.example/",
+                ),
+                (
+                    "CASCADE_WEBHOOK_SECRET",
+                    "a-webhook-secret-of-at-least-32-bytes",
+                ),
+                ("CASCADE_WEBHOOK_TIMEOUT", "750ms"),
+                ("CASCADE_WEBHOOK_MAX_ATTEMPTS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.webhook_urls,
+            ["http://127.0.0.1:9/hook", "https://h.example/"]
+        );
+        assert_eq!(
+            config.webhook_key(),
+            "a-webhook-secret-of-at-least-32-bytes"
+        );
+        assert_eq!(config.webhook_timeout, Duration::from_millis(750));
+        assert_eq!(config.webhook_max_attempts, 9, "CLI wins over env");
+        assert!(!format!("{config:?}").contains("a-webhook-secret"));
+    }
+
+    #[test]
+    fn invalid_webhook_options_are_errors() {
+        let err = |vars: &[(&str, &str)]| {
+            format!("{:#}", load_with_env(&cli(&[]), &env(vars)).unwrap_err())
+        };
+        for bad in ["ftp://h.example/", "not a url", "http://", "/relative/path"] {
+            let e = err(&[("CASCADE_WEBHOOK_URLS", bad)]);
+            assert!(e.contains("webhook URL"), "{bad}: {e}");
+        }
+        let e = err(&[("CASCADE_WEBHOOK_SECRET", "short")]);
+        assert!(e.contains("webhook_secret"), "{e}");
+        let e = err(&[("CASCADE_WEBHOOK_TIMEOUT", "0s")]);
+        assert!(e.contains("webhook_timeout"), "{e}");
+        let e = err(&[("CASCADE_WEBHOOK_MAX_ATTEMPTS", "0")]);
+        assert!(e.contains("webhook_max_attempts"), "{e}");
     }
 }

@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod rest;
 pub mod server;
 pub mod session;
+pub mod webhooks;

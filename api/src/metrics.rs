@@ -24,6 +24,54 @@ pub struct RoomGauges {
     pub video_tracks: u64,
 }
 
+/// The webhook counters (see [`crate::webhooks`]); clones count into the same series.
+#[derive(Debug, Clone)]
+pub struct WebhookCounters {
+    deliveries: IntCounterVec,
+    retries: IntCounter,
+}
+
+impl WebhookCounters {
+    /// Counters on no registry, for webhook senders outside a server (tests).
+    pub fn unregistered() -> Self {
+        Self {
+            deliveries: IntCounterVec::new(Opts::new("deliveries", "-"), &["result"])
+                .expect("valid metric"),
+            retries: IntCounter::new("retries", "-").expect("valid metric"),
+        }
+    }
+
+    /// Counts one event delivered with a 2xx answer.
+    pub fn delivered(&self) {
+        self.deliveries.with_label_values(&["ok"]).inc();
+    }
+
+    /// Counts one event given up after its last attempt.
+    pub fn failed(&self) {
+        self.deliveries.with_label_values(&["failed"]).inc();
+    }
+
+    /// Counts `n` events dropped without (complete) delivery.
+    pub fn dropped(&self, n: u64) {
+        self.deliveries.with_label_values(&["dropped"]).inc_by(n);
+    }
+
+    /// Counts one repeated request.
+    pub fn retried(&self) {
+        self.retries.inc();
+    }
+
+    /// The count of one `result` (`ok`, `failed` or `dropped`).
+    pub fn deliveries(&self, result: &str) -> u64 {
+        self.deliveries.with_label_values(&[result]).get()
+    }
+
+    /// The count of repeated requests.
+    pub fn retries(&self) -> u64 {
+        self.retries.get()
+    }
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -38,6 +86,7 @@ pub struct Metrics {
     keyframe_requests: IntCounterVec,
     retransmissions: IntCounter,
     peer_connection_failures: IntCounter,
+    webhooks: WebhookCounters,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
     mirror: Mutex<()>,
 }
@@ -114,13 +163,33 @@ impl Metrics {
                 "cascade_peer_connection_failures_total",
                 "Peer connections that failed (ICE or DTLS failure, timeout).",
             ),
+            webhooks: WebhookCounters {
+                deliveries: counter_vec(
+                    "cascade_webhook_deliveries_total",
+                    "Webhook events by outcome, per receiving URL: ok (a 2xx answer), failed \
+                     (every attempt failed), dropped (queue full, or pending at shutdown).",
+                    &["result"],
+                ),
+                retries: counter(
+                    "cascade_webhook_retries_total",
+                    "Webhook requests repeated after a failed attempt.",
+                ),
+            },
             mirror: Mutex::new(()),
             registry,
         };
         // Mirrored children exist from the start so every series is exported, even at 0.
         metrics.mirror_snapshot(&StatsSnapshot::default());
         metrics.set_gauges(&RoomGauges::default());
+        for result in ["ok", "failed", "dropped"] {
+            metrics.webhooks.deliveries.with_label_values(&[result]);
+        }
         metrics
+    }
+
+    /// The webhook counters, for the delivery tasks (they share this registry).
+    pub fn webhooks(&self) -> WebhookCounters {
+        self.webhooks.clone()
     }
 
     /// Counts one signaling message; `direction` is `"in"` or `"out"`, `ty` the message `type`
@@ -195,6 +264,8 @@ mod tests {
             "cascade_keyframe_requests_total",
             "cascade_retransmissions_total",
             "cascade_peer_connection_failures_total",
+            "cascade_webhook_deliveries_total",
+            "cascade_webhook_retries_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),
@@ -202,6 +273,13 @@ mod tests {
             );
         }
         assert!(out.contains(r#"cascade_signaling_messages_total{direction="in",type="join"} 1"#));
+        for result in ["ok", "failed", "dropped"] {
+            let line = format!(r#"cascade_webhook_deliveries_total{{result="{result}"}} 0"#);
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
+        metrics.webhooks().retried();
+        let out = metrics.render(&StatsSnapshot::default(), &RoomGauges::default());
+        assert!(out.lines().any(|l| l == "cascade_webhook_retries_total 1"));
     }
 
     #[test]

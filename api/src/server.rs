@@ -19,6 +19,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::metrics::{Metrics, RoomGauges};
 use crate::session;
+use crate::webhooks::{self, WebhookSettings, Webhooks};
 
 /// Path of the WebSocket signaling endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -40,6 +41,8 @@ pub struct AppState {
     pub rooms: Rooms,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Webhook delivery (idle when no URL is configured).
+    pub webhooks: Arc<Webhooks>,
     sessions: AtomicUsize,
     shutdown: watch::Sender<bool>,
 }
@@ -105,6 +108,7 @@ impl ServerHandle {
         while state.sessions() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        state.webhooks.shutdown(webhooks::SHUTDOWN_GRACE).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
         let media = state.media().clone();
         tokio::task::spawn_blocking(move || media.shutdown())
@@ -128,16 +132,23 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .with_context(|| format!("binding HTTP address {bind}"))?;
     bind = listener.local_addr()?;
     let (shutdown, mut stopped) = watch::channel(false);
+    let metrics = Metrics::new();
+    let webhooks = Webhooks::start(WebhookSettings::from_config(&config)?, metrics.webhooks())?;
+    let mut rooms = Rooms::new(
+        media,
+        RoomConfig {
+            max_participants: config.max_participants,
+            empty_timeout: config.room_empty_timeout,
+        },
+    );
+    if webhooks.is_enabled() {
+        rooms = rooms.with_observer(webhooks.observer());
+    }
     let state = Arc::new(AppState {
-        rooms: Rooms::new(
-            media,
-            RoomConfig {
-                max_participants: config.max_participants,
-                empty_timeout: config.room_empty_timeout,
-            },
-        ),
+        rooms,
         config,
-        metrics: Metrics::new(),
+        metrics,
+        webhooks,
         sessions: AtomicUsize::new(0),
         shutdown,
     });
