@@ -114,7 +114,7 @@ async fn get_room(
     delete, path = "/api/rooms/{room}", tag = "rooms", operation_id = "delete_room",
     params(RoomPath),
     security(("bearer" = []), ("basic" = [])),
-    responses((status = 200, description = "The room as it was when deleted", body = RoomBody), BadRequest, AuthErrors, NotFound)
+    responses((status = 200, description = "The room as it was just before its deletion", body = RoomBody), BadRequest, AuthErrors, NotFound)
 )]
 async fn delete_room(
     State(state): Shared,
@@ -122,7 +122,10 @@ async fn delete_room(
     Path(p): Path<RoomPath>,
 ) -> Result<Json<RoomBody>, ApiError> {
     room_allowed(&admin, &p.room)?;
-    Ok(Json(state.rooms.delete_room(&p.room)?.into()))
+    // Report the participants and tracks there were, not the emptied room.
+    let before = state.rooms.room(&p.room)?;
+    state.rooms.delete_room(&p.room)?;
+    Ok(Json(before.into()))
 }
 
 /// Lists a room's participants, sorted by identity.
