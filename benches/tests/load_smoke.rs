@@ -1,0 +1,92 @@
+//! CI smoke test of `cascade-load`: starts the release `cascade` binary on loopback (path from
+//! `CASCADE_BIN`, default `target/release/cascade`), runs a tiny `--quick` load (1 publisher,
+//! 2 subscribers, 3 s) against it and checks the JSON report. Skipped, with a message, when
+//! the binary is missing. Run it inside `unshare -n` (loopback only).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn quick_livestream_forwards_and_measures() {
+    let bin = std::env::var_os("CASCADE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/cascade"),
+        PathBuf::from,
+    );
+    if !bin.exists() {
+        eprintln!(
+            "SKIPPED: no cascade binary at {} (run `cargo build --release` or set CASCADE_BIN)",
+            bin.display()
+        );
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let server = Server(
+        Command::new(&bin)
+            .args(["--http-addr", &http, "--udp-port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting cascade"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&http).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cascade did not listen on {http}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade-load"))
+        .args([
+            "--quick",
+            "--json",
+            "--publishers",
+            "1",
+            "--subscribers",
+            "2",
+        ])
+        .args(["--seconds", "3", "--url", &format!("ws://{http}/ws")])
+        .args(["--server-pid", &server.0.id().to_string()])
+        .output()
+        .expect("running cascade-load");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cascade-load failed:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
+    eprintln!("{stderr}");
+
+    let num = |path: &str| {
+        report
+            .pointer(path)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or_else(|| panic!("no number at {path} in {report:#}"))
+    };
+    assert_eq!(num("/receivers"), 2.0);
+    assert_eq!(num("/receivers_complete"), 2.0);
+    assert!(num("/forwarded_packets") > 0.0);
+    assert!(num("/forwarded_pps") > 0.0);
+    assert!(num("/loss_pct") < 5.0, "loss {}", num("/loss_pct"));
+    for p in ["p50", "p95", "p99"] {
+        assert!(num(&format!("/latency_ms/{p}")) > 0.0, "latency {p}");
+    }
+    assert!(num("/first_packet_ms/p50") > 0.0);
+    assert!(num("/server/cpu_us_per_forwarded_packet") > 0.0);
+    assert!(num("/server/rss_after_mib") > 0.0);
+}
