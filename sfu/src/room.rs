@@ -1027,7 +1027,6 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer
     };
     p.peer.close();
     p.subscriptions.clear();
-    let summary = p.summary(&room.tracks);
     let own: Vec<String> = room
         .tracks
         .values()
@@ -1037,6 +1036,7 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer
     for id in own {
         room.unpublish(&id, observer, Some(&p));
     }
+    let summary = p.summary(&room.tracks);
     room.broadcast(
         participant,
         &ServerMessage::ParticipantLeft {
