@@ -216,13 +216,26 @@ fn bind_ip(config: &Config) -> std::net::IpAddr {
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(WS_PATH, get(ws))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route(DEV_TOKEN_PATH, get(dev_token))
         .merge(crate::rest::router())
         .fallback(get(static_file))
         .with_state(state)
+}
+
+/// The documented operational routes: health, readiness, metrics, development tokens.
+pub(crate) fn ops_routes() -> utoipa_axum::router::OpenApiRouter<Arc<AppState>> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(dev_token))
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 async fn ws(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
@@ -233,15 +246,17 @@ async fn ws(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Re
 }
 
 /// Query of [`DEV_TOKEN_PATH`].
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DevTokenQuery {
     room: String,
     identity: String,
     #[serde(default)]
+    #[param(inline)]
     role: DevRole,
 }
 
-#[derive(serde::Deserialize, Default, PartialEq, Eq)]
+#[derive(serde::Deserialize, Default, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum DevRole {
     #[default]
@@ -254,6 +269,13 @@ fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response
 }
 
 /// Mints a token for the demo page; exists only while the embedded development secret is in use.
+#[utoipa::path(get, path = "/api/dev/token", tag = "operations", operation_id = "dev_token",
+    params(DevTokenQuery),
+    responses(
+        (status = 200, description = "A token (6 h)", body = crate::rest::model::DevTokenBody),
+        (status = 400, description = "Bad query", body = crate::rest::error::ErrorBody),
+        (status = 404, description = "An API secret is configured: development tokens are disabled",
+            body = crate::rest::error::ErrorBody)))]
 async fn dev_token(
     State(state): State<Arc<AppState>>,
     query: Result<axum::extract::Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,
@@ -302,6 +324,11 @@ async fn dev_token(
     }
 }
 
+/// Readiness: 503 once shutdown has begun.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`shutting down`", body = String, content_type = "text/plain")))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if *state.shutdown.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
@@ -310,6 +337,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let c = state.rooms.counts();
     let gauges = RoomGauges {

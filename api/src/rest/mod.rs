@@ -76,6 +76,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 pub fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes())
+        .merge(crate::server::ops_routes())
 }
 
 /// The router of every documented route plus `GET /api/openapi.json`.

@@ -83,7 +83,7 @@ pub struct RoomList {
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
     /// Room name: 1 to 128 bytes, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1F\\x7F]+$")]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub name: String,
     /// Most participants; 0 = unlimited. Default: the server's `max_participants`.
     #[serde(default)]
@@ -288,7 +288,7 @@ pub struct CreateToken {
     #[schema(max_length = 128)]
     pub room: String,
     /// The participant identity (`sub`): 1 to 128 bytes, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1F\\x7F]+$")]
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub identity: String,
     /// Lifetime in seconds, 1 to 2592000 (30 days); default 21600 (6 hours).
     #[serde(default)]
@@ -327,6 +327,13 @@ pub struct TokenBody {
     pub token: String,
     /// Expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+}
+
+/// A development token (`GET /api/dev/token`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DevTokenBody {
+    /// The access token (HS256 JWT).
+    pub token: String,
 }
 
 /// `?limit=&cursor=` of list endpoints.
@@ -400,7 +407,7 @@ fn cursor(key: &str) -> String {
 #[into_params(parameter_in = Path)]
 pub struct RoomPath {
     /// Room name.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub room: String,
 }
 
@@ -409,10 +416,10 @@ pub struct RoomPath {
 #[into_params(parameter_in = Path)]
 pub struct ParticipantPath {
     /// Room name.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub room: String,
     /// Participant identity.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub identity: String,
 }
 
@@ -421,13 +428,13 @@ pub struct ParticipantPath {
 #[into_params(parameter_in = Path)]
 pub struct TrackPath {
     /// Room name.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub room: String,
     /// Participant identity.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub identity: String,
     /// Track id (`TR_…`).
-    #[param(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub track: String,
 }
 
