@@ -83,7 +83,11 @@ pub struct RoomList {
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
     /// Room name: 1 to 128 bytes, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub name: String,
     /// Most participants; 0 = unlimited. Default: the server's `max_participants`.
     #[serde(default)]
@@ -288,7 +292,11 @@ pub struct CreateToken {
     #[schema(max_length = 128)]
     pub room: String,
     /// The participant identity (`sub`): 1 to 128 bytes, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub identity: String,
     /// Lifetime in seconds, 1 to 2592000 (30 days); default 21600 (6 hours).
     #[serde(default)]
@@ -407,7 +415,11 @@ fn cursor(key: &str) -> String {
 #[into_params(parameter_in = Path)]
 pub struct RoomPath {
     /// Room name.
-    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub room: String,
 }
 
@@ -416,10 +428,18 @@ pub struct RoomPath {
 #[into_params(parameter_in = Path)]
 pub struct ParticipantPath {
     /// Room name.
-    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub room: String,
     /// Participant identity.
-    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub identity: String,
 }
 
@@ -428,13 +448,25 @@ pub struct ParticipantPath {
 #[into_params(parameter_in = Path)]
 pub struct TrackPath {
     /// Room name.
-    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub room: String,
     /// Participant identity.
-    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub identity: String,
     /// Track id (`TR_…`).
-    #[param(min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub track: String,
 }
 
