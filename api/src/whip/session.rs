@@ -130,8 +130,12 @@ pub async fn watch(
             _ = shutdown.changed() => break "server_shutdown".to_owned(),
         }
     };
+    // Gone from the registry already: the client ended it with DELETE.
+    let reason = match state.rest_sessions.remove(&id) {
+        Some(_) => reason,
+        None => "leave".to_owned(),
+    };
     // A no-op when the room already removed it (kicked, replaced, room deleted, DELETE).
     state.rooms.leave(room, participant, &reason);
-    state.rest_sessions.remove(&id);
     info!(protocol = session.protocol.as_str(), %room, %participant, %reason, "session ended");
 }

@@ -1,0 +1,155 @@
+// WHIP/WHEP interop with independent WebRTC stacks: an aiortc client publishes over WHIP, a
+// headless Chromium page in the same room (WebSocket protocol) decodes its video, and a second
+// aiortc client watches over WHEP and decodes video and audio. Both aiortc clients trickle
+// their candidates with PATCH and end with DELETE (tests/aiortc_client.py).
+//
+// Run inside a network namespace with only loopback (.ci/run does this):
+//   unshare -n bash -c 'ip link set lo up; cd web-demo && node tests/whip.test.mjs'
+// Environment: CASCADE_BIN, CHROMIUM (see harness.mjs), CASCADE_PYTHON (default
+// <repo>/target/ci-venv/bin/python, with aiortc from .ci/requirements.txt).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  ROOT, CASCADE_BIN, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
+} from './harness.mjs';
+
+const PYTHON = process.env.CASCADE_PYTHON ?? join(ROOT, 'target/ci-venv/bin/python');
+const CLIENT = join(ROOT, 'web-demo/tests/aiortc_client.py');
+const ROOM = 'interop';
+
+/** Mints an access token with `cascade token`. */
+async function mintToken(server, identity, ...extra) {
+  const { stdout } = await promisify(execFile)(
+    CASCADE_BIN, ['token', '--room', ROOM, '--identity', identity, ...extra],
+    { env: server.env, timeout: 10_000 },
+  );
+  return stdout.trim();
+}
+
+/**
+ * Starts aiortc_client.py; collects its stdout lines (JSON) and stderr.
+ * @returns {{proc: import('node:child_process').ChildProcess, lines: any[], stderr: string[], exited: Promise<number | null>}}
+ */
+function aiortc(args) {
+  const proc = spawn(PYTHON, [CLIENT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const client = { proc, lines: [], stderr: [], exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
+  let buf = '';
+  proc.stdout.setEncoding('utf8').on('data', (chunk) => {
+    buf += chunk;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) client.lines.push(JSON.parse(line));
+    }
+  });
+  proc.stderr.setEncoding('utf8').on('data', (c) => client.stderr.push(c));
+  return client;
+}
+
+/** The last JSON line of a finished client (its result). */
+async function result(client, timeoutMs) {
+  const code = await waitFor('aiortc client to exit', timeoutMs, async () => {
+    const c = await Promise.race([client.exited, new Promise((r) => setTimeout(() => r(undefined), 200))]);
+    return c === undefined ? null : { code: c };
+  });
+  const last = client.lines.at(-1);
+  assert.ok(last, `the client printed no result (exit ${code.code}): ${client.stderr.join('')}`);
+  return last;
+}
+
+/** Sums the page's inbound-rtp counters (smoke.html exposes its peer connection). */
+function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
+    if (!pc) return null;
+    const out = { framesDecoded: 0, audioPackets: 0 };
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.framesDecoded += s.framesDecoded ?? 0;
+      if (s.kind === 'audio') out.audioPackets += s.packetsReceived ?? 0;
+    });
+    return out;
+  });
+}
+
+/** The value of an unlabelled gauge in /metrics. */
+async function gauge(server, name) {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+test('aiortc publishes over WHIP; Chromium and aiortc over WHEP receive it', { timeout: 180_000 }, async (t) => {
+  assert.ok(existsSync(PYTHON), `${PYTHON} not found: run .ci/run's install step or set CASCADE_PYTHON`);
+  let server;
+  let browser;
+  /** @type {ReturnType<typeof aiortc>[]} */
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.proc.kill('SIGKILL');
+    await browser?.close().catch(() => {});
+    await stopServer(server);
+  });
+  try {
+    server = await startServer();
+    const [pubToken, pageToken, whepToken] = await Promise.all([
+      mintToken(server, 'aiortc-publisher'),
+      mintToken(server, 'chromium-watcher', '--no-publish'),
+      mintToken(server, 'aiortc-viewer', '--no-publish'),
+    ]);
+
+    const publisher = aiortc(['publish', server.base, pubToken, '--room', ROOM, '--seconds', '120']);
+    clients.push(publisher);
+    await waitFor('the WHIP publisher to connect', 20_000, () => {
+      if (publisher.lines.some((l) => l.ok === false)) throw new Error(describeValue(publisher.lines));
+      return publisher.lines.some((l) => l.event === 'connected');
+    });
+
+    browser = await launchChromium();
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${server.base}/smoke.html?role=watch&token=${encodeURIComponent(pageToken)}`);
+    let seen = null;
+    const first = await waitFor('Chromium to decode the WHIP publisher\'s video', 20_000, async () => {
+      seen = await inboundStats(page);
+      return seen && seen.framesDecoded > 0 && seen.audioPackets > 0 ? seen : null;
+    }, 250, () => seen);
+    const later = await waitFor('Chromium\'s decoded frames to grow', 10_000, async () => {
+      seen = await inboundStats(page);
+      return seen.framesDecoded > first.framesDecoded + 5 ? seen : null;
+    }, 250, () => seen);
+    console.log(`chromium: ${describeValue(first)} then ${describeValue(later)}`);
+
+    const viewer = aiortc(['view', server.base, whepToken, '--room', ROOM, '--seconds', '20',
+      '--min-video', '15', '--min-audio', '25']);
+    clients.push(viewer);
+    const watched = await result(viewer, 40_000);
+    console.log(`whep viewer: ${describeValue(watched)}`);
+    assert.equal(watched.post_status, 201);
+    assert.equal(watched.patch_status, 204, 'candidates trickled with PATCH');
+    assert.ok(watched.trickled_candidates >= 1);
+    assert.ok(watched.video_frames >= 15, `WHEP video frames: ${watched.video_frames}`);
+    assert.ok(watched.audio_frames >= 25, `WHEP audio frames: ${watched.audio_frames}`);
+    assert.deepEqual(watched.video_sizes, [[320, 240]], 'the publisher\'s frame size');
+    assert.equal(watched.delete_status, 200);
+    assert.equal(watched.ok, true);
+
+    // The publisher ends its session: DELETE, and the room is left with the page only.
+    publisher.proc.stdin.end();
+    const published = await result(publisher, 20_000);
+    console.log(`whip publisher: ${describeValue(published)}`);
+    assert.equal(published.post_status, 201);
+    assert.equal(published.patch_status, 204);
+    assert.equal(published.delete_status, 200);
+    assert.equal(published.ok, true);
+    await waitFor('only the Chromium participant to remain', 5_000, async () => (await gauge(server, 'cascade_participants')) === 1);
+  } catch (e) {
+    for (const c of clients) console.error(`--- aiortc ${c.proc.spawnargs[2]} ---\n${c.stderr.join('').slice(-4000)}\n${describeValue(c.lines)}`);
+    dumpServerOutput(server, { tailLines: 80 });
+    throw e;
+  }
+});
