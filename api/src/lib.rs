@@ -7,3 +7,4 @@ pub mod rest;
 pub mod server;
 pub mod session;
 pub mod webhooks;
+pub mod whip;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Webhook delivery (idle when no URL is configured).
     pub webhooks: Arc<Webhooks>,
+    /// Live WHIP and WHEP sessions.
+    pub rest_sessions: crate::whip::session::RestSessions,
     sessions: AtomicUsize,
     shutdown: watch::Sender<bool>,
 }
@@ -149,6 +151,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         config,
         metrics,
         webhooks,
+        rest_sessions: Default::default(),
         sessions: AtomicUsize::new(0),
         shutdown,
     });

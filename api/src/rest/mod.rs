@@ -77,6 +77,7 @@ pub fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes())
         .merge(crate::server::ops_routes())
+        .merge(crate::whip::routes())
 }
 
 /// The router of every documented route plus `GET /api/openapi.json`.
