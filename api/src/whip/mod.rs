@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cascade_sfu::room::{Follow, JoinRequest, ParticipantKind, Permissions};
 use cascade_signaling::ErrorCode;
@@ -24,7 +24,6 @@ use cascade_signaling::protocol::IceCandidate;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tower_http::cors::{Any, CorsLayer};
 use tracing::info;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,23 +45,29 @@ const ACCEPT_POST: HeaderName = HeaderName::from_static("accept-post");
 /// Largest SDP offer accepted, in bytes.
 pub const MAX_OFFER: usize = 64 * 1024;
 
-/// The WHIP and WHEP routes (documented), with CORS for browser clients.
+/// The WHIP and WHEP routes (documented), with CORS for browser clients: every response
+/// allows any origin and exposes the WHIP headers; `OPTIONS` answers preflights.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_MATCH,
-        ])
-        .expose_headers([header::LOCATION, header::ETAG, header::LINK, ACCEPT_PATCH]);
     OpenApiRouter::new()
         .routes(routes!(whip_create, whip_endpoint_options))
         .routes(routes!(whip_patch, whip_delete, whip_resource_options))
         .routes(routes!(whep_create, whep_endpoint_options))
         .routes(routes!(whep_patch, whep_delete, whep_resource_options))
-        .layer(cors)
+        .layer(axum::middleware::map_response(cors))
+}
+
+/// Adds the CORS headers every WHIP/WHEP response carries.
+async fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch, Accept-Post"),
+    );
+    response
 }
 
 /// Query of `POST /whep/{room}`.
@@ -242,7 +247,7 @@ async fn whep_delete(
     delete(state, Protocol::Whep, room, id, headers)
 }
 
-/// What the WHIP endpoint accepts (CORS preflights are answered by the CORS layer).
+/// What the WHIP endpoint accepts (also the CORS preflight answer).
 #[utoipa::path(
     options, path = "/whip/{room}", tag = "WHIP/WHEP",
     params(("room" = String, Path, description = "Room name")),
@@ -285,19 +290,27 @@ async fn whep_resource_options() -> Response {
 }
 
 fn endpoint_options() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [(header::ALLOW, "POST, OPTIONS"), (ACCEPT_POST, SDP)],
-    )
-        .into_response()
+    options("POST, OPTIONS", ACCEPT_POST, SDP)
 }
 
 fn resource_options() -> Response {
+    options("PATCH, DELETE, OPTIONS", ACCEPT_PATCH, SDPFRAG)
+}
+
+/// `204` listing the methods and body type a resource takes; doubles as the CORS preflight
+/// answer.
+fn options(methods: &'static str, accept: HeaderName, body_type: &'static str) -> Response {
     (
         StatusCode::NO_CONTENT,
         [
-            (header::ALLOW, "PATCH, DELETE, OPTIONS"),
-            (ACCEPT_PATCH, SDPFRAG),
+            (header::ALLOW, methods),
+            (accept, body_type),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, methods),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Authorization, Content-Type, If-Match",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
         ],
     )
         .into_response()
