@@ -325,6 +325,7 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    crate::rest::model::validate_name("room", &room)?;
     let claims = bearer(&state, &headers)?
         .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))?;
     check_room(&claims, &room)?;
