@@ -417,9 +417,13 @@ async fn every_error_class_of_the_endpoints_and_resources() -> Result<()> {
     for (what, res, status, code) in cases {
         assert_eq!(error_code(res).await, (status, code.to_owned()), "{what}");
     }
-    // None of the refused requests left anything behind.
+    // None of the refused requests left anything behind (an offer refused after the join
+    // closes its peer, which its worker drops asynchronously).
     assert_eq!(srv.state.rooms.counts().participants, 0);
-    assert_eq!(srv.state.media().peer_count(), 0);
+    eventually(DEFAULT_TIMEOUT, "refused sessions' peers to close", || {
+        srv.state.media().peer_count() == 0
+    })
+    .await;
 
     // A good session, then every error of its resource.
     let s = create(&base, "/whep/errs", &token("errs", "w"), recv_offer).await?;

@@ -286,6 +286,15 @@ impl Room {
         }
     }
 
+    /// The ids of the tracks a participant publishes.
+    fn tracks_of(&self, participant: &str) -> Vec<String> {
+        self.tracks
+            .values()
+            .filter(|t| t.participant == participant)
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
     /// The participant id of an identity.
     fn find(&self, identity: &str) -> Option<String> {
         self.participants
@@ -922,13 +931,7 @@ impl Rooms {
             }
         }
         if before.can_publish && !permissions.can_publish {
-            let own: Vec<String> = r
-                .tracks
-                .values()
-                .filter(|t| t.participant == id)
-                .map(|t| t.id.clone())
-                .collect();
-            for t in own {
+            for t in r.tracks_of(&id) {
                 r.unpublish(&t, &self.observer, None);
             }
         }
@@ -1027,13 +1030,7 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer
     };
     p.peer.close();
     p.subscriptions.clear();
-    let own: Vec<String> = room
-        .tracks
-        .values()
-        .filter(|t| t.participant == participant)
-        .map(|t| t.id.clone())
-        .collect();
-    for id in own {
+    for id in room.tracks_of(participant) {
         room.unpublish(&id, observer, Some(&p));
     }
     let summary = p.summary(&room.tracks);
