@@ -64,7 +64,10 @@ pub struct Participant {
     pc: Arc<dyn PeerConnection>,
     sig_tx: mpsc::UnboundedSender<SigEvent>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Writes queued frames to the WebSocket.
+    writer: JoinHandle<()>,
+    /// Reads server messages and negotiates.
+    readers: [JoinHandle<()>; 2],
 }
 
 /// Receives the peer connection's events.
@@ -303,7 +306,8 @@ impl Participant {
             pc,
             sig_tx,
             state,
-            tasks: vec![writer, reader, negotiator],
+            writer,
+            readers: [reader, negotiator],
         };
         tokio::time::timeout(timeout, joined_rx)
             .await
@@ -424,15 +428,16 @@ impl Participant {
         *self.state.borrow() == RTCPeerConnectionState::Connected
     }
 
-    /// Sends `leave` and closes the peer connection.
+    /// Stops negotiating, sends `leave` and closes the peer connection.
     pub async fn leave(self) {
-        let _ = self.ws_out.send(frame(&ClientMessage::Leave, None));
-        let _ = self.pc.close().await;
-        // Let the writer flush `leave` before the tasks go.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for t in &self.tasks {
+        for t in &self.readers {
             t.abort();
         }
+        let _ = self.ws_out.send(frame(&ClientMessage::Leave, None));
+        let _ = self.pc.close().await;
+        // Let the writer flush `leave` before it goes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.writer.abort();
     }
 }
 

@@ -76,7 +76,12 @@ pub struct Report {
     pub forwarded_pps: f64,
     /// Forwarded packets per second according to the server's `/metrics`.
     pub metrics_forwarded_pps: Option<f64>,
-    /// Packets lost in the window, % of those expected.
+    /// Forwarded packets per second if every sent packet reached every receiver of its stream.
+    pub expected_pps: f64,
+    /// Forwarded packets received in the window, % of `expected_pps`: below 100 without loss
+    /// means packets are queued somewhere (server or load tester falling behind).
+    pub delivered_pct: f64,
+    /// Packets lost in the window (gaps in the stamps' sequence numbers), % of those expected.
     pub loss_pct: f64,
     /// Mean interarrival jitter over all received streams, ms.
     pub jitter_ms: f64,
@@ -144,6 +149,13 @@ impl Report {
                 self.metrics_forwarded_pps
                     .map(|m| format!("; /metrics: {m:.0}/s"))
                     .unwrap_or_default()
+            ),
+        );
+        row(
+            "delivered, % of sent x fan-out",
+            format!(
+                "{:.1} (expected {:.0}/s)",
+                self.delivered_pct, self.expected_pps
             ),
         );
         row("loss, %", format!("{:.3}", self.loss_pct));

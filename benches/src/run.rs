@@ -306,6 +306,8 @@ fn build_report(
             rss_per_subscriber_kib: (b.rss_kib as f64 - before as f64) / joined.len() as f64,
         }
     });
+    let fan_out = sc.receivers_per_room() - u32::from(sc.publishers_receive);
+    let expected_pps = (end.sent - start.sent) as f64 * f64::from(fan_out) / secs;
     Report {
         scenario: sc.clone(),
         receivers: joined.len(),
@@ -327,6 +329,8 @@ fn build_report(
         forwarded_packets: got,
         forwarded_pps: got as f64 / secs,
         metrics_forwarded_pps: metrics.map(|m| m as f64 / secs),
+        expected_pps,
+        delivered_pct: 100.0 * got as f64 / secs / expected_pps.max(1.0),
         loss_pct: if expected == 0 {
             0.0
         } else {

@@ -83,6 +83,11 @@ fn quick_livestream_forwards_and_measures() {
     assert!(num("/forwarded_packets") > 0.0);
     assert!(num("/forwarded_pps") > 0.0);
     assert!(num("/loss_pct") < 5.0, "loss {}", num("/loss_pct"));
+    assert!(
+        num("/delivered_pct") > 80.0,
+        "delivered {}",
+        num("/delivered_pct")
+    );
     for p in ["p50", "p95", "p99"] {
         assert!(num(&format!("/latency_ms/{p}")) > 0.0, "latency {p}");
     }
