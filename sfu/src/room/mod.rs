@@ -16,6 +16,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::info;
 
+mod admin;
+mod events;
+
+pub use admin::SERVER_SENDER;
+use events::{Observer, unix_secs};
+pub use events::{ParticipantSummary, RoomEvent, RoomObserver, RoomSummary};
+
 use crate::ids::new_id;
 use crate::peer::PeerEvent;
 use crate::server::{MediaServer, PeerHandle};
@@ -60,59 +67,6 @@ pub struct Follow {
     pub identity: Option<String>,
 }
 
-/// Something that happened in a room, for observers such as webhooks.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum RoomEvent {
-    /// A room was created (by a join or by the room API).
-    RoomStarted {
-        /// The room.
-        room: RoomSummary,
-    },
-    /// A room was closed (empty timeout or deleted).
-    RoomFinished {
-        /// The room.
-        room: RoomSummary,
-    },
-    /// A participant joined.
-    ParticipantJoined {
-        /// Room name.
-        room: String,
-        /// Who.
-        participant: ParticipantSummary,
-    },
-    /// A participant left.
-    ParticipantLeft {
-        /// Room name.
-        room: String,
-        /// Who.
-        participant: ParticipantSummary,
-        /// Why (`leave`, `disconnected`, `removed`, ...).
-        reason: String,
-    },
-    /// A track was published.
-    TrackPublished {
-        /// Room name.
-        room: String,
-        /// Publisher.
-        participant: ParticipantSummary,
-        /// The track.
-        track: TrackInfo,
-    },
-    /// A track was unpublished.
-    TrackUnpublished {
-        /// Room name.
-        room: String,
-        /// Publisher.
-        participant: ParticipantSummary,
-        /// The track.
-        track: TrackInfo,
-    },
-}
-
-/// Receives every [`RoomEvent`]; called with the room lock held, so it must not block.
-pub type RoomObserver = Box<dyn Fn(RoomEvent) + Send + Sync>;
-
 /// Per-room settings (from the server configuration or the room API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomSettings {
@@ -120,40 +74,6 @@ pub struct RoomSettings {
     pub max_participants: u32,
     /// How long the room lives once empty.
     pub empty_timeout: Duration,
-}
-
-/// A room as listed by the room API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RoomSummary {
-    /// Room name.
-    pub name: String,
-    /// Participants now in the room.
-    pub num_participants: u32,
-    /// Tracks now published.
-    pub num_tracks: u32,
-    /// Most participants; 0 = unlimited.
-    pub max_participants: u32,
-    /// Seconds the room lives once empty.
-    pub empty_timeout_secs: u64,
-    /// Creation time, seconds since the Unix epoch.
-    pub created_at: u64,
-}
-
-/// A participant as listed by the room API and webhooks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ParticipantSummary {
-    /// Server-assigned id.
-    pub id: String,
-    /// Identity from the token (unique in the room).
-    pub identity: String,
-    /// How it is connected.
-    pub kind: ParticipantKind,
-    /// What it may do.
-    pub permissions: Permissions,
-    /// Its published tracks.
-    pub tracks: Vec<TrackInfo>,
-    /// Join time, seconds since the Unix epoch.
-    pub joined_at: u64,
 }
 
 /// A join request.
@@ -423,18 +343,6 @@ pub struct RoomCounts {
     pub audio_tracks: u64,
     /// Published video tracks.
     pub video_tracks: u64,
-}
-
-/// The optional observer, called for every [`RoomEvent`].
-#[derive(Default)]
-struct Observer(Option<RoomObserver>);
-
-impl Observer {
-    fn emit(&self, event: RoomEvent) {
-        if let Some(f) = &self.0 {
-            f(event);
-        }
-    }
 }
 
 /// Every room of the server.
@@ -805,224 +713,7 @@ impl Rooms {
             .map(|r| r.tracks.values().map(|t| t.info()).collect())
             .unwrap_or_default()
     }
-
-    // ---- The room API (administration) ----
-
-    /// Every room, sorted by name.
-    pub fn list_rooms(&self) -> Vec<RoomSummary> {
-        let mut list: Vec<_> = self.lock().values().map(Room::summary).collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        list
-    }
-
-    /// One room.
-    pub fn room(&self, room: &str) -> Result<RoomSummary, (ErrorCode, String)> {
-        self.lock()
-            .get(room)
-            .map(Room::summary)
-            .ok_or_else(|| room_not_found(room))
-    }
-
-    /// Creates an empty room with the given settings (defaults where `None`); returns it and
-    /// whether it was created. An existing room is returned unchanged.
-    pub fn create_room(
-        &self,
-        name: &str,
-        max_participants: Option<u32>,
-        empty_timeout: Option<Duration>,
-    ) -> (RoomSummary, bool) {
-        let defaults = self.default_settings();
-        let settings = RoomSettings {
-            max_participants: max_participants.unwrap_or(defaults.max_participants),
-            empty_timeout: empty_timeout.unwrap_or(defaults.empty_timeout),
-        };
-        let mut rooms = self.lock();
-        let (room, created) = self.open(&mut rooms, name, Some(settings));
-        (room.summary(), created)
-    }
-
-    /// Deletes a room: every participant gets `leave {reason: "room_deleted"}` and is removed.
-    pub fn delete_room(&self, room: &str) -> Result<RoomSummary, (ErrorCode, String)> {
-        let mut rooms = self.lock();
-        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
-        let ids: Vec<String> = r.participants.keys().cloned().collect();
-        for id in ids {
-            if let Some(p) = r.participants.get(&id) {
-                let _ = p.outbox.send(SessionSignal::Kick("room_deleted".into()));
-            }
-            remove_participant(r, &id, "room_deleted", &self.observer);
-        }
-        let r = rooms.remove(room).expect("present");
-        info!(room = %room, "room deleted");
-        let summary = r.summary();
-        self.observer.emit(RoomEvent::RoomFinished {
-            room: summary.clone(),
-        });
-        Ok(summary)
-    }
-
-    /// The participants of a room, in joining order.
-    pub fn participants(&self, room: &str) -> Result<Vec<ParticipantSummary>, (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
-        let mut list: Vec<&Participant> = r.participants.values().collect();
-        list.sort_by_key(|p| p.seq);
-        Ok(list.into_iter().map(|p| p.summary(&r.tracks)).collect())
-    }
-
-    /// One participant, by identity.
-    pub fn participant(
-        &self,
-        room: &str,
-        identity: &str,
-    ) -> Result<ParticipantSummary, (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        Ok(r.participants[&id].summary(&r.tracks))
-    }
-
-    /// Removes a participant by identity: it gets `leave {reason: "removed"}`.
-    pub fn remove_participant(
-        &self,
-        room: &str,
-        identity: &str,
-    ) -> Result<ParticipantSummary, (ErrorCode, String)> {
-        let mut rooms = self.lock();
-        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        let p = &r.participants[&id];
-        let summary = p.summary(&r.tracks);
-        let _ = p.outbox.send(SessionSignal::Kick("removed".into()));
-        remove_participant(r, &id, "removed", &self.observer);
-        Ok(summary)
-    }
-
-    /// Changes a participant's permissions live. Revoking `can_publish` unpublishes its
-    /// tracks; revoking `can_subscribe` ends its subscriptions; granting `can_subscribe` to an
-    /// auto-subscriber subscribes it to the room. The participant gets `permissions_changed`.
-    pub fn set_permissions(
-        &self,
-        room: &str,
-        identity: &str,
-        permissions: Permissions,
-    ) -> Result<ParticipantSummary, (ErrorCode, String)> {
-        let mut rooms = self.lock();
-        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        let p = r.participants.get_mut(&id).expect("found");
-        let before = std::mem::replace(&mut p.permissions, permissions);
-        p.info.can_publish = permissions.can_publish;
-        p.send(ServerMessage::PermissionsChanged { permissions });
-        if before.can_subscribe && !permissions.can_subscribe {
-            let subs: Vec<String> = p.subscriptions.iter().cloned().collect();
-            let mut any = false;
-            for t in subs {
-                any |= p.unsubscribe(&t);
-            }
-            if any && p.follow.is_none() {
-                p.renegotiate();
-            }
-        }
-        if before.can_publish && !permissions.can_publish {
-            for t in r.tracks_of(&id) {
-                r.unpublish(&t, &self.observer, None);
-            }
-        }
-        if !before.can_subscribe && permissions.can_subscribe {
-            let tracks: Vec<_> = r.tracks.values().cloned().collect();
-            let p = r.participants.get_mut(&id).expect("found");
-            if p.follow.is_some() {
-                r.fill_slots(&id);
-            } else if p.auto_subscribe {
-                let mut any = false;
-                for t in &tracks {
-                    any |= p.subscribe(t);
-                }
-                if any {
-                    p.renegotiate();
-                }
-            }
-        }
-        Ok(r.participants[&id].summary(&r.tracks))
-    }
-
-    /// Mutes or unmutes a published track as an administrator. While muted this way the track
-    /// is not forwarded and its publisher cannot unmute it; everyone, the publisher included,
-    /// gets `track_muted`.
-    pub fn admin_mute(
-        &self,
-        room: &str,
-        identity: &str,
-        track_id: &str,
-        muted: bool,
-    ) -> Result<TrackInfo, (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        let track = r
-            .tracks
-            .get(track_id)
-            .filter(|t| t.participant == id)
-            .ok_or_else(|| {
-                (
-                    ErrorCode::TrackNotFound,
-                    format!("`{identity}` publishes no track `{track_id}`"),
-                )
-            })?;
-        track.set_blocked(muted);
-        if track.set_muted(muted) {
-            r.broadcast(
-                "",
-                &ServerMessage::TrackMuted {
-                    track: track.id.clone(),
-                    participant: id,
-                    muted,
-                },
-            );
-        }
-        if !muted {
-            crate::peer::request_keyframe(track, Instant::now());
-        }
-        Ok(track.info())
-    }
-
-    /// Sends a data message from the server to a room: to every participant, or to those with
-    /// the given identities. Returns how many received it.
-    pub fn send_server_data(
-        &self,
-        room: &str,
-        identities: &[String],
-        payload: serde_json::Value,
-    ) -> Result<usize, (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
-        let msg = ServerMessage::Data {
-            participant: SERVER_SENDER.to_owned(),
-            identity: SERVER_SENDER.to_owned(),
-            payload,
-        };
-        let mut sent = 0;
-        for p in r.participants.values() {
-            if identities.is_empty() || identities.contains(&p.info.identity) {
-                p.send(msg.clone());
-                sent += 1;
-            }
-        }
-        Ok(sent)
-    }
 }
-
-/// The `participant` and `identity` of data messages sent by the room API.
-pub const SERVER_SENDER: &str = "server";
 
 fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer: &Observer) {
     let Some(mut p) = room.participants.remove(participant) else {
@@ -1051,24 +742,7 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer
     }
 }
 
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The error of a request from a session that is not (or no longer) in the room.
 fn not_joined() -> (ErrorCode, String) {
     (ErrorCode::NotJoined, "not in a room".to_owned())
-}
-
-fn room_not_found(room: &str) -> (ErrorCode, String) {
-    (ErrorCode::RoomNotFound, format!("no room `{room}`"))
-}
-
-fn participant_not_found(identity: &str) -> (ErrorCode, String) {
-    (
-        ErrorCode::ParticipantNotFound,
-        format!("no participant `{identity}` in this room"),
-    )
 }
