@@ -34,8 +34,9 @@ use webrtc::peer_connection::{
     RTCConfigurationBuilder, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
     register_default_interceptors,
 };
-use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpTransceiver};
 
+use crate::http;
 use crate::media::{Media, Pump, rand_u16};
 use crate::stats::Receiver;
 
@@ -60,14 +61,34 @@ enum SigEvent {
 
 /// A joined participant.
 pub struct Participant {
-    ws_out: mpsc::UnboundedSender<Message>,
     pc: Arc<dyn PeerConnection>,
-    sig_tx: mpsc::UnboundedSender<SigEvent>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    /// Writes queued frames to the WebSocket.
-    writer: JoinHandle<()>,
-    /// Reads server messages and negotiates.
-    readers: [JoinHandle<()>; 2],
+    signaling: Signaling,
+}
+
+/// How a participant talks to the server.
+enum Signaling {
+    /// Cascade's WebSocket protocol.
+    Ws {
+        ws_out: mpsc::UnboundedSender<Message>,
+        sig_tx: mpsc::UnboundedSender<SigEvent>,
+        /// Writes queued frames to the WebSocket.
+        writer: JoinHandle<()>,
+        /// Reads server messages and negotiates.
+        readers: [JoinHandle<()>; 2],
+    },
+    /// WHIP or WHEP: the session resource (`host:port`, path) to delete when leaving.
+    Http { addr: String, location: String },
+}
+
+/// A local track added to the peer connection, not negotiated yet.
+struct Added {
+    media: Media,
+    ssrc: u32,
+    track: Arc<TrackLocalStaticRTP>,
+    transceiver: Arc<dyn RtpTransceiver>,
+    mime: &'static str,
+    default_pt: u8,
 }
 
 /// Receives the peer connection's events.
@@ -192,30 +213,8 @@ impl Participant {
         let (mut sink, mut stream) = ws.split();
         let (ws_out, mut ws_rx) = mpsc::unbounded_channel::<Message>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (joined_tx, joined_rx) = oneshot::channel::<Result<()>>();
-
-        let (engine, registry) = media_engine()?;
-        // mDNS off: joining its multicast group fails inside `unshare -n`.
-        let settings = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_network_types(vec![NetworkType::Udp4])
-            .with_include_loopback_candidate(true)
-            .build();
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .with_handler(Arc::new(Handler {
-                state: state_tx,
-                receiver: receiver.map(Arc::downgrade),
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await
-            .context("building the peer connection")?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let (pc, state) = peer_connection(receiver).await?;
 
         let writer = tokio::spawn(async move {
             // Keepalive: the server ends sessions silent for 60 s.
@@ -302,12 +301,14 @@ impl Participant {
             .send(frame(&join, Some("join")))
             .map_err(|_| anyhow!("WebSocket writer is gone"))?;
         let participant = Self {
-            ws_out,
             pc,
-            sig_tx,
             state,
-            writer,
-            readers: [reader, negotiator],
+            signaling: Signaling::Ws {
+                ws_out,
+                sig_tx,
+                writer,
+                readers: [reader, negotiator],
+            },
         };
         tokio::time::timeout(timeout, joined_rx)
             .await
@@ -325,6 +326,100 @@ impl Participant {
         first_stream: u32,
         timeout: Duration,
     ) -> Result<Vec<Pump>> {
+        let added = self.add_tracks(media, first_stream).await?;
+        self.negotiate(timeout).await.context("publishing")?;
+        self.wait_connected(timeout).await?;
+        pumps(added, first_stream).await
+    }
+
+    /// Publishes `media` over WHIP (`POST /whip/{room}` at `addr`), like [`Self::publish`].
+    pub async fn whip(
+        addr: &str,
+        room: &str,
+        token: &str,
+        media: &[Media],
+        first_stream: u32,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<Pump>)> {
+        let (pc, state) = peer_connection(None).await?;
+        let mut p = Self {
+            pc,
+            state,
+            signaling: Signaling::Http {
+                addr: addr.to_owned(),
+                location: String::new(),
+            },
+        };
+        let added = p.add_tracks(media, first_stream).await?;
+        p.http_offer(addr, &format!("/whip/{room}"), token).await?;
+        p.wait_connected(timeout).await?;
+        let pumps = pumps(added, first_stream).await?;
+        Ok((p, pumps))
+    }
+
+    /// Watches the room over WHEP (`POST /whep/{room}` at `addr`): one audio and one video
+    /// receive-only m-line; received media goes to `receiver`.
+    pub async fn whep(
+        addr: &str,
+        room: &str,
+        token: &str,
+        receiver: &Arc<Receiver>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let (pc, state) = peer_connection(Some(receiver)).await?;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .context("adding a receive-only transceiver")?;
+        }
+        let mut p = Self {
+            pc,
+            state,
+            signaling: Signaling::Http {
+                addr: addr.to_owned(),
+                location: String::new(),
+            },
+        };
+        p.http_offer(addr, &format!("/whep/{room}"), token).await?;
+        p.wait_connected(timeout).await?;
+        Ok(p)
+    }
+
+    /// Posts the offer to a WHIP/WHEP endpoint and applies the answer.
+    async fn http_offer(&mut self, addr: &str, path: &str, token: &str) -> Result<()> {
+        let offer = self.pc.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await?;
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/sdp"),
+        ];
+        let r = http::request(addr, "POST", path, &headers, &sdp).await?;
+        anyhow::ensure!(r.status == 201, "POST {path}: {} {}", r.status, r.body);
+        let location = r
+            .header("location")
+            .ok_or_else(|| anyhow!("POST {path}: no Location"))?
+            .to_owned();
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(r.body)?)
+            .await
+            .context("applying the WHIP/WHEP answer")?;
+        if let Signaling::Http { location: l, .. } = &mut self.signaling {
+            *l = location;
+        }
+        Ok(())
+    }
+
+    /// Adds one send-only track per entry of `media`.
+    async fn add_tracks(&self, media: &[Media], first_stream: u32) -> Result<Vec<Added>> {
         let stream_id = format!("load-{first_stream}");
         let mut added = vec![];
         for (i, &m) in media.iter().enumerate() {
@@ -361,39 +456,25 @@ impl Participant {
                 )
                 .await
                 .context("adding a transceiver")?;
-            added.push((m, ssrc, track, transceiver, mime, default_pt));
-        }
-        self.negotiate(timeout).await.context("publishing")?;
-        self.wait_connected(timeout).await?;
-        let mut pumps = vec![];
-        for (i, (m, ssrc, track, transceiver, mime, default_pt)) in added.into_iter().enumerate() {
-            let sender = transceiver
-                .sender()
-                .await?
-                .ok_or_else(|| anyhow!("transceiver without a sender"))?;
-            let payload_type = sender
-                .get_parameters()
-                .await?
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
-                .map_or(default_pt, |c| c.payload_type);
-            pumps.push(Pump {
+            added.push(Added {
                 media: m,
-                track,
                 ssrc,
-                payload_type,
-                stream: first_stream + i as u32,
+                track,
+                transceiver,
+                mime,
+                default_pt,
             });
         }
-        Ok(pumps)
+        Ok(added)
     }
 
     /// Sends an offer and waits until the server's answer is applied.
     async fn negotiate(&self, timeout: Duration) -> Result<()> {
+        let Signaling::Ws { sig_tx, .. } = &self.signaling else {
+            bail!("WHIP/WHEP sessions cannot renegotiate");
+        };
         let (tx, rx) = oneshot::channel();
-        self.sig_tx
+        sig_tx
             .send(SigEvent::Negotiate(tx))
             .map_err(|_| anyhow!("negotiation task is gone"))?;
         tokio::time::timeout(timeout, rx)
@@ -428,17 +509,91 @@ impl Participant {
         *self.state.borrow() == RTCPeerConnectionState::Connected
     }
 
-    /// Stops negotiating, sends `leave` and closes the peer connection.
+    /// Stops negotiating, leaves (`leave`, or `DELETE` of the WHIP/WHEP session) and closes
+    /// the peer connection.
     pub async fn leave(self) {
-        for t in &self.readers {
-            t.abort();
+        match self.signaling {
+            Signaling::Ws {
+                ws_out,
+                writer,
+                readers,
+                ..
+            } => {
+                for t in &readers {
+                    t.abort();
+                }
+                let _ = ws_out.send(frame(&ClientMessage::Leave, None));
+                let _ = self.pc.close().await;
+                // Let the writer flush `leave` before it goes.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                writer.abort();
+            }
+            Signaling::Http { addr, location } => {
+                let _ = http::request(&addr, "DELETE", &location, &[], "").await;
+                let _ = self.pc.close().await;
+            }
         }
-        let _ = self.ws_out.send(frame(&ClientMessage::Leave, None));
-        let _ = self.pc.close().await;
-        // Let the writer flush `leave` before it goes.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        self.writer.abort();
     }
+}
+
+/// A peer connection on 127.0.0.1 (no ICE servers, mDNS off) whose remote tracks feed
+/// `receiver`, and its connection state.
+async fn peer_connection(
+    receiver: Option<&Arc<Receiver>>,
+) -> Result<(
+    Arc<dyn PeerConnection>,
+    watch::Receiver<RTCPeerConnectionState>,
+)> {
+    let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+    let (engine, registry) = media_engine()?;
+    // mDNS off: joining its multicast group fails inside `unshare -n`.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_network_types(vec![NetworkType::Udp4])
+        .with_include_loopback_candidate(true)
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Handler {
+            state: state_tx,
+            receiver: receiver.map(Arc::downgrade),
+        }))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .context("building the peer connection")?;
+    Ok((Arc::new(pc), state))
+}
+
+/// The pumps of negotiated tracks (stream numbers from `first_stream`).
+async fn pumps(added: Vec<Added>, first_stream: u32) -> Result<Vec<Pump>> {
+    let mut pumps = vec![];
+    for (i, a) in added.into_iter().enumerate() {
+        let sender = a
+            .transceiver
+            .sender()
+            .await?
+            .ok_or_else(|| anyhow!("transceiver without a sender"))?;
+        let payload_type = sender
+            .get_parameters()
+            .await?
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(a.mime))
+            .map_or(a.default_pt, |c| c.payload_type);
+        pumps.push(Pump {
+            media: a.media,
+            track: a.track,
+            ssrc: a.ssrc,
+            payload_type,
+            stream: first_stream + i as u32,
+        });
+    }
+    Ok(pumps)
 }
 
 /// The polite side of perfect negotiation, one task per participant.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::http;
 
 /// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
 const USER_HZ: u64 = 100;
@@ -44,46 +44,26 @@ pub fn sample(pid: &str) -> Result<ProcSample> {
     Ok(ProcSample { cpu_us, rss_kib })
 }
 
-/// The `host:port` of the server whose WebSocket URL is `ws_url`.
-fn metrics_addr(ws_url: &str) -> Result<String> {
-    let rest = ws_url
-        .strip_prefix("ws://")
-        .ok_or_else(|| anyhow!("/metrics needs a ws:// URL"))?;
-    Ok(rest.split('/').next().unwrap_or(rest).to_owned())
-}
-
 /// `cascade_rtp_packets_total{direction="out"}` of the server at `ws_url`: RTP packets it
 /// sent to subscribers (retransmissions included).
 pub async fn forwarded_packets(ws_url: &str) -> Result<u64> {
-    let addr = metrics_addr(ws_url)?;
-    let body = tokio::time::timeout(Duration::from_secs(5), http_get(&addr, "/metrics"))
-        .await
-        .context("timed out reading /metrics")??;
-    body.lines()
+    let addr = http::server_addr(ws_url)?;
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        http::request(&addr, "GET", "/metrics", &[], ""),
+    )
+    .await
+    .context("timed out reading /metrics")??;
+    anyhow::ensure!(response.status == 200, "GET /metrics: {}", response.status);
+    response
+        .body
+        .lines()
         .find_map(|l| l.strip_prefix(r#"cascade_rtp_packets_total{direction="out"} "#))
         .ok_or_else(|| anyhow!("no forwarded packet counter in /metrics"))?
         .trim()
         .parse::<f64>()
         .map(|v| v as u64)
         .context("parsing the forwarded packet counter")
-}
-
-/// A minimal HTTP/1.0 GET; returns the body.
-async fn http_get(addr: &str, path: &str) -> Result<String> {
-    let mut s = TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).await?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed HTTP response"))?;
-    anyhow::ensure!(
-        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-        "GET {path}: {}",
-        head.lines().next().unwrap_or_default()
-    );
-    Ok(body.to_owned())
 }
 
 #[cfg(test)]
@@ -94,14 +74,5 @@ mod tests {
     fn samples_this_process() {
         let s = sample("self").unwrap();
         assert!(s.rss_kib > 0);
-    }
-
-    #[test]
-    fn metrics_address() {
-        assert_eq!(
-            metrics_addr("ws://127.0.0.1:7880/ws").unwrap(),
-            "127.0.0.1:7880"
-        );
-        assert!(metrics_addr("wss://example.org/ws").is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 mod client;
 mod cpu;
+mod http;
 mod media;
 mod report;
 mod run;

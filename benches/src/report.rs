@@ -62,9 +62,10 @@ pub struct Report {
     pub failed_joins: usize,
     /// Receivers that got every stream before the window.
     pub receivers_complete: usize,
-    /// From WebSocket connect to `joined`, ms.
+    /// From WebSocket connect to `joined` (WHEP: from the POST to the connected peer
+    /// connection), ms.
     pub join_ms: Dist,
-    /// From WebSocket connect to the first media packet, ms.
+    /// From WebSocket connect (WHEP: the POST) to the first media packet, ms.
     pub first_packet_ms: Dist,
     /// Length of the window, s.
     pub window_s: f64,

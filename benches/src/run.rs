@@ -10,9 +10,10 @@ use tokio::task::JoinSet;
 
 use crate::client::Participant;
 use crate::cpu::{self, ProcSample};
+use crate::http;
 use crate::media::{Media, rand_u16};
 use crate::report::{Dist, Report, ServerCost};
-use crate::scenario::{Args, Scenario};
+use crate::scenario::{Args, Scenario, Transport};
 use crate::stats::{Collector, Counts, Receiver, window_counts};
 use crate::token::Minter;
 
@@ -46,6 +47,7 @@ pub async fn run(args: &Args, sc: &Scenario) -> Result<Report> {
     let collector = Arc::new(Collector::default());
     let run_id = rand_u16();
     let server_pid = args.server_pid.map(|p| p.to_string());
+    let addr = http::server_addr(&args.url)?;
     let sample_server = || server_pid.as_deref().map(cpu::sample).transpose();
     let mut media = vec![];
     if sc.audio {
@@ -73,11 +75,22 @@ pub async fn run(args: &Args, sc: &Scenario) -> Result<Report> {
                 .publishers_receive
                 .then(|| Arc::new(Receiver::new(collector.clone())));
             let started = Instant::now();
-            let p = Participant::join(&args.url, token, receiver.as_ref(), STEP_TIMEOUT)
-                .await
-                .with_context(|| format!("publisher {i} of room {room}"))?;
-            let join_time = started.elapsed();
-            for pump in p.publish(&media, stream, STEP_TIMEOUT).await? {
+            let (p, join_time, published) = if args.transport == Transport::Whip {
+                let name = room_name(run_id, room);
+                let (p, published) =
+                    Participant::whip(&addr, &name, &token, &media, stream, STEP_TIMEOUT)
+                        .await
+                        .with_context(|| format!("WHIP publisher {i} of room {room}"))?;
+                (p, started.elapsed(), published)
+            } else {
+                let p = Participant::join(&args.url, token, receiver.as_ref(), STEP_TIMEOUT)
+                    .await
+                    .with_context(|| format!("publisher {i} of room {room}"))?;
+                let join_time = started.elapsed();
+                let published = p.publish(&media, stream, STEP_TIMEOUT).await?;
+                (p, join_time, published)
+            };
+            for pump in published {
                 pumps.push(pump.spawn(collector.clone()));
             }
             stream += media.len() as u32;
@@ -191,13 +204,19 @@ async fn join_subscribers(
                 receivers.clone(),
             );
             let url = args.url.clone();
+            let whep = args.transport == Transport::Whip;
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await?;
                 let token = minter.mint(&room_name(run_id, room), &format!("sub-{i}"), false)?;
                 let receiver = Arc::new(Receiver::new(collector));
                 receivers.lock().expect("receivers").push(receiver.clone());
                 let started = Instant::now();
-                let p = Participant::join(&url, token, Some(&receiver), STEP_TIMEOUT).await?;
+                let p = if whep {
+                    let (addr, name) = (http::server_addr(&url)?, room_name(run_id, room));
+                    Participant::whep(&addr, &name, &token, &receiver, STEP_TIMEOUT).await?
+                } else {
+                    Participant::join(&url, token, Some(&receiver), STEP_TIMEOUT).await?
+                };
                 let join_time = started.elapsed();
                 p.wait_connected(STEP_TIMEOUT).await?;
                 anyhow::Ok((p, receiver, join_time))

@@ -28,7 +28,8 @@ pub enum Preset {
 pub enum Transport {
     /// Cascade's WebSocket JSON protocol.
     Ws,
-    /// WHIP/WHEP (follow-up: the server has no such endpoints yet).
+    /// WHIP publishers and WHEP viewers (livestream shape: one publisher per room, viewers
+    /// that do not publish).
     Whip,
 }
 
@@ -126,10 +127,6 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Scenario {
     /// Applies the preset and the defaults to `args`.
     pub fn from_args(args: &Args) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            args.transport == Transport::Ws,
-            "--transport whip is not implemented yet (the server has no WHIP/WHEP endpoints)"
-        );
         anyhow::ensure!(args.fps > 0, "--fps must be positive");
         // (publishers, subscribers, publishers receive, video kbps)
         let (p, s, receive, kbps) = match args.preset {
@@ -162,6 +159,12 @@ impl Scenario {
         anyhow::ensure!(
             scenario.receivers_per_room() > 0,
             "nobody receives: add subscribers"
+        );
+        anyhow::ensure!(
+            args.transport == Transport::Ws
+                || (scenario.publishers == 1 && !scenario.publishers_receive),
+            "--transport whip needs one publisher per room and receive-only viewers (WHEP \
+             viewers get one audio and one video stream)"
         );
         Ok(scenario)
     }

@@ -18,8 +18,9 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn quick_livestream_forwards_and_measures() {
+/// Runs `cascade-load --quick` (1 publisher, 2 subscribers, 3 s) with `extra` arguments against
+/// a fresh server and checks its JSON report; returns early if the binary is missing.
+fn quick_run(extra: &[&str]) {
     let bin = std::env::var_os("CASCADE_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/cascade"),
         PathBuf::from,
@@ -64,6 +65,7 @@ fn quick_livestream_forwards_and_measures() {
         ])
         .args(["--seconds", "3", "--url", &format!("ws://{http}/ws")])
         .args(["--server-pid", &server.0.id().to_string()])
+        .args(extra)
         .output()
         .expect("running cascade-load");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -94,4 +96,14 @@ fn quick_livestream_forwards_and_measures() {
     assert!(num("/first_packet_ms/p50") > 0.0);
     assert!(num("/server/cpu_us_per_forwarded_packet") > 0.0);
     assert!(num("/server/rss_after_mib") > 0.0);
+}
+
+#[test]
+fn quick_run_over_websocket() {
+    quick_run(&[]);
+}
+
+#[test]
+fn quick_run_over_whip_and_whep() {
+    quick_run(&["--transport", "whip"]);
 }
