@@ -75,6 +75,9 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// Attempts per webhook event before it is given up (at least 1).
     pub webhook_max_attempts: u32,
+    /// WHIP/WHEP sessions created per second, server-wide, after a burst of twice as many;
+    /// more get 429 (0 = unlimited).
+    pub session_rate_limit: u32,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             webhook_secret: None,
             webhook_timeout: Duration::from_secs(5),
             webhook_max_attempts: 5,
+            session_rate_limit: 50,
         }
     }
 }
@@ -119,6 +123,7 @@ impl fmt::Debug for Config {
             )
             .field("webhook_timeout", &self.webhook_timeout)
             .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("session_rate_limit", &self.session_rate_limit)
             .finish()
     }
 }
@@ -273,6 +278,10 @@ pub struct ServeArgs {
     /// [default: 5].
     #[arg(long, value_name = "N")]
     pub webhook_max_attempts: Option<u32>,
+    /// WHIP/WHEP sessions created per second, after a burst of twice as many; 0 = unlimited
+    /// [env: CASCADE_SESSION_RATE_LIMIT] [default: 50].
+    #[arg(long, value_name = "N")]
+    pub session_rate_limit: Option<u32>,
 }
 
 impl ServeArgs {
@@ -295,6 +304,7 @@ impl ServeArgs {
             webhook_secret: self.webhook_secret.clone(),
             webhook_timeout: self.webhook_timeout,
             webhook_max_attempts: self.webhook_max_attempts,
+            session_rate_limit: self.session_rate_limit,
         }
     }
 }
@@ -336,6 +346,8 @@ struct Overrides {
     webhook_timeout: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook_max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_rate_limit: Option<u32>,
 }
 
 impl Overrides {
@@ -376,6 +388,7 @@ impl Overrides {
             webhook_secret: var(env, "CASCADE_WEBHOOK_SECRET", string)?,
             webhook_timeout: var(env, "CASCADE_WEBHOOK_TIMEOUT", humantime::parse_duration)?,
             webhook_max_attempts: var(env, "CASCADE_WEBHOOK_MAX_ATTEMPTS", str::parse)?,
+            session_rate_limit: var(env, "CASCADE_SESSION_RATE_LIMIT", str::parse)?,
         })
     }
 }

@@ -146,12 +146,13 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     if webhooks.is_enabled() {
         rooms = rooms.with_observer(webhooks.observer());
     }
+    let rest_sessions = crate::whip::session::RestSessions::new(config.session_rate_limit);
     let state = Arc::new(AppState {
         rooms,
         config,
         metrics,
         webhooks,
-        rest_sessions: Default::default(),
+        rest_sessions,
         sessions: AtomicUsize::new(0),
         shutdown,
     });

@@ -712,3 +712,54 @@ async fn a_whep_viewer_follows_the_room_across_a_change_of_publisher() -> Result
     srv.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_creation_is_rate_limited_with_429_and_retry_after() -> Result<()> {
+    // 1 per second after a burst of 2.
+    let srv = server::start_with(|c| c.session_rate_limit = 1).await;
+    let base = format!("http://{}", srv.http_addr);
+    let mut offers = Vec::new();
+    for _ in 0..6 {
+        let viewer = HttpPeer::new(RTCRtpTransceiverDirection::Recvonly).await?;
+        offers.push(viewer.offer(false).await?);
+    }
+    // Post back to back until refused: the burst of 2 passes, then at most one more per
+    // second elapsed.
+    let started = tokio::time::Instant::now();
+    let mut created = Vec::new();
+    let mut refused = None;
+    for (i, offer) in offers.into_iter().enumerate() {
+        let token = viewer_token("limited", &format!("v{i}"));
+        let res = post(&format!("{base}/whep/limited"), Some(&token), SDP, offer).await;
+        if res.status() == StatusCode::CREATED {
+            created.push(format!("{base}{}", res.headers()["location"].to_str()?));
+        } else {
+            refused = Some(res);
+            break;
+        }
+    }
+    let elapsed = started.elapsed().as_secs();
+    let res = refused.context("no request was refused")?;
+    let retry_after: u64 = res.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    assert_eq!(
+        error_code(res).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_owned())
+    );
+    assert!(created.len() >= 2, "the burst passes");
+    assert!(
+        created.len() as u64 <= 2 + elapsed,
+        "{} created in {elapsed} s",
+        created.len()
+    );
+    assert_eq!(
+        srv.state.rooms.counts().participants,
+        created.len() as u64,
+        "the refused one did not join"
+    );
+    for url in &created {
+        assert_eq!(http().delete(url).send().await?.status(), StatusCode::OK);
+    }
+    srv.shutdown().await;
+    Ok(())
+}

@@ -8,6 +8,7 @@
 //! docs/whip-whep.md). The resource URL is the session's capability: `PATCH` and `DELETE`
 //! need no token, but one that is sent must be valid for the room.
 
+pub mod limit;
 pub mod sdpfrag;
 pub mod session;
 
@@ -98,6 +99,8 @@ pub struct WhepQuery {
         (status = 409, description = "The room is full", body = ErrorBody),
         (status = 413, description = "The offer is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
+        (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -130,6 +133,8 @@ async fn whip_create(
         (status = 409, description = "The room is full", body = ErrorBody),
         (status = 413, description = "The offer is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
+        (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -345,6 +350,22 @@ async fn create(
         _ => {}
     }
     let offer = read_body(&headers, body, SDP, MAX_OFFER).await?;
+    if let Err(wait) = state
+        .rest_sessions
+        .rate_limit
+        .take(std::time::Instant::now())
+    {
+        let mut response = ApiError::from_code(
+            ErrorCode::RateLimited,
+            "too many WHIP/WHEP sessions are being created; retry later",
+        )
+        .into_response();
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(response);
+    }
     let remote_ufrag = sdpfrag::ice_ufrag(&offer)
         .ok_or_else(|| ApiError::from_code(ErrorCode::InvalidSdp, "the offer has no a=ice-ufrag"))?
         .to_owned();

@@ -10,6 +10,7 @@ use cascade_sfu::room::SessionSignal;
 use tokio::sync::mpsc;
 use tracing::info;
 
+use super::limit::RateLimit;
 use crate::server::AppState;
 
 /// Which protocol created a session.
@@ -57,13 +58,23 @@ pub struct RestSession {
     pub negotiated: tokio::sync::Mutex<Negotiated>,
 }
 
-/// Every live WHIP and WHEP session, by resource id.
-#[derive(Debug, Default)]
+/// Every live WHIP and WHEP session, by resource id, and the rate limit of their creation.
+#[derive(Debug)]
 pub struct RestSessions {
     map: Mutex<HashMap<String, Arc<RestSession>>>,
+    /// How fast sessions may be created.
+    pub rate_limit: RateLimit,
 }
 
 impl RestSessions {
+    /// No session yet; at most `per_second` creations per second (0 = unlimited).
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            map: Mutex::default(),
+            rate_limit: RateLimit::new(per_second),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RestSession>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
