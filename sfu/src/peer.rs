@@ -42,7 +42,7 @@ use crate::munger::Munger;
 use crate::server::Shared;
 use crate::stats::MediaStats;
 use crate::track::{HeaderExtension, PublishedTrack};
-use crate::worker::{PeerId, PeerRef};
+use crate::worker::{Fanout, PeerId, PeerRef};
 
 /// Header extensions never forwarded: they describe the publisher's transport or m-line, not
 /// the media (TWCC sequence numbers, MID, RID), and would mislead the subscriber.
@@ -196,6 +196,8 @@ pub struct Peer {
     idle_slots: Vec<Outlet>,
     /// Down-tracks carried by the outstanding server offer.
     offered: Vec<String>,
+    /// Packets received on published tracks, waiting for the worker to fan them out.
+    fanout: Vec<Fanout>,
     connected: bool,
     closed: bool,
     deadline: Option<Instant>,
@@ -227,6 +229,7 @@ impl Peer {
             down: HashMap::new(),
             idle_slots: Vec::new(),
             offered: Vec::new(),
+            fanout: Vec::new(),
             connected: false,
             closed: false,
             deadline: None,
@@ -678,6 +681,12 @@ impl Peer {
         self.deadline = self.pc.poll_timeout();
     }
 
+    /// Moves the packets received since the last call, to be forwarded to subscribers, into
+    /// `into`.
+    pub(crate) fn take_fanout(&mut self, into: &mut Vec<Fanout>) {
+        into.append(&mut self.fanout);
+    }
+
     /// Sends every queued datagram.
     pub(crate) fn flush(&mut self, socket: &UdpSocket) {
         while let Some(out) = self.pc.poll_write() {
@@ -828,14 +837,8 @@ impl Peer {
                 if p.track.blocked() {
                     return; // muted by an administrator
                 }
-                let packet = Arc::new(packet);
-                p.track.for_each_subscriber(|sub| {
-                    let _ = sub.tx.send(crate::worker::WorkerMsg::Forward {
-                        peer: sub.id,
-                        track: p.track.clone(),
-                        packet: packet.clone(),
-                    });
-                });
+                // The worker fans it out after driving this peer (see `take_fanout`).
+                self.fanout.push((p.track.clone(), Arc::new(packet)));
             }
             RTCMessage::RtcpPacket(track_id, packets) if self.down.contains_key(&track_id) => {
                 self.on_subscriber_feedback(&track_id, &packets, msg.now);

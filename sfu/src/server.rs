@@ -112,16 +112,15 @@ impl MediaServer {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let mut workers = Vec::new();
-        for i in 0..n {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let (socket, shared) = (socket.clone(), shared.clone());
+        let (workers, receivers): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| crossbeam_channel::unbounded()).unzip();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let (socket, shared, all) = (socket.clone(), shared.clone(), workers.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("cascade-worker-{i}"))
-                    .spawn(move || worker::run(rx, socket, shared))?,
+                    .spawn(move || worker::run(i, rx, all, socket, shared))?,
             );
-            workers.push(tx);
         }
         {
             let (socket, shared, stop, workers) = (
@@ -217,6 +216,7 @@ impl MediaServer {
         }
         let me = PeerRef {
             id,
+            worker,
             tx: self.workers[worker].clone(),
         };
         let local_addr = SocketAddr::new(self.candidate_ips[0], self.port);

@@ -28,6 +28,8 @@ pub type PeerId = u64;
 pub struct PeerRef {
     /// The peer's id.
     pub id: PeerId,
+    /// The index of the worker that owns it.
+    pub worker: usize,
     /// The channel of the worker that owns it.
     pub tx: Sender<WorkerMsg>,
 }
@@ -66,10 +68,11 @@ pub enum WorkerMsg {
         /// The command.
         cmd: Box<PeerCommand>,
     },
-    /// An RTP packet of `track` to forward to subscriber `peer`.
+    /// An RTP packet of `track` to forward to this worker's subscribers `peers` (one message
+    /// per packet and worker, not per subscriber).
     Forward {
-        /// Subscriber.
-        peer: PeerId,
+        /// Subscribers owned by this worker.
+        peers: Vec<PeerId>,
         /// The source track.
         track: Arc<PublishedTrack>,
         /// The packet as the publisher sent it (shared by every subscriber).
@@ -84,10 +87,23 @@ const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Messages handled per wake-up before timers and outputs are serviced.
 const BATCH: usize = 256;
 
+/// A packet a publisher on this worker received, to fan out to the track's subscribers.
+pub(crate) type Fanout = (Arc<PublishedTrack>, Arc<rtp::Packet>);
+
 /// The worker loop; returns when [`WorkerMsg::Shutdown`] arrives or every sender is gone.
-pub(crate) fn run(rx: Receiver<WorkerMsg>, socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+/// `index` is this worker's position in `workers`.
+pub(crate) fn run(
+    index: usize,
+    rx: Receiver<WorkerMsg>,
+    workers: Vec<Sender<WorkerMsg>>,
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+) {
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     let mut touched: Vec<PeerId> = Vec::new();
+    let mut fanout: Vec<Fanout> = Vec::new();
+    // Subscribers of one packet, grouped by owning worker.
+    let mut by_worker: Vec<Vec<PeerId>> = vec![Vec::new(); workers.len()];
     let mut next_deadline: Option<Instant> = None;
     loop {
         let wait = next_deadline
@@ -128,13 +144,15 @@ pub(crate) fn run(rx: Receiver<WorkerMsg>, socket: Arc<UdpSocket>, shared: Arc<S
                     None => PeerCommand::refuse_closed(*cmd),
                 },
                 WorkerMsg::Forward {
-                    peer,
+                    peers: targets,
                     track,
                     packet,
                 } => {
-                    if let Some(p) = peers.get_mut(&peer) {
-                        p.forward(&track, &packet);
-                        touched.push(peer);
+                    for peer in targets {
+                        if let Some(p) = peers.get_mut(&peer) {
+                            p.forward(&track, &packet);
+                            touched.push(peer);
+                        }
                     }
                 }
             }
@@ -156,17 +174,45 @@ pub(crate) fn run(rx: Receiver<WorkerMsg>, socket: Arc<UdpSocket>, shared: Arc<S
                 }
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for id in touched.drain(..) {
-            let Some(p) = peers.get_mut(&id) else {
-                continue;
-            };
-            p.drive(&socket);
-            if p.is_closed() {
-                debug!(peer = id, "peer removed from worker");
-                let p = peers.remove(&id).expect("present");
-                shared.remove_peer(&p);
+        // Drive the touched peers; packets their publications yield are forwarded at once to
+        // this worker's subscribers (which are then driven in the next round) and in one
+        // message per packet to each other worker.
+        while !touched.is_empty() {
+            touched.sort_unstable();
+            touched.dedup();
+            for id in touched.drain(..) {
+                let Some(p) = peers.get_mut(&id) else {
+                    continue;
+                };
+                p.drive(&socket);
+                p.take_fanout(&mut fanout);
+                if p.is_closed() {
+                    debug!(peer = id, "peer removed from worker");
+                    let p = peers.remove(&id).expect("present");
+                    shared.remove_peer(&p);
+                }
+            }
+            for (track, packet) in fanout.drain(..) {
+                track.for_each_subscriber(|sub| by_worker[sub.worker].push(sub.id));
+                for (w, targets) in by_worker.iter_mut().enumerate() {
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    if w == index {
+                        for id in targets.drain(..) {
+                            if let Some(p) = peers.get_mut(&id) {
+                                p.forward(&track, &packet);
+                                touched.push(id);
+                            }
+                        }
+                    } else {
+                        let _ = workers[w].send(WorkerMsg::Forward {
+                            peers: std::mem::take(targets),
+                            track: track.clone(),
+                            packet: packet.clone(),
+                        });
+                    }
+                }
             }
         }
         next_deadline = peers.values().filter_map(Peer::deadline).min();
