@@ -16,6 +16,7 @@ pub mod sdp;
 pub mod server;
 pub mod stats;
 pub mod track;
+mod udp;
 pub mod worker;
 
 pub use error::MediaError;

@@ -5,7 +5,7 @@
 //! signaling session through [`PeerCommand`]s (with replies) and [`PeerEvent`]s.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,6 +42,7 @@ use crate::munger::Munger;
 use crate::server::Shared;
 use crate::stats::MediaStats;
 use crate::track::{HeaderExtension, PublishedTrack};
+use crate::udp::Outbox;
 use crate::worker::{Fanout, PeerId, PeerRef};
 
 /// Header extensions never forwarded: they describe the publisher's transport or m-line, not
@@ -662,7 +663,7 @@ impl Peer {
     }
 
     /// Pumps the connection: events, inbound media and feedback, then outbound datagrams.
-    pub(crate) fn drive(&mut self, socket: &UdpSocket) {
+    pub(crate) fn drive(&mut self, out: &mut Outbox) {
         loop {
             let mut progressed = false;
             while let Some(ev) = self.pc.poll_event() {
@@ -677,7 +678,7 @@ impl Peer {
                 break;
             }
         }
-        self.flush(socket);
+        self.flush(out);
         self.deadline = self.pc.poll_timeout();
     }
 
@@ -687,15 +688,10 @@ impl Peer {
         into.append(&mut self.fanout);
     }
 
-    /// Sends every queued datagram.
-    pub(crate) fn flush(&mut self, socket: &UdpSocket) {
-        while let Some(out) = self.pc.poll_write() {
-            if let Err(e) = socket.send_to(&out.message, out.transport.peer_addr) {
-                trace!(
-                    peer = self.id,
-                    "send to {} failed: {e}", out.transport.peer_addr
-                );
-            }
+    /// Queues every datagram the connection has to send.
+    pub(crate) fn flush(&mut self, out: &mut Outbox) {
+        while let Some(msg) = self.pc.poll_write() {
+            out.push(msg.transport.peer_addr, msg.message);
         }
     }
 

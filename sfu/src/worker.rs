@@ -4,7 +4,8 @@
 //! by one channel of [`WorkerMsg`]s: datagrams routed to it by the UDP receive thread, commands
 //! from signaling sessions, and RTP packets forwarded by other peers (possibly on other
 //! workers). Timers come from each connection's `poll_timeout`; the worker sleeps on its
-//! channel until the earliest deadline. Sends go straight to the shared UDP socket.
+//! channel until the earliest deadline. The datagrams of one wake-up are sent together on
+//! the shared UDP socket (`sendmmsg`, UDP GSO for bursts to one destination).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -19,6 +20,7 @@ use tracing::{debug, trace, warn};
 use crate::peer::{Peer, PeerCommand};
 use crate::server::Shared;
 use crate::track::PublishedTrack;
+use crate::udp::Outbox;
 
 /// Identifies a peer for the lifetime of the server.
 pub type PeerId = u64;
@@ -102,6 +104,7 @@ pub(crate) fn run(
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     let mut touched: Vec<PeerId> = Vec::new();
     let mut fanout: Vec<Fanout> = Vec::new();
+    let mut outbox = Outbox::default();
     // Subscribers of one packet, grouped by owning worker.
     let mut by_worker: Vec<Vec<PeerId>> = vec![Vec::new(); workers.len()];
     let mut next_deadline: Option<Instant> = None;
@@ -160,8 +163,9 @@ pub(crate) fn run(
         if shutdown {
             for (_, mut p) in peers.drain() {
                 p.close();
-                p.flush(&socket);
+                p.flush(&mut outbox);
             }
+            outbox.send(&socket);
             break;
         }
 
@@ -184,7 +188,7 @@ pub(crate) fn run(
                 let Some(p) = peers.get_mut(&id) else {
                     continue;
                 };
-                p.drive(&socket);
+                p.drive(&mut outbox);
                 p.take_fanout(&mut fanout);
                 if p.is_closed() {
                     debug!(peer = id, "peer removed from worker");
@@ -215,6 +219,7 @@ pub(crate) fn run(
                 }
             }
         }
+        outbox.send(&socket);
         next_deadline = peers.values().filter_map(Peer::deadline).min();
     }
     if !peers.is_empty() {

@@ -1,0 +1,283 @@
+//! Batched UDP sends from a worker.
+//!
+//! A worker queues every datagram its peers produce during one wake-up in an [`Outbox`] and
+//! sends them together: on Linux with one `sendmmsg` per 256 messages, a run of same-sized
+//! datagrams to one destination (a burst of one video frame) going out as one UDP GSO message
+//! (`UDP_SEGMENT`); elsewhere with one `send_to` per datagram.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use bytes::BytesMut;
+use tracing::trace;
+
+/// Datagrams waiting to be sent, in order.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: Vec<(SocketAddr, BytesMut)>,
+}
+
+impl Outbox {
+    /// Queues one datagram.
+    pub(crate) fn push(&mut self, to: SocketAddr, data: BytesMut) {
+        self.queue.push((to, data));
+    }
+
+    /// Sends every queued datagram; send errors (e.g. an ICMP error surfacing from an earlier
+    /// send) drop that datagram only.
+    pub(crate) fn send(&mut self, socket: &UdpSocket) {
+        if self.queue.is_empty() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        linux::send_all(socket, &self.queue);
+        #[cfg(not(target_os = "linux"))]
+        for (to, data) in &self.queue {
+            send_one(socket, *to, data);
+        }
+        self.queue.clear();
+    }
+}
+
+fn send_one(socket: &UdpSocket, to: SocketAddr, data: &[u8]) {
+    if let Err(e) = socket.send_to(data, to) {
+        trace!("send to {to} failed: {e}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::mem::{size_of, zeroed};
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    use bytes::BytesMut;
+    use tracing::{debug, trace};
+
+    use super::send_one;
+
+    /// Messages per `sendmmsg` call.
+    const CHUNK: usize = 256;
+    /// Most segments in one GSO message (the kernel allows 64).
+    const MAX_SEGMENTS: usize = 32;
+    /// Most bytes in one GSO message (one IP datagram's payload).
+    const MAX_GSO_BYTES: usize = 65_000;
+
+    /// Cleared when the kernel refuses GSO; runs are then sent as separate messages.
+    static GSO: AtomicBool = AtomicBool::new(true);
+
+    /// A control message buffer holding one `UDP_SEGMENT` (u16), aligned for `cmsghdr`.
+    type Cmsg = [u64; 4];
+
+    /// Length of the run starting at `queue[0]` that may go out as one GSO message: same
+    /// destination, every segment the size of the first except a shorter last one.
+    fn run_len(queue: &[(SocketAddr, BytesMut)]) -> usize {
+        let (to, first) = (&queue[0].0, queue[0].1.len());
+        if !GSO.load(Relaxed) || first == 0 {
+            return 1;
+        }
+        let mut n = 1;
+        let mut bytes = first;
+        while n < queue.len() && n < MAX_SEGMENTS {
+            let (addr, data) = &queue[n];
+            if addr != to
+                || data.len() > first
+                || data.is_empty()
+                || bytes + data.len() > MAX_GSO_BYTES
+            {
+                break;
+            }
+            bytes += data.len();
+            n += 1;
+            if data.len() < first {
+                break;
+            }
+        }
+        n
+    }
+
+    fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+        // SAFETY: an all-zero sockaddr_storage is valid; the family-specific view written
+        // below fits inside it.
+        let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_in is smaller than sockaddr_storage.
+                unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+                size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: sockaddr_in6 is smaller than sockaddr_storage.
+                unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+                size_of::<libc::sockaddr_in6>()
+            }
+        };
+        (storage, len as libc::socklen_t)
+    }
+
+    /// Sends `queue` with `sendmmsg`, GSO runs as one message each.
+    pub(super) fn send_all(socket: &UdpSocket, queue: &[(SocketAddr, BytesMut)]) {
+        // Runs as (start, length) in `queue`.
+        let mut runs = Vec::new();
+        let mut at = 0;
+        while at < queue.len() {
+            let n = run_len(&queue[at..]);
+            runs.push((at, n));
+            at += n;
+        }
+        for chunk in runs.chunks(CHUNK) {
+            send_chunk(socket, queue, chunk);
+        }
+    }
+
+    fn send_chunk(socket: &UdpSocket, queue: &[(SocketAddr, BytesMut)], runs: &[(usize, usize)]) {
+        // Every buffer is filled before any pointer into it is taken: none reallocates after.
+        let mut addrs = Vec::with_capacity(runs.len());
+        let mut iovs = Vec::with_capacity(runs.iter().map(|r| r.1).sum());
+        let mut cmsgs: Vec<Cmsg> = vec![[0; 4]; runs.len()];
+        for &(start, n) in runs {
+            addrs.push(sockaddr(&queue[start].0));
+            for (_, data) in &queue[start..start + n] {
+                iovs.push(libc::iovec {
+                    iov_base: data.as_ptr() as *mut libc::c_void,
+                    iov_len: data.len(),
+                });
+            }
+        }
+        let mut msgs = Vec::with_capacity(runs.len());
+        let mut iov_at = 0;
+        for (i, &(start, n)) in runs.iter().enumerate() {
+            // SAFETY: all-zero is a valid mmsghdr (null pointers, zero lengths).
+            let mut m: libc::mmsghdr = unsafe { zeroed() };
+            m.msg_hdr.msg_name = (&raw mut addrs[i].0).cast();
+            m.msg_hdr.msg_namelen = addrs[i].1;
+            m.msg_hdr.msg_iov = iovs[iov_at..].as_mut_ptr();
+            m.msg_hdr.msg_iovlen = n as _;
+            iov_at += n;
+            if n > 1 {
+                let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+                m.msg_hdr.msg_control = cmsgs[i].as_mut_ptr().cast();
+                m.msg_hdr.msg_controllen = space as _;
+                // SAFETY: the control buffer is 32 aligned bytes, enough for one cmsghdr with
+                // a u16 (CMSG_SPACE(2) = 24 on 64-bit Linux); msg_control points at it.
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(&m.msg_hdr);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = libc::UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(
+                        libc::CMSG_DATA(c).cast::<u16>(),
+                        queue[start].1.len() as u16,
+                    );
+                }
+            }
+            msgs.push(m);
+        }
+        let fd = socket.as_raw_fd();
+        let mut done = 0;
+        while done < msgs.len() {
+            // SAFETY: `msgs[done..]` are valid mmsghdrs whose pointers reference `addrs`,
+            // `iovs`, `cmsgs` and the queued buffers, all alive and unmoved during the call.
+            let sent = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    msgs[done..].as_mut_ptr(),
+                    (msgs.len() - done) as libc::c_uint,
+                    0,
+                )
+            };
+            if sent > 0 {
+                done += sent as usize;
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The message at `done` failed: resend a GSO run one datagram at a time (and stop
+            // using GSO if the kernel refuses it), drop a single datagram.
+            let (start, n) = runs[done];
+            if n > 1 {
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)
+                ) {
+                    debug!("UDP GSO refused ({err}); sending datagrams one by one");
+                    GSO.store(false, Relaxed);
+                }
+                for (to, data) in &queue[start..start + n] {
+                    send_one(socket, *to, data);
+                }
+            } else {
+                trace!("send to {} failed: {err}", queue[start].0);
+            }
+            done += 1;
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn runs_group_same_destination_equal_sizes_and_a_shorter_last() {
+            let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+            let b: SocketAddr = "127.0.0.1:2000".parse().unwrap();
+            let d = |n: usize| BytesMut::from(&vec![0u8; n][..]);
+            let q = vec![
+                (a, d(100)),
+                (a, d(100)),
+                (a, d(60)),
+                (a, d(100)),
+                (b, d(100)),
+            ];
+            assert_eq!(run_len(&q), 3, "ends after the shorter segment");
+            assert_eq!(run_len(&q[3..]), 1, "another destination ends a run");
+            let q = vec![(a, d(60)), (a, d(100))];
+            assert_eq!(run_len(&q), 1, "a longer segment cannot follow");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_delivers_every_datagram_in_order() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut out = Outbox::default();
+        let sizes = [1200, 1200, 1200, 700, 90, 1200, 1200];
+        for (i, n) in sizes.iter().enumerate() {
+            out.push(to, BytesMut::from(&vec![i as u8; *n][..]));
+        }
+        out.send(&tx);
+        let mut buf = [0u8; 2048];
+        for (i, n) in sizes.iter().enumerate() {
+            let got = rx.recv(&mut buf).unwrap();
+            assert_eq!(got, *n, "datagram {i} keeps its size");
+            assert!(buf[..got].iter().all(|b| *b == i as u8));
+        }
+    }
+}
