@@ -153,8 +153,9 @@ struct Published {
 struct DownTrack {
     track: Arc<PublishedTrack>,
     out: Outlet,
-    /// (payload type, extension id map) for this subscriber, computed on first packet.
-    mapping: Option<Mapping>,
+    /// (payload type, extension id map) for this subscriber, computed on first packet and
+    /// shared (not copied) by every packet after.
+    mapping: Option<Arc<Mapping>>,
 }
 
 /// The sending side of one forwarded m-line.
@@ -640,6 +641,7 @@ impl Peer {
         let Some(mapping) = d.mapping(&mut self.pc) else {
             return;
         };
+        let mapping = &*mapping;
         if packet.header.payload_type != mapping.source_pt {
             return;
         }
@@ -649,7 +651,7 @@ impl Peer {
             packet.header.timestamp,
             now,
         );
-        let out = rewrite(packet, d.out.ssrc, &mapping, seq, ts);
+        let out = rewrite(packet, d.out.ssrc, mapping, seq, ts);
         let size = out.header.marshal_size() + out.payload.len();
         if let Some(mut s) = self.pc.rtp_sender(d.out.sender) {
             match s.write_rtp(now, out) {
@@ -872,7 +874,7 @@ impl Peer {
 
 impl DownTrack {
     /// The payload type and extension-id mapping for this subscriber, once negotiated.
-    fn mapping(&mut self, pc: &mut RTCPeerConnection) -> Option<Mapping> {
+    fn mapping(&mut self, pc: &mut RTCPeerConnection) -> Option<Arc<Mapping>> {
         if let Some(m) = &self.mapping {
             return Some(m.clone());
         }
@@ -891,11 +893,11 @@ impl DownTrack {
                     .map(|e| (src.id, e.id as u8))
             })
             .collect();
-        let m = Mapping {
+        let m = Arc::new(Mapping {
             source_pt: self.track.source_pt,
             pt,
             extensions,
-        };
+        });
         self.mapping = Some(m.clone());
         Some(m)
     }
