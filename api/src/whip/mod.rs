@@ -385,6 +385,15 @@ async fn create(
         outbox,
         peer_events,
     })?;
+    // If the client goes away while its offer is being answered, axum drops this future:
+    // the participant must not stay in the room without a session.
+    let mut joined_guard = LeaveOnDrop {
+        state: &state,
+        room: &room,
+        participant: &joined.participant,
+        reason: "disconnected",
+        armed: true,
+    };
     let answered = match protocol {
         Protocol::Whip => joined.peer.apply_offer(offer.clone(), true).await,
         Protocol::Whep => joined.peer.apply_viewer_offer(offer.clone()).await,
@@ -392,9 +401,7 @@ async fn create(
     let answer = match answered {
         Ok(answer) => answer,
         Err(e) => {
-            state
-                .rooms
-                .leave(&room, &joined.participant, "invalid_offer");
+            joined_guard.reason = "invalid_offer";
             return Err(media_error(e));
         }
     };
@@ -418,6 +425,7 @@ async fn create(
         }),
     });
     state.rest_sessions.insert(id.clone(), session.clone());
+    joined_guard.armed = false; // the session task owns the participant from here
     tokio::spawn(session::watch(
         state.clone(),
         id.clone(),
@@ -445,6 +453,25 @@ async fn create(
         );
     }
     Ok(response)
+}
+
+/// Removes a participant from its room when dropped while armed.
+struct LeaveOnDrop<'a> {
+    state: &'a AppState,
+    room: &'a str,
+    participant: &'a str,
+    reason: &'static str,
+    armed: bool,
+}
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.state
+                .rooms
+                .leave(self.room, self.participant, self.reason);
+        }
+    }
 }
 
 /// `PATCH`: trickle candidates, or restart ICE when the fragment brings new credentials.
