@@ -5,8 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, ensure};
-use cascade_signaling::ErrorCode;
+use anyhow::{Context, anyhow, ensure};
+use cascade_signaling::{ErrorCode, names};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,8 @@ pub struct Claims {
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// Not a well-formed HS256 JWT with Cascade claims.
+    /// Not a well-formed HS256 JWT with Cascade claims: also a token missing a required claim
+    /// (`iss`, `sub`, `exp`, `video`, `video.room`) or with one of the wrong type.
     #[error("token is malformed")]
     Malformed,
     /// The signature does not verify with the API secret.
@@ -92,7 +93,8 @@ pub enum AuthError {
     /// `nbf` is still in the future.
     #[error("token is not valid yet")]
     NotYetValid,
-    /// The grants do not allow joining a room (`room_join` false or no room).
+    /// The grants do not allow joining a room: `room_join` false, or an empty `video.room`
+    /// (an admin token for every room).
     #[error("token does not grant joining a room")]
     NoRoomJoin,
 }
@@ -112,7 +114,8 @@ fn unix_secs(t: SystemTime) -> Option<u64> {
     t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
-/// Mints a token for `identity` with `grants`, valid from `now` for `ttl`.
+/// Mints a token for `identity` with `grants`, valid from `now` for `ttl`. The identity and the
+/// room follow the name rule ([`names`]); only an admin token may name no room (every room).
 pub fn mint(
     key: &str,
     secret: &str,
@@ -121,11 +124,12 @@ pub fn mint(
     ttl: Duration,
     now: SystemTime,
 ) -> anyhow::Result<String> {
-    ensure!(!identity.is_empty(), "identity must not be empty");
-    ensure!(
-        !grants.room.is_empty() || grants.room_admin,
-        "room must not be empty (except in an admin token for every room)"
-    );
+    names::check(identity).map_err(|e| anyhow!("identity {e}"))?;
+    if !(grants.room.is_empty() && grants.room_admin) {
+        names::check(&grants.room).map_err(|e| {
+            anyhow!("room name {e} (only an admin token for every room may name none)")
+        })?;
+    }
     ensure!(ttl >= Duration::from_secs(1), "ttl must be at least 1s");
     let iat = unix_secs(now).context("clock is before the Unix epoch")?;
     let claims = Claims {
@@ -317,6 +321,83 @@ mod tests {
         let err = verify(&token, KEY, SECRET, now()).unwrap_err();
         assert_eq!(err, AuthError::NoRoomJoin);
         assert_eq!(err.code(), ErrorCode::PermissionDenied);
+    }
+
+    /// Signs arbitrary claims with the test secret.
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn full_claims() -> serde_json::Value {
+        serde_json::json!({
+            "iss": KEY, "sub": "alice", "exp": 1_700_003_600u64,
+            "video": {"room": "demo"},
+        })
+    }
+
+    /// A token without a required claim (or with one of the wrong type) is malformed:
+    /// `unauthorized`. A well-formed token whose grants do not allow joining (an empty room, as
+    /// in an admin token for every room, or `room_join: false`) is `permission_denied`.
+    #[test]
+    fn claims_map_to_codes() {
+        assert!(verify(&signed(full_claims()), KEY, SECRET, now()).is_ok());
+        for (path, value) in [
+            ("iss", None),
+            ("sub", None),
+            ("exp", None),
+            ("video", None),
+            ("video.room", None),
+            ("exp", Some(serde_json::json!("tomorrow"))),
+            ("sub", Some(serde_json::json!(7))),
+            ("video", Some(serde_json::json!("demo"))),
+            ("video.room", Some(serde_json::json!(null))),
+        ] {
+            let mut claims = full_claims();
+            let (obj, key) = match path.split_once('.') {
+                Some((outer, inner)) => (&mut claims[outer], inner),
+                None => (&mut claims, path),
+            };
+            let obj = obj.as_object_mut().unwrap();
+            obj.remove(key);
+            if let Some(v) = &value {
+                obj.insert(key.to_owned(), v.clone());
+            }
+            let err = verify(&signed(claims), KEY, SECRET, now()).unwrap_err();
+            assert_eq!(err, AuthError::Malformed, "{path} = {value:?}");
+            assert_eq!(err.code(), ErrorCode::Unauthorized);
+        }
+        for video in [
+            serde_json::json!({"room": ""}),
+            serde_json::json!({"room": "", "room_admin": true}),
+            serde_json::json!({"room": "demo", "room_join": false}),
+        ] {
+            let mut claims = full_claims();
+            claims["video"] = video.clone();
+            let err = verify(&signed(claims), KEY, SECRET, now()).unwrap_err();
+            assert_eq!(err, AuthError::NoRoomJoin, "{video}");
+            assert_eq!(err.code(), ErrorCode::PermissionDenied);
+        }
+    }
+
+    #[test]
+    fn minting_follows_the_name_rule() {
+        let mint_for = |identity: &str, grants| mint(KEY, SECRET, identity, grants, TTL, now());
+        for bad in ["", "evil\u{0}\n\u{1b}[31m", " alice", ".."] {
+            assert!(mint_for(bad, Grants::new("demo")).is_err(), "{bad:?}");
+            assert!(mint_for("alice", Grants::new(bad)).is_err(), "{bad:?}");
+        }
+        assert!(mint_for("alice", Grants::new(&*"r".repeat(10_000))).is_err());
+        assert!(mint_for("café ☕", Grants::new("100% a/b")).is_ok());
+        let every_room = Grants {
+            room_admin: true,
+            ..Grants::new("")
+        };
+        assert!(mint_for("ops", every_room).is_ok());
     }
 
     #[test]

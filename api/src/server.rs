@@ -253,7 +253,9 @@ async fn ws(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Re
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct DevTokenQuery {
+    #[param(min_length = 1, max_length = 128, pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")]
     room: String,
+    #[param(min_length = 1, max_length = 128, pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")]
     identity: String,
     #[serde(default)]
     #[param(inline)]
@@ -299,13 +301,10 @@ async fn dev_token(
             "query needs room, identity and optionally role=publisher|viewer",
         );
     };
-    let valid = |s: &str| !s.trim().is_empty() && s.len() <= 128;
-    if !valid(&q.room) || !valid(&q.identity) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "room and identity must be 1 to 128 bytes",
-        );
+    let names = cascade_signaling::names::validate("room name", &q.room)
+        .and_then(|()| cascade_signaling::names::validate("identity", &q.identity));
+    if let Err(e) = names {
+        return crate::rest::error::ApiError::from(e).into_response();
     }
     let grants = crate::auth::Grants {
         can_publish: q.role == DevRole::Publisher,

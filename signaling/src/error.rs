@@ -40,6 +40,8 @@ pub enum ErrorCode {
     RateLimited,
     /// An unexpected server-side failure; the session may continue.
     Internal,
+    /// A room name or identity breaks the name rule ([`crate::names`]).
+    InvalidName,
 }
 
 impl ErrorCode {
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::InvalidCandidate => "invalid_candidate",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::InvalidName => "invalid_name",
         }
     }
 }
@@ -83,6 +86,7 @@ mod tests {
             ErrorCode::RoomFull,
             ErrorCode::InvalidSdp,
             ErrorCode::TokenExpired,
+            ErrorCode::InvalidName,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

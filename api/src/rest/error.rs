@@ -111,6 +111,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::InvalidName => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -146,7 +147,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable code, e.g. `unauthorized`, `permission_denied`, `room_not_found`,
-    /// `invalid_request` (see docs/rest.md).
+    /// `invalid_request`, `invalid_name` (see docs/rest.md).
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
@@ -275,6 +276,7 @@ mod tests {
             (ErrorCode::Unauthorized, 401),
             (ErrorCode::TokenExpired, 401),
             (ErrorCode::InvalidSdp, 400),
+            (ErrorCode::InvalidName, 400),
             (ErrorCode::RoomFull, 409),
             (ErrorCode::RateLimited, 429),
             (ErrorCode::Internal, 500),

@@ -2,14 +2,13 @@
 
 use base64::Engine as _;
 use cascade_sfu::room::{ParticipantKind, ParticipantSummary, RoomSummary};
+use cascade_signaling::names;
 use cascade_signaling::protocol::{Permissions, TrackInfo, TrackKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 
-/// Longest room name, identity or track id, in bytes.
-pub const MAX_NAME_BYTES: usize = 128;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: u32 = 100;
 /// Largest page.
@@ -23,19 +22,10 @@ pub const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 /// Token lifetime when `ttl_secs` is not given (6 hours).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 6 * 3600;
 
-/// Checks a room name, identity or track id: 1 to 128 bytes, no control characters.
+/// Checks a room name, identity or track id against the name rule
+/// ([`cascade_signaling::names`]): 400 `invalid_name`.
 pub fn validate_name(what: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > MAX_NAME_BYTES {
-        return Err(ApiError::invalid(format!(
-            "{what} must be 1 to {MAX_NAME_BYTES} bytes long"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
+    Ok(names::validate(what, value)?)
 }
 
 /// A room.
@@ -82,11 +72,11 @@ pub struct RoomList {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
-    /// Room name: 1 to 128 bytes, no control characters.
+    /// Room name: 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end, not `.` or `..` (docs/rest.md, Names).
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub name: String,
     /// Most participants; 0 = unlimited. Default: the server's `max_participants`.
@@ -287,15 +277,15 @@ pub struct DataSent {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// The room the token is for: 1 to 128 bytes, no control characters. May be empty only
-    /// for an admin token (`room_admin: true`) of every room, which needs full access to mint.
-    #[schema(max_length = 128)]
+    /// The room the token is for: 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end, not `.` or `..` (docs/rest.md, Names). May be empty only for an admin token
+    /// (`room_admin: true`) of every room, which needs full access to mint.
+    #[schema(max_length = 128, pattern = r"^$|^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")]
     pub room: String,
-    /// The participant identity (`sub`): 1 to 128 bytes, no control characters.
+    /// The participant identity (`sub`): 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end, not `.` or `..` (docs/rest.md, Names).
     #[schema(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub identity: String,
     /// Lifetime in seconds, 1 to 2592000 (30 days); default 21600 (6 hours).
@@ -418,7 +408,7 @@ pub struct RoomPath {
     #[param(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub room: String,
 }
@@ -431,14 +421,14 @@ pub struct ParticipantPath {
     #[param(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub room: String,
     /// Participant identity.
     #[param(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub identity: String,
 }
@@ -451,21 +441,21 @@ pub struct TrackPath {
     #[param(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub room: String,
     /// Participant identity.
     #[param(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub identity: String,
     /// Track id (`TR_…`).
     #[param(
         min_length = 1,
         max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub track: String,
 }
@@ -475,13 +465,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
+    fn names_are_invalid_name() {
         assert!(validate_name("room", "a").is_ok());
-        assert!(validate_name("room", &"é".repeat(64)).is_ok());
-        assert!(validate_name("room", &"é".repeat(65)).is_err());
-        assert!(validate_name("room", "").is_err());
-        assert!(validate_name("room", "a\nb").is_err());
-        assert!(validate_name("room", "a\u{7f}").is_err());
+        let e = validate_name("room", "a\nb").unwrap_err();
+        assert_eq!((e.status.as_u16(), &*e.code), (400, "invalid_name"));
     }
 
     #[test]

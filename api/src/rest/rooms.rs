@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use cascade_signaling::ErrorCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -71,7 +72,7 @@ async fn create_room(
     admin: AdminAuth,
     Json(req): Json<CreateRoom>,
 ) -> Result<(StatusCode, Json<RoomBody>), ApiError> {
-    validate_name("name", &req.name)?;
+    validate_name("room name", &req.name)?;
     admin.check_room(&req.name)?;
     if let Some(t) = req.empty_timeout_secs
         && t > MAX_EMPTY_TIMEOUT_SECS
@@ -238,9 +239,9 @@ async fn update_track(
     Path(p): Path<TrackPath>,
     Json(req): Json<UpdateTrack>,
 ) -> Result<Json<TrackBody>, ApiError> {
-    validate_name("room", &p.room)?;
+    validate_name("room name", &p.room)?;
     validate_name("identity", &p.identity)?;
-    validate_name("track", &p.track)?;
+    validate_name("track id", &p.track)?;
     admin.check_room(&p.room)?;
     let track = state
         .rooms
@@ -298,13 +299,14 @@ async fn create_token(
     let room_admin = g.room_admin.unwrap_or(false);
     if req.room.is_empty() {
         if !room_admin {
-            return Err(ApiError::invalid(
-                "room must be 1 to 128 bytes (only an admin token may name no room)",
+            return Err(ApiError::from_code(
+                ErrorCode::InvalidName,
+                "room name must be 1 to 128 bytes long (only an admin token may name no room)",
             ));
         }
         admin.check_all()?;
     } else {
-        validate_name("room", &req.room)?;
+        validate_name("room name", &req.room)?;
         admin.check_room(&req.room)?;
     }
     let ttl = req.ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
@@ -344,12 +346,12 @@ async fn create_token(
 }
 
 fn room_allowed(admin: &AdminAuth, room: &str) -> Result<(), ApiError> {
-    validate_name("room", room)?;
+    validate_name("room name", room)?;
     admin.check_room(room)
 }
 
 fn participant_allowed(admin: &AdminAuth, p: &ParticipantPath) -> Result<(), ApiError> {
-    validate_name("room", &p.room)?;
+    validate_name("room name", &p.room)?;
     validate_name("identity", &p.identity)?;
     admin.check_room(&p.room)
 }

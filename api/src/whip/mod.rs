@@ -77,6 +77,7 @@ async fn cors(mut response: Response) -> Response {
 pub struct WhepQuery {
     /// Watch only this publisher (identity); by default the earliest-joined publisher of
     /// each kind.
+    #[param(min_length = 1, max_length = 128, pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")]
     pub participant: Option<String>,
 }
 
@@ -84,7 +85,8 @@ pub struct WhepQuery {
 /// as a participant of kind `whip`. Needs a token for the room with `can_publish`.
 #[utoipa::path(
     post, path = "/whip/{room}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name")),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer"),
     responses(
         (status = 201, description = "Session created; the body is the SDP answer",
@@ -118,7 +120,8 @@ async fn whip_create(
 /// as a participant of kind `whep`. Needs a token for the room with `can_subscribe`.
 #[utoipa::path(
     post, path = "/whep/{room}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"), WhepQuery),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"), WhepQuery),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer (recvonly)"),
     responses(
         (status = 201, description = "Session created; the body is the SDP answer",
@@ -153,7 +156,8 @@ async fn whep_create(
 /// `ETag`) of a WHIP session.
 #[utoipa::path(
     patch, path = "/whip/{room}/{session}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"),
         ("session" = String, Path, description = "Session id (from `Location`)"),
         ("If-Match" = String, Header, description = "The session's ETag, or `*` for an ICE restart")),
     request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "SDP fragment (RFC 8840)"),
@@ -184,7 +188,8 @@ async fn whip_patch(
 /// Trickle ICE candidates or restart ICE of a WHEP session (as for WHIP).
 #[utoipa::path(
     patch, path = "/whep/{room}/{session}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"),
         ("session" = String, Path, description = "Session id (from `Location`)"),
         ("If-Match" = String, Header, description = "The session's ETag, or `*` for an ICE restart")),
     request_body(content = String, content_type = "application/trickle-ice-sdpfrag", description = "SDP fragment (RFC 8840)"),
@@ -215,7 +220,8 @@ async fn whep_patch(
 /// End a WHIP session: the publisher leaves the room and its tracks are unpublished.
 #[utoipa::path(
     delete, path = "/whip/{room}/{session}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"),
         ("session" = String, Path, description = "Session id (from `Location`)")),
     responses(
         (status = 200, description = "Session ended"),
@@ -235,7 +241,8 @@ async fn whip_delete(
 /// End a WHEP session: the viewer leaves the room.
 #[utoipa::path(
     delete, path = "/whep/{room}/{session}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"),
         ("session" = String, Path, description = "Session id (from `Location`)")),
     responses(
         (status = 200, description = "Session ended"),
@@ -255,7 +262,8 @@ async fn whep_delete(
 /// What the WHIP endpoint accepts (also the CORS preflight answer).
 #[utoipa::path(
     options, path = "/whip/{room}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name")),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")),
     responses((status = 204, description = "`Allow` and `Accept-Post` list what the endpoint takes"))
 )]
 async fn whip_endpoint_options() -> Response {
@@ -265,7 +273,8 @@ async fn whip_endpoint_options() -> Response {
 /// What the WHEP endpoint accepts.
 #[utoipa::path(
     options, path = "/whep/{room}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name")),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")),
     responses((status = 204, description = "`Allow` and `Accept-Post` list what the endpoint takes"))
 )]
 async fn whep_endpoint_options() -> Response {
@@ -275,7 +284,8 @@ async fn whep_endpoint_options() -> Response {
 /// What a WHIP session resource accepts.
 #[utoipa::path(
     options, path = "/whip/{room}/{session}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"),
         ("session" = String, Path, description = "Session id")),
     responses((status = 204, description = "`Allow` and `Accept-Patch` list what the resource takes"))
 )]
@@ -286,7 +296,8 @@ async fn whip_resource_options() -> Response {
 /// What a WHEP session resource accepts.
 #[utoipa::path(
     options, path = "/whep/{room}/{session}", tag = "WHIP/WHEP",
-    params(("room" = String, Path, description = "Room name"),
+    params(("room" = String, Path, description = "Room name", min_length = 1, max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"),
         ("session" = String, Path, description = "Session id")),
     responses((status = 204, description = "`Allow` and `Accept-Patch` list what the resource takes"))
 )]
@@ -330,7 +341,10 @@ async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    crate::rest::model::validate_name("room", &room)?;
+    crate::rest::model::validate_name("room name", &room)?;
+    if let Some(identity) = query.as_ref().and_then(|q| q.participant.as_deref()) {
+        crate::rest::model::validate_name("participant", identity)?;
+    }
     let claims = bearer(&state, &headers)?
         .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))?;
     check_room(&claims, &room)?;

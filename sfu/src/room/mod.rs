@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use cascade_signaling::ErrorCode;
+use cascade_signaling::names;
 pub use cascade_signaling::protocol::Permissions;
 use cascade_signaling::protocol::{ParticipantInfo, ServerMessage, TrackInfo, TrackKind};
 use serde::Serialize;
@@ -408,7 +409,10 @@ impl Rooms {
 
     /// Adds a participant, creating the room if needed. A participant already in the room
     /// with the same identity is replaced: it gets `leave {reason: "replaced"}` and is removed.
+    /// The room name and identity must follow the name rule (`invalid_name`).
     pub fn join(&self, req: JoinRequest) -> Result<Joined, (ErrorCode, String)> {
+        names::validate("room name", &req.room)?;
+        names::validate("identity", &req.identity)?;
         let mut rooms = self.lock();
         let (room, _) = self.open(&mut rooms, &req.room, None);
         let replaced = room.find(&req.identity);

@@ -1,0 +1,404 @@
+//! The name rule (docs/rest.md, Names): one rule for room names and identities, applied to
+//! tokens minted, WebSocket joins, WHIP/WHEP and the room API; every accepted name can be
+//! administered through the room API; the OpenAPI patterns are the rule. Also which join
+//! error a token's claims give.
+
+mod server;
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cascade_api::auth::{Claims, Grants};
+use cascade_api::config::{DEFAULT_API_KEY, DEFAULT_API_SECRET};
+use cascade_signaling::names;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::TestClient;
+
+const T: Duration = Duration::from_secs(15);
+
+/// Names the rule refuses, with what they test. (`.` and `..` are refused too, but cannot be
+/// sent in a URL: clients resolve them as dot segments.)
+fn bad_names() -> Vec<(&'static str, String)> {
+    vec![
+        ("control characters", "evil\u{0}\n\u{1b}[31m".into()),
+        ("escape sequence", "\u{1b}[31mred".into()),
+        ("10,000 characters", "x".repeat(10_000)),
+        ("129 bytes", "é".repeat(64) + "x"),
+        ("leading whitespace", " padded".into()),
+        ("trailing whitespace", "padded\u{3000}".into()),
+        ("C1 control", "a\u{85}b".into()),
+    ]
+}
+
+/// Names the rule accepts, each of which must survive a round trip through the room API.
+fn good_names() -> Vec<String> {
+    [
+        "café ☕",
+        "my room",
+        "100%",
+        "%41",
+        "a/b",
+        "a\\b",
+        "?x=1&y#z",
+        "a+b",
+        "...",
+        ".hidden",
+        "日本語の部屋",
+        "x\u{200B}",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(["x".repeat(128), "é".repeat(64)])
+    .collect()
+}
+
+/// A token signed with the test secret for any claims, even ones `auth::mint` refuses.
+fn forged(room: &str, identity: &str) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = Claims {
+        iss: server::KEY.into(),
+        sub: identity.into(),
+        exp: now + 600,
+        nbf: 0,
+        iat: now,
+        name: None,
+        video: Grants::new(room),
+    };
+    sign(&serde_json::to_value(claims).unwrap())
+}
+
+fn sign(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(server::SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn enc(name: &str) -> String {
+    utf8_percent_encode(name, NON_ALPHANUMERIC).to_string()
+}
+
+/// A minimal client of the room API with Basic credentials.
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(srv: &cascade_api::server::ServerHandle) -> Self {
+        Self {
+            base: format!("http://{}", srv.http_addr),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null if none).
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(server::KEY, Some(server::SECRET));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let body = res.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn rooms(&self) -> Vec<String> {
+        let (status, body) = self.call(Method::GET, "/api/rooms", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[track_caller]
+fn assert_invalid_name((status, body): &(StatusCode, Value), what: &str) {
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (400, Some("invalid_name")),
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_join_with_a_bad_name_gets_invalid_name_and_creates_no_room() {
+    let srv = server::start().await;
+    let api = Api::new(&srv);
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    for (what, bad) in bad_names() {
+        for (room, identity) in [(bad.as_str(), "alice"), ("fine", bad.as_str())] {
+            let err = c.join(&forged(room, identity), true).await.unwrap_err();
+            assert_eq!(err.code, "invalid_name", "{what}: {err:?}");
+            assert!(!err.message.contains(&bad), "{what}: the name is echoed");
+        }
+    }
+    let err = c.join(&forged("fine", ""), true).await.unwrap_err();
+    assert_eq!(err.code, "invalid_name", "empty identity");
+    assert_eq!(api.rooms().await, Vec::<String>::new());
+    // The same connection still joins with a good token.
+    c.join(&server::token("fine", "alice"), true).await.unwrap();
+    assert_eq!(api.rooms().await, ["fine"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minting_a_token_with_a_bad_name_is_refused() {
+    let srv = server::start().await;
+    let api = Api::new(&srv);
+    let mut bad: Vec<String> = bad_names().into_iter().map(|(_, n)| n).collect();
+    bad.extend([".".into(), "..".into()]);
+    for name in &bad {
+        for body in [
+            json!({"room": name, "identity": "alice"}),
+            json!({"room": "fine", "identity": name}),
+        ] {
+            let r = api.call(Method::POST, "/api/tokens", Some(body)).await;
+            assert_invalid_name(&r, name);
+        }
+    }
+    let r = api
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"room": "", "identity": "alice"})),
+        )
+        .await;
+    assert_invalid_name(&r, "a participant token naming no room");
+    let r = api
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"room": "fine", "identity": ""})),
+        )
+        .await;
+    assert_invalid_name(&r, "empty identity");
+
+    // The development token endpoint (embedded development secret only).
+    let dev = server::start_with(|c| {
+        c.api_key = DEFAULT_API_KEY.into();
+        c.api_secret = DEFAULT_API_SECRET.into();
+    })
+    .await;
+    let client = reqwest::Client::new();
+    for name in &bad {
+        for query in [
+            format!("room={}&identity=alice", enc(name)),
+            format!("room=fine&identity={}", enc(name)),
+        ] {
+            let res = client
+                .get(format!("http://{}/api/dev/token?{query}", dev.http_addr))
+                .send()
+                .await
+                .unwrap();
+            let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+            assert_invalid_name(&r, &query);
+        }
+    }
+
+    // The `cascade token` command (a process argument cannot hold NUL).
+    for name in bad.iter().filter(|n| !n.contains('\0')) {
+        for args in [["--room", name, "--identity", "alice"], [
+            "--room", "fine", "--identity", name,
+        ]] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
+                .arg("token")
+                .args(args)
+                .env("CASCADE_API_KEY", server::KEY)
+                .env("CASCADE_API_SECRET", server::SECRET)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "minted for {args:?}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+}
+
+/// A minimal SDP offer: enough to reach the join, which refuses the name before the offer is
+/// applied.
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+    m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\n\
+    a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_and_whep_with_a_bad_name_get_invalid_name() {
+    let srv = server::start().await;
+    let api = Api::new(&srv);
+    let client = reqwest::Client::new();
+    let post = |path: String, token: String| {
+        client
+            .post(format!("http://{}{path}", srv.http_addr))
+            .bearer_auth(token)
+            .header("content-type", "application/sdp")
+            .body(OFFER)
+            .send()
+    };
+    for (what, bad) in bad_names() {
+        for endpoint in ["whip", "whep"] {
+            // In the path.
+            let res = post(format!("/{endpoint}/{}", enc(&bad)), forged(&bad, "p"))
+                .await
+                .unwrap();
+            let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+            assert_invalid_name(&r, &format!("{endpoint} room {what}"));
+            // As the token's identity.
+            let res = post(format!("/{endpoint}/fine"), forged("fine", &bad))
+                .await
+                .unwrap();
+            let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+            assert_invalid_name(&r, &format!("{endpoint} identity {what}"));
+        }
+        // The publisher a WHEP viewer follows.
+        let res = post(
+            format!("/whep/fine?participant={}", enc(&bad)),
+            forged("fine", "v"),
+        )
+        .await
+        .unwrap();
+        let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+        assert_invalid_name(&r, &format!("whep participant {what}"));
+    }
+    assert_eq!(api.rooms().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_name_can_be_listed_inspected_kicked_and_deleted() {
+    let srv = server::start().await;
+    let api = Api::new(&srv);
+    for name in good_names() {
+        assert_eq!(names::check(&name), Ok(()), "{name:?}");
+        let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+        let joined = c.join(&server::token(&name, &name), false).await.unwrap();
+        assert_eq!(joined["room"], name.as_str());
+        assert_eq!(joined["participant"]["identity"], name.as_str());
+        assert!(api.rooms().await.contains(&name), "{name:?} listed");
+        let room = format!("/api/rooms/{}", enc(&name));
+        let who = format!("{room}/participants/{}", enc(&name));
+        let (status, body) = api.call(Method::GET, &room, None).await;
+        assert_eq!((status.as_u16(), &body["name"]), (200, &json!(name)));
+        let (status, body) = api.call(Method::GET, &format!("{room}/participants"), None).await;
+        assert_eq!(status, 200, "{name:?}: {body}");
+        assert_eq!(body["participants"][0]["identity"], name.as_str());
+        let (status, body) = api
+            .call(
+                Method::POST,
+                &format!("{room}/data"),
+                Some(json!({"payload": 1, "identities": [name]})),
+            )
+            .await;
+        assert_eq!((status.as_u16(), &body["recipients"]), (200, &json!(1)));
+        let (status, body) = api.call(Method::GET, &who, None).await;
+        assert_eq!((status.as_u16(), &body["identity"]), (200, &json!(name)));
+        let (status, body) = api.call(Method::DELETE, &who, None).await;
+        assert_eq!(status, 200, "{name:?} kicked: {body}");
+        let leave = c.next_message_of_type("leave", T).await.unwrap();
+        assert_eq!(leave["reason"], "removed");
+        let (status, body) = api.call(Method::DELETE, &room, None).await;
+        assert_eq!(status, 200, "{name:?} deleted: {body}");
+        assert!(!api.rooms().await.contains(&name));
+        // The room API creates rooms under the same rule, and mints tokens for them.
+        let (status, _) = api
+            .call(Method::POST, "/api/rooms", Some(json!({"name": name})))
+            .await;
+        assert_eq!(status, 201, "{name:?} created");
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/api/tokens",
+                Some(json!({"room": name, "identity": name})),
+            )
+            .await;
+        assert_eq!(status, 200, "{name:?} token: {body}");
+        let (status, _) = api.call(Method::DELETE, &room, None).await;
+        assert_eq!(status, 200);
+    }
+}
+
+/// Every room name, identity and track id in the OpenAPI document carries the rule's pattern
+/// (so schemathesis generates what the server accepts); an empty room is allowed only where
+/// the server takes it (an admin token for every room).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_patterns_are_the_name_rule() {
+    let srv = server::start().await;
+    let doc: Value = reqwest::get(format!("http://{}/api/openapi.json", srv.http_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                if ["room", "identity", "participant", "track"].contains(&name) {
+                    assert_eq!(
+                        p["schema"]["pattern"].as_str(),
+                        Some(names::PATTERN),
+                        "{method} {path} {name}"
+                    );
+                    assert_eq!(p["schema"]["maxLength"], 128, "{method} {path} {name}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} parameters");
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [("CreateRoom", "name"), ("CreateToken", "identity")] {
+        let s = &schemas[schema]["properties"][field];
+        assert_eq!(s["pattern"].as_str(), Some(names::PATTERN), "{schema}.{field}");
+    }
+    assert_eq!(
+        schemas["CreateToken"]["properties"]["room"]["pattern"].as_str(),
+        Some(format!("^$|{}", names::PATTERN).as_str())
+    );
+}
+
+/// Which error `join` gives for a token's claims (docs/protocol.md §6): a token missing a
+/// required claim is malformed (`unauthorized`); a well-formed one that does not grant joining
+/// (an empty room, `room_join: false`) is `permission_denied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_claims_map_to_join_errors() {
+    let srv = server::start().await;
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let full = json!({"iss": server::KEY, "sub": "alice", "exp": exp, "video": {"room": "r"}});
+    let mut cases = Vec::new();
+    for claim in ["iss", "sub", "exp", "video"] {
+        let mut claims = full.clone();
+        claims.as_object_mut().unwrap().remove(claim);
+        cases.push((format!("without {claim}"), claims, "unauthorized"));
+    }
+    let mut claims = full.clone();
+    claims["video"] = json!({"can_publish": true});
+    cases.push(("without video.room".into(), claims, "unauthorized"));
+    for (what, video) in [
+        ("empty room", json!({"room": ""})),
+        ("admin of every room", json!({"room": "", "room_admin": true})),
+        ("room_join false", json!({"room": "r", "room_join": false})),
+    ] {
+        let mut claims = full.clone();
+        claims["video"] = video;
+        cases.push((what.into(), claims, "permission_denied"));
+    }
+    let mut claims = full.clone();
+    claims["exp"] = json!(exp - 3600);
+    cases.push(("expired".into(), claims, "token_expired"));
+    for (what, claims, code) in cases {
+        let err = c.join(&sign(&claims), true).await.unwrap_err();
+        assert_eq!(err.code, code, "{what}: {err:?}");
+    }
+    c.join(&sign(&full), true).await.unwrap();
+}
