@@ -57,7 +57,10 @@ fn good_names() -> Vec<String> {
 
 /// A token signed with the test secret for any claims, even ones `auth::mint` refuses.
 fn forged(room: &str, identity: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = Claims {
         iss: server::KEY.into(),
         sub: identity.into(),
@@ -209,9 +212,10 @@ async fn minting_a_token_with_a_bad_name_is_refused() {
 
     // The `cascade token` command (a process argument cannot hold NUL).
     for name in bad.iter().filter(|n| !n.contains('\0')) {
-        for args in [["--room", name, "--identity", "alice"], [
-            "--room", "fine", "--identity", name,
-        ]] {
+        for args in [
+            ["--room", name, "--identity", "alice"],
+            ["--room", "fine", "--identity", name],
+        ] {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
                 .arg("token")
                 .args(args)
@@ -287,7 +291,9 @@ async fn every_accepted_name_can_be_listed_inspected_kicked_and_deleted() {
         let who = format!("{room}/participants/{}", enc(&name));
         let (status, body) = api.call(Method::GET, &room, None).await;
         assert_eq!((status.as_u16(), &body["name"]), (200, &json!(name)));
-        let (status, body) = api.call(Method::GET, &format!("{room}/participants"), None).await;
+        let (status, body) = api
+            .call(Method::GET, &format!("{room}/participants"), None)
+            .await;
         assert_eq!(status, 200, "{name:?}: {body}");
         assert_eq!(body["participants"][0]["identity"], name.as_str());
         let (status, body) = api
@@ -358,7 +364,11 @@ async fn the_openapi_patterns_are_the_name_rule() {
     let schemas = &doc["components"]["schemas"];
     for (schema, field) in [("CreateRoom", "name"), ("CreateToken", "identity")] {
         let s = &schemas[schema]["properties"][field];
-        assert_eq!(s["pattern"].as_str(), Some(names::PATTERN), "{schema}.{field}");
+        assert_eq!(
+            s["pattern"].as_str(),
+            Some(names::PATTERN),
+            "{schema}.{field}"
+        );
     }
     assert_eq!(
         schemas["CreateToken"]["properties"]["room"]["pattern"].as_str(),
@@ -373,7 +383,11 @@ async fn the_openapi_patterns_are_the_name_rule() {
 async fn token_claims_map_to_join_errors() {
     let srv = server::start().await;
     let c = TestClient::connect(&srv.ws_url()).await.unwrap();
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
     let full = json!({"iss": server::KEY, "sub": "alice", "exp": exp, "video": {"room": "r"}});
     let mut cases = Vec::new();
     for claim in ["iss", "sub", "exp", "video"] {
@@ -386,7 +400,10 @@ async fn token_claims_map_to_join_errors() {
     cases.push(("without video.room".into(), claims, "unauthorized"));
     for (what, video) in [
         ("empty room", json!({"room": ""})),
-        ("admin of every room", json!({"room": "", "room_admin": true})),
+        (
+            "admin of every room",
+            json!({"room": "", "room_admin": true}),
+        ),
         ("room_join false", json!({"room": "r", "room_join": false})),
     ] {
         let mut claims = full.clone();

@@ -344,12 +344,7 @@ async fn rooms_are_created_listed_paginated_and_deleted() {
             400,
             "invalid_request",
         ),
-        (
-            "application/json",
-            br#"{"name": ""}"#,
-            400,
-            "invalid_name",
-        ),
+        ("application/json", br#"{"name": ""}"#, 400, "invalid_name"),
         (
             "application/json",
             br#"{"name": "a\nb"}"#,

@@ -135,7 +135,9 @@ mod tests {
     #[test]
     fn pattern_agrees_with_check() {
         let re = pattern();
-        let alphabet = ['a', '.', ' ', '\u{a0}', '\n', '\u{85}', 'é', '/', '%', '\u{3000}'];
+        let alphabet = [
+            'a', '.', ' ', '\u{a0}', '\n', '\u{85}', 'é', '/', '%', '\u{3000}',
+        ];
         let mut names = vec![String::new()];
         for _ in 0..4 {
             let longer: Vec<String> = names

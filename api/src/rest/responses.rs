@@ -32,7 +32,11 @@ const FORBIDDEN: (&str, &str) = (
     "403",
     "`permission_denied`: the credentials do not grant this (no `room_admin`, or another room)",
 );
-const BAD_REQUEST: (&str, &str) = ("400", "`invalid_request`: a malformed parameter or body");
+const BAD_REQUEST: (&str, &str) = (
+    "400",
+    "`invalid_request`: a malformed parameter or body; `invalid_name`: a room name, identity or \
+     track id that breaks the name rule",
+);
 
 /// 401 and 403.
 pub struct AuthErrors;

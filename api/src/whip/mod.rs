@@ -77,7 +77,11 @@ async fn cors(mut response: Response) -> Response {
 pub struct WhepQuery {
     /// Watch only this publisher (identity); by default the earliest-joined publisher of
     /// each kind.
-    #[param(min_length = 1, max_length = 128, pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$")]
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
+    )]
     pub participant: Option<String>,
 }
 
@@ -95,10 +99,10 @@ pub struct WhepQuery {
                 ("ETag" = String, description = "Entity tag of the ICE session"),
                 ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`)"),
                 ("Accept-Patch" = String, description = "`application/trickle-ice-sdpfrag`"))),
-        (status = 400, description = "Invalid SDP", body = ErrorBody),
+        (status = 400, description = "Invalid SDP, or a name that breaks the name rule", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The token does not allow publishing in this room", body = ErrorBody),
-        (status = 409, description = "The room is full", body = ErrorBody),
+        (status = 409, description = "The room is full, or the peer connection's state does not accept the offer", body = ErrorBody),
         (status = 413, description = "The offer is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
         (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
@@ -130,10 +134,10 @@ async fn whip_create(
                 ("ETag" = String, description = "Entity tag of the ICE session"),
                 ("Link" = String, description = "ICE servers (`rel=\"ice-server\"`)"),
                 ("Accept-Patch" = String, description = "`application/trickle-ice-sdpfrag`"))),
-        (status = 400, description = "Invalid SDP, or an offer that sends media", body = ErrorBody),
+        (status = 400, description = "Invalid SDP, an offer that sends media, or a name that breaks the name rule", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "The token does not allow subscribing in this room", body = ErrorBody),
-        (status = 409, description = "The room is full", body = ErrorBody),
+        (status = 409, description = "The room is full, or the peer connection's state does not accept the offer", body = ErrorBody),
         (status = 413, description = "The offer is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
         (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
@@ -170,6 +174,7 @@ async fn whep_create(
         (status = 401, description = "Invalid or expired token (when one is sent)", body = ErrorBody),
         (status = 403, description = "The token is for another room", body = ErrorBody),
         (status = 404, description = "No such session", body = ErrorBody),
+        (status = 409, description = "The peer connection's state does not accept the ICE restart", body = ErrorBody),
         (status = 412, description = "`If-Match` does not match the ICE session", body = ErrorBody),
         (status = 413, description = "The fragment is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/trickle-ice-sdpfrag`", body = ErrorBody),
@@ -202,6 +207,7 @@ async fn whip_patch(
         (status = 401, description = "Invalid or expired token (when one is sent)", body = ErrorBody),
         (status = 403, description = "The token is for another room", body = ErrorBody),
         (status = 404, description = "No such session", body = ErrorBody),
+        (status = 409, description = "The peer connection's state does not accept the ICE restart", body = ErrorBody),
         (status = 412, description = "`If-Match` does not match the ICE session", body = ErrorBody),
         (status = 413, description = "The fragment is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/trickle-ice-sdpfrag`", body = ErrorBody),
