@@ -66,7 +66,7 @@
  */
 
 /** Join errors after which reconnecting cannot help. */
-const FATAL_JOIN_ERRORS = new Set(['unauthorized', 'token_expired', 'permission_denied']);
+const FATAL_JOIN_ERRORS = new Set(['unauthorized', 'token_expired', 'permission_denied', 'invalid_name']);
 
 /** An `error` message from the server, or a local failure with a Cascade-style code. */
 export class CascadeError extends Error {
