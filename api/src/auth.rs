@@ -125,10 +125,12 @@ pub fn mint(
     now: SystemTime,
 ) -> anyhow::Result<String> {
     names::check(identity).map_err(|e| anyhow!("identity {e}"))?;
-    if !(grants.room.is_empty() && grants.room_admin) {
-        names::check(&grants.room).map_err(|e| {
-            anyhow!("room name {e} (only an admin token for every room may name none)")
-        })?;
+    ensure!(
+        !grants.room.is_empty() || grants.room_admin,
+        "room must not be empty (except in an admin token for every room)"
+    );
+    if !grants.room.is_empty() {
+        names::check(&grants.room).map_err(|e| anyhow!("room name {e}"))?;
     }
     ensure!(ttl >= Duration::from_secs(1), "ttl must be at least 1s");
     let iat = unix_secs(now).context("clock is before the Unix epoch")?;
