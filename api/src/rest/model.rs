@@ -72,7 +72,8 @@ pub struct RoomList {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
-    /// Room name: 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end, not `.` or `..` (docs/rest.md, Names).
+    /// Room name: 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end,
+    /// not `.` or `..` (docs/rest.md, Names).
     #[schema(
         min_length = 1,
         max_length = 128,
@@ -277,14 +278,16 @@ pub struct DataSent {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// The room the token is for: 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end, not `.` or `..` (docs/rest.md, Names). May be empty only for an admin token
-    /// (`room_admin: true`) of every room, which needs full access to mint.
+    /// The room the token is for: 1 to 128 bytes of UTF-8, no control characters, no
+    /// whitespace at either end, not `.` or `..` (docs/rest.md, Names). May be empty only for
+    /// an admin token (`room_admin: true`) of every room, which needs full access to mint.
     #[schema(
         max_length = 128,
         pattern = r"^$|^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
     )]
     pub room: String,
-    /// The participant identity (`sub`): 1 to 128 bytes of UTF-8, no control characters, no whitespace at either end, not `.` or `..` (docs/rest.md, Names).
+    /// The participant identity (`sub`): 1 to 128 bytes of UTF-8, no control characters, no
+    /// whitespace at either end, not `.` or `..` (docs/rest.md, Names).
     #[schema(
         min_length = 1,
         max_length = 128,
