@@ -1,5 +1,6 @@
-//! What `unsubscribe` does to the SDP (docs/protocol.md §3): the server's next offer keeps the
-//! track's m-line, now `a=inactive`, and its mid leaves the offer's `tracks` map.
+//! M-lines that stop carrying media (docs/protocol.md §3): after `unsubscribe` the server's
+//! next offer keeps the track's m-line, now `a=inactive`, and its mid leaves the offer's
+//! `tracks` map; a publisher that stops its transceiver and offers again unpublishes the track.
 
 mod server;
 mod support;
@@ -75,5 +76,56 @@ async fn an_unsubscribed_track_keeps_its_m_line_as_inactive() {
     assert!(section.contains("\r\na=inactive"), "{section}");
     assert!(!section.starts_with("audio 0 ") && !section.starts_with("video 0 "));
     assert_eq!(after["tracks"].as_object().unwrap().len(), 1);
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_publishing_transceiver_unpublishes_its_track() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let a = TestClient::connect(&url).await.unwrap();
+    a.join(&server::token("stop", "pub"), false).await.unwrap();
+    let p = a.publish(true, true).await.unwrap();
+    let _pumps = [
+        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
+            .unwrap(),
+        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
+            .unwrap(),
+    ];
+    let video_mid = p.track(MediaKind::Video).unwrap().mid.clone().unwrap();
+    let b = TestClient::connect(&url).await.unwrap();
+    b.join(&server::viewer_token("stop", "viewer"), true)
+        .await
+        .unwrap();
+    let own = a
+        .next_message(
+            |m| m["type"] == "track_published" && m["track"]["kind"] == "video",
+            T,
+        )
+        .await
+        .unwrap();
+    let video = own["track"]["id"].as_str().unwrap().to_owned();
+    b.wait_for_packets(&video, 5, T).await.unwrap();
+
+    let pc = a.ensure_peer_connection().await.unwrap();
+    let mut stopped = false;
+    for t in pc.get_transceivers().await {
+        if t.mid().await.unwrap().as_deref() == Some(video_mid.as_str()) {
+            t.stop().await.unwrap();
+            stopped = true;
+        }
+    }
+    assert!(stopped, "no transceiver with mid {video_mid}");
+    a.negotiate().await.unwrap();
+    b.next_message(
+        |m| m["type"] == "track_unpublished" && m["track"] == video.as_str(),
+        T,
+    )
+    .await
+    .unwrap();
+    server::eventually(T, "only the audio track left", || {
+        srv.state.rooms.tracks("stop").len() == 1
+    })
+    .await;
     srv.shutdown().await;
 }
