@@ -374,6 +374,15 @@ async fn the_openapi_patterns_are_the_name_rule() {
         schemas["CreateToken"]["properties"]["room"]["pattern"].as_str(),
         Some(format!("^$|{}", names::PATTERN).as_str())
     );
+    let identities = &schemas["SendData"]["properties"]["identities"];
+    // utoipa wraps an inline schema that has a description in a one-item `oneOf`.
+    let identities = identities.get("oneOf").map_or(identities, |o| &o[0]);
+    assert_eq!(identities["maxItems"], 1000);
+    assert_eq!(
+        identities["items"]["pattern"].as_str(),
+        Some(names::PATTERN),
+        "{identities}"
+    );
 }
 
 /// Which error `join` gives for a token's claims (docs/protocol.md §6): a token missing a

@@ -263,9 +263,29 @@ pub struct SendData {
     pub payload: serde_json::Value,
     /// Only these identities (absent or empty: everyone in the room); at most 1000.
     #[serde(default)]
-    #[schema(max_items = 1000)]
+    #[schema(value_type = IdentityList, inline)]
     pub identities: Vec<String>,
 }
+
+/// The schema of [`SendData::identities`]: at most 1000 identities under the name rule.
+struct IdentityList;
+
+impl utoipa::PartialSchema for IdentityList {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let identity = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(names::MAX_BYTES))
+            .pattern(Some(names::PATTERN));
+        ArrayBuilder::new()
+            .items(identity)
+            .max_items(Some(MAX_DATA_IDENTITIES))
+            .into()
+    }
+}
+
+impl ToSchema for IdentityList {}
 
 /// The result of `POST /api/rooms/{room}/data`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
