@@ -40,6 +40,9 @@ pub enum ErrorCode {
     RateLimited,
     /// An unexpected server-side failure; the session may continue.
     Internal,
+    /// The server is draining before it shuts down: it takes no new participants or rooms
+    /// (join another server; rooms that exist go on until they empty or the drain times out).
+    ServerDraining,
 }
 
 impl ErrorCode {
@@ -63,6 +66,7 @@ impl ErrorCode {
             Self::InvalidCandidate => "invalid_candidate",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::ServerDraining => "server_draining",
         }
     }
 }
