@@ -84,7 +84,7 @@ async fn create_room(
         &req.name,
         req.max_participants,
         req.empty_timeout_secs.map(Duration::from_secs),
-    );
+    )?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -349,6 +349,12 @@ async fn create(
         }
         _ => {}
     }
+    if state.rooms.is_draining() {
+        return Err(ApiError::from_code(
+            ErrorCode::ServerDraining,
+            "the server is draining: create the session on another server",
+        ));
+    }
     let offer = read_body(&headers, body, SDP, MAX_OFFER).await?;
     if let Err(wait) = state
         .rest_sessions
