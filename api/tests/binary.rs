@@ -303,3 +303,71 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Opens a WebSocket to `/ws` (the handshake only) and leaves it idle.
+async fn idle_websocket(http: u16) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the handshake"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_websocket_costs_little_memory() {
+    // tungstenite's default 128 KiB read buffer made it ~142 KiB per idle WebSocket.
+    const N: usize = 500;
+    let srv = Running::start(&[
+        ("CASCADE_MAX_CONNECTIONS_PER_IP", "0"),
+        ("CASCADE_WORKERS", "1"),
+    ])
+    .await;
+    let pid = srv.child.id().unwrap();
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        warm.push(idle_websocket(srv.http).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let mut sockets = Vec::new();
+    for _ in 0..N {
+        sockets.push(idle_websocket(srv.http).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_socket = (rss_kib(pid).saturating_sub(before)) as f64 / N as f64;
+    assert!(
+        per_socket < 48.0,
+        "{per_socket:.1} KiB of RSS per idle WebSocket (expected about 15)"
+    );
+}

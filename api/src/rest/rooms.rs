@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::auth::AdminAuth;
 use super::error::{ApiError, Json, Path, Query};
 use super::model::*;
-use super::responses::{AuthErrors, BadRequest, BodyErrors, NotFound};
+use super::responses::{AuthErrors, BadRequest, BodyErrors, Draining, NotFound};
 use crate::auth::{self, Grants};
 use crate::server::AppState;
 
@@ -63,7 +63,7 @@ async fn list_rooms(
     responses(
         (status = 201, description = "Created", body = RoomBody),
         (status = 200, description = "The room existed already", body = RoomBody),
-        BodyErrors, AuthErrors
+        BodyErrors, AuthErrors, Draining
     )
 )]
 async fn create_room(

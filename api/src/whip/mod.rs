@@ -101,6 +101,8 @@ pub struct WhepQuery {
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
         (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`server_draining`: the server is shutting down; retry (through the load balancer) after `Retry-After`",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -135,6 +137,8 @@ async fn whip_create(
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
         (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`server_draining`: the server is shutting down; retry (through the load balancer) after `Retry-After`",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
