@@ -92,7 +92,8 @@ fn report(format: LogFormat, e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in.
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in. In
+/// JSON mode a panic is logged as an `ERROR` event too, so that stderr stays JSON.
 fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
@@ -107,7 +108,11 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
             .try_init(),
         LogFormat::Json => builder.json().try_init(),
     }
-    .map_err(|e| anyhow!("initializing logging: {e}"))
+    .map_err(|e| anyhow!("initializing logging: {e}"))?;
+    if format == LogFormat::Json {
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    }
+    Ok(())
 }
 
 /// Tells the operator where the server is reachable: a banner in text mode, log events in JSON

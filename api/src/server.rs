@@ -31,7 +31,8 @@ const WS_TRANSPORT_LIMIT: usize = 1024 * 1024;
 /// Read buffer of a WebSocket (tungstenite allocates it up front; its default is 128 KiB).
 /// Larger frames still arrive: the buffer grows while one is read.
 const WS_READ_BUFFER: usize = 4 * 1024;
-/// Most bytes queued for a WebSocket whose client does not read; past it the session ends.
+/// Most bytes tungstenite keeps queued for a WebSocket whose client does not read (a send
+/// past it fails); its default is unbounded.
 const WS_MAX_WRITE_BUFFER: usize = 2 * WS_TRANSPORT_LIMIT;
 /// How often a drain checks whether the rooms are empty.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
