@@ -102,13 +102,19 @@ async fn slowloris_is_closed_after_the_header_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "closed after {took:?}, expected about the 1 s header timeout"
     );
+    // A connection that sends nothing at all is closed after the header timeout too.
+    let mut silent = TcpStream::connect(srv.http_addr).await.unwrap();
+    let started = Instant::now();
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(closed, "the silent connection is still open after 5 s");
+    assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(
         metric(
             srv.http_addr,
             r#"cascade_http_timeouts_total{phase="header"}"#
         )
         .await,
-        1.0
+        2.0
     );
     // A client that sends its headers in time is served.
     let mut ok = TcpStream::connect(srv.http_addr).await.unwrap();
