@@ -78,6 +78,24 @@ pub struct Config {
     /// WHIP/WHEP sessions created per second, server-wide, after a burst of twice as many;
     /// more get 429 (0 = unlimited).
     pub session_rate_limit: u32,
+
+    // The HTTP edge (api/src/listener.rs) and draining.
+    /// Most open HTTP connections (WebSockets included), server-wide; more are refused with a
+    /// 503 and closed (0 = unlimited).
+    pub max_connections: usize,
+    /// Most open HTTP connections from one source address (0 = unlimited).
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's body once its headers are in (408 after it).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// On SIGTERM or `POST /api/drain`: how long existing rooms may go on before their
+    /// participants are told `leave {reason: "server_shutdown"}` and the server exits.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -98,6 +116,11 @@ impl Default for Config {
             webhook_timeout: Duration::from_secs(5),
             webhook_max_attempts: 5,
             session_rate_limit: 50,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -124,6 +147,11 @@ impl fmt::Debug for Config {
             .field("webhook_timeout", &self.webhook_timeout)
             .field("webhook_max_attempts", &self.webhook_max_attempts)
             .field("session_rate_limit", &self.session_rate_limit)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }
@@ -174,6 +202,14 @@ impl Config {
         ensure!(
             self.webhook_max_attempts >= 1,
             "webhook_max_attempts must be at least 1"
+        );
+        ensure!(
+            !self.header_timeout.is_zero(),
+            "header_timeout must be longer than 0s"
+        );
+        ensure!(
+            !self.body_timeout.is_zero(),
+            "body_timeout must be longer than 0s"
         );
         Ok(())
     }
@@ -282,6 +318,25 @@ pub struct ServeArgs {
     /// [env: CASCADE_SESSION_RATE_LIMIT] [default: 50].
     #[arg(long, value_name = "N")]
     pub session_rate_limit: Option<u32>,
+    /// Most open HTTP connections server-wide, 0 = unlimited [env: CASCADE_MAX_CONNECTIONS]
+    /// [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Most open HTTP connections per source address, 0 = unlimited
+    /// [env: CASCADE_MAX_CONNECTIONS_PER_IP] [default: 256].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Time to send a request's headers (and idle keep-alive time), e.g. "10s"
+    /// [env: CASCADE_HEADER_TIMEOUT] [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time to send a request's body, e.g. "10s" [env: CASCADE_BODY_TIMEOUT] [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// How long rooms may go on after SIGTERM or `POST /api/drain`, e.g. "30s"
+    /// [env: CASCADE_DRAIN_TIMEOUT] [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -305,6 +360,11 @@ impl ServeArgs {
             webhook_timeout: self.webhook_timeout,
             webhook_max_attempts: self.webhook_max_attempts,
             session_rate_limit: self.session_rate_limit,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            drain_timeout: self.drain_timeout,
         }
     }
 }
@@ -348,6 +408,25 @@ struct Overrides {
     webhook_max_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     session_rate_limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections_per_ip: Option<usize>,
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    header_timeout: Option<Duration>,
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    body_timeout: Option<Duration>,
+    #[serde(
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    drain_timeout: Option<Duration>,
 }
 
 impl Overrides {
@@ -389,6 +468,11 @@ impl Overrides {
             webhook_timeout: var(env, "CASCADE_WEBHOOK_TIMEOUT", humantime::parse_duration)?,
             webhook_max_attempts: var(env, "CASCADE_WEBHOOK_MAX_ATTEMPTS", str::parse)?,
             session_rate_limit: var(env, "CASCADE_SESSION_RATE_LIMIT", str::parse)?,
+            max_connections: var(env, "CASCADE_MAX_CONNECTIONS", str::parse)?,
+            max_connections_per_ip: var(env, "CASCADE_MAX_CONNECTIONS_PER_IP", str::parse)?,
+            header_timeout: var(env, "CASCADE_HEADER_TIMEOUT", humantime::parse_duration)?,
+            body_timeout: var(env, "CASCADE_BODY_TIMEOUT", humantime::parse_duration)?,
+            drain_timeout: var(env, "CASCADE_DRAIN_TIMEOUT", humantime::parse_duration)?,
         })
     }
 }
@@ -683,5 +767,46 @@ mod tests {
         assert!(e.contains("webhook_timeout"), "{e}");
         let e = err(&[("CASCADE_WEBHOOK_MAX_ATTEMPTS", "0")]);
         assert!(e.contains("webhook_max_attempts"), "{e}");
+    }
+
+    #[test]
+    fn edge_and_drain_options_are_read_from_every_layer() {
+        let file = TempToml::new(
+            "edge",
+            r#"
+            max_connections = 500
+            header_timeout = "3s"
+            drain_timeout = "2m"
+            "#,
+        );
+        let config = load_with_env(
+            &cli(&["--config", file.arg(), "--body-timeout", "4s"]),
+            &env(&[
+                ("CASCADE_MAX_CONNECTIONS_PER_IP", "8"),
+                ("CASCADE_DRAIN_TIMEOUT", "5s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.max_connections, 500);
+        assert_eq!(config.max_connections_per_ip, 8);
+        assert_eq!(config.header_timeout, Duration::from_secs(3));
+        assert_eq!(config.body_timeout, Duration::from_secs(4));
+        assert_eq!(
+            config.drain_timeout,
+            Duration::from_secs(5),
+            "env wins over file"
+        );
+        let defaults = Config::default();
+        assert_eq!(
+            (defaults.max_connections, defaults.max_connections_per_ip),
+            (10_000, 256)
+        );
+        for var in ["CASCADE_HEADER_TIMEOUT", "CASCADE_BODY_TIMEOUT"] {
+            let e = load_with_env(&cli(&[]), &env(&[(var, "0s")])).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("_timeout must be"),
+                "{var}: {e:#}"
+            );
+        }
     }
 }

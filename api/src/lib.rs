@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod listener;
 pub mod metrics;
 pub mod rest;
 pub mod server;

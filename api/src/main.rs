@@ -5,30 +5,33 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use cascade_api::auth::{self, Grants};
 use cascade_api::config::{self, Cli, Command, Config, LogFormat, TokenArgs};
+use cascade_api::server::{self, Exit, ServerHandle};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    let config = match config::load(&cli) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    match &cli.command {
+        Some(Command::Token(args)) => match print_token(&config, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        None => serve(config),
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
-    let config = config::load(cli)?;
-    match &cli.command {
-        Some(Command::Token(args)) => print_token(&config, args),
-        None => serve(config),
-    }
+/// Reports an error before logging is set up.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
 }
 
 /// Prints just the JWT on stdout (warnings go to stderr).
@@ -55,15 +58,42 @@ fn print_token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
-    init_tracing(config.log_format)?;
-    print_banner(&config);
-    tokio::runtime::Runtime::new()
-        .context("starting the async runtime")?
-        .block_on(cascade_api::server::run(config))
+/// Runs the server until it has drained; exits 0 then, 1 on an error or when a second signal
+/// cut the drain short. Every line on stderr is a log event in JSON mode.
+fn serve(config: Config) -> ExitCode {
+    let format = config.log_format;
+    if let Err(e) = init_tracing(format) {
+        return fail(&e);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return report(format, &anyhow!("starting the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let handle = server::start(config).await?;
+        announce(&handle, format);
+        server::run(handle).await
+    });
+    // Tasks still running after a cut-short drain are not waited for.
+    runtime.shutdown_background();
+    match result {
+        Ok(Exit::Drained) => ExitCode::SUCCESS,
+        Ok(Exit::Interrupted) => ExitCode::FAILURE,
+        Err(e) => report(format, &e),
+    }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in.
+/// Reports a fatal error in the log format.
+fn report(format: LogFormat, e: &anyhow::Error) -> ExitCode {
+    match format {
+        LogFormat::Text => return fail(e),
+        LogFormat::Json => tracing::error!(error = %format!("{e:#}"), "cascade stopped"),
+    }
+    ExitCode::FAILURE
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in. In
+/// JSON mode a panic is logged as an `ERROR` event too, so that stderr stays JSON.
 fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
@@ -78,21 +108,31 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
             .try_init(),
         LogFormat::Json => builder.json().try_init(),
     }
-    .map_err(|e| anyhow!("initializing logging: {e}"))
+    .map_err(|e| anyhow!("initializing logging: {e}"))?;
+    if format == LogFormat::Json {
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
+    }
+    Ok(())
 }
 
-fn print_banner(config: &Config) {
-    let ip = match config.http_addr.ip() {
+/// Tells the operator where the server is reachable: a banner in text mode, log events in JSON
+/// mode, with the addresses actually bound.
+fn announce(handle: &ServerHandle, format: LogFormat) {
+    let config = &handle.state.config;
+    // An unspecified listen address is reachable on loopback: show a URL one can open.
+    let ip = match handle.http_addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
         IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    let addr = SocketAddr::new(ip, config.http_addr.port());
-    let udp = match config.udp_port {
-        0 => "an ephemeral port".to_owned(),
-        port => format!("port {port}"),
+    let http = SocketAddr::new(ip, handle.http_addr.port());
+    let udp = handle.udp_addr();
+    let interfaces = match udp.ip() {
+        ip if ip.is_unspecified() => "all interfaces",
+        ip if ip.is_loopback() => "loopback only",
+        _ => "one interface",
     };
-    let public_ips = match config.public_ips.as_slice() {
+    let advertised = match config.public_ips.as_slice() {
         [] => "the host's interface addresses".to_owned(),
         ips => ips
             .iter()
@@ -100,17 +140,40 @@ fn print_banner(config: &Config) {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    eprintln!("Cascade {}", env!("CARGO_PKG_VERSION"));
-    eprintln!("  HTTP:       http://{addr}/");
-    eprintln!("  WebSocket:  ws://{addr}/ws");
-    eprintln!("  UDP media:  {udp} on all interfaces, advertised as {public_ips}");
-    if config.is_dev_secret() {
-        eprintln!();
-        eprintln!("WARNING: using the built-in development API key and secret.");
-        eprintln!("WARNING: they are public; for development only, never in production.");
-        eprintln!("  API key:    {}", config.api_key);
-        eprintln!("  API secret: {}", config.api_secret);
-        eprintln!("  Mint a token: cargo run --release -- token --room demo --identity alice");
+    let version = env!("CARGO_PKG_VERSION");
+    const MINT: &str = "cargo run --release -- token --room demo --identity alice";
+    match format {
+        LogFormat::Text => {
+            eprintln!("Cascade {version}");
+            eprintln!("  HTTP:       http://{http}/");
+            eprintln!("  WebSocket:  ws://{http}/ws");
+            eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
+            if config.is_dev_secret() {
+                eprintln!();
+                eprintln!("WARNING: using the built-in development API key and secret.");
+                eprintln!("WARNING: they are public; for development only, never in production.");
+                eprintln!("  API key:    {}", config.api_key);
+                eprintln!("  API secret: {}", config.api_secret);
+                eprintln!("  Mint a token: {MINT}");
+            }
+            eprintln!();
+        }
+        LogFormat::Json if config.is_dev_secret() => tracing::warn!(
+            api_key = %config.api_key,
+            api_secret = %config.api_secret,
+            mint_a_token = MINT,
+            "using the built-in development API key and secret: they are public; for \
+             development only, never in production"
+        ),
+        LogFormat::Json => {}
     }
-    eprintln!();
+    tracing::info!(
+        version,
+        http = %format!("http://{http}/"),
+        websocket = %format!("ws://{http}/ws"),
+        udp = %udp,
+        udp_interfaces = interfaces,
+        advertised = %advertised,
+        "cascade serving"
+    );
 }

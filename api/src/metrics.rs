@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use crate::listener::Refusal;
 use cascade_sfu::stats::StatsSnapshot;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -72,6 +73,41 @@ impl WebhookCounters {
     }
 }
 
+/// The accept loop's metrics (see [`crate::listener`]); clones count into the same series.
+#[derive(Debug, Clone)]
+pub struct ConnectionCounters {
+    open: IntGauge,
+    refused: IntCounterVec,
+    timeouts: IntCounterVec,
+}
+
+impl ConnectionCounters {
+    /// Counts one accepted connection as open.
+    pub fn opened(&self) {
+        self.open.inc();
+    }
+
+    /// Counts one connection (and any WebSocket it carried) as closed.
+    pub fn closed(&self) {
+        self.open.dec();
+    }
+
+    /// Counts one connection refused at accept.
+    pub fn refused(&self, reason: Refusal) {
+        self.refused.with_label_values(&[reason.label()]).inc();
+    }
+
+    /// Counts one request cut off in `phase` (`header` or `body`).
+    pub fn timed_out(&self, phase: &str) {
+        self.timeouts.with_label_values(&[phase]).inc();
+    }
+
+    /// Open connections now.
+    pub fn open(&self) -> i64 {
+        self.open.get()
+    }
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -87,6 +123,8 @@ pub struct Metrics {
     retransmissions: IntCounter,
     peer_connection_failures: IntCounter,
     webhooks: WebhookCounters,
+    connections: ConnectionCounters,
+    draining: IntGauge,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
     mirror: Mutex<()>,
 }
@@ -175,6 +213,28 @@ impl Metrics {
                     "Webhook requests repeated after a failed attempt.",
                 ),
             },
+            connections: ConnectionCounters {
+                open: gauge(
+                    "cascade_http_connections",
+                    "Open HTTP connections, including those upgraded to WebSockets.",
+                ),
+                refused: counter_vec(
+                    "cascade_http_connections_refused_total",
+                    "Connections refused at accept, by reason: max_connections or \
+                     max_connections_per_ip.",
+                    &["reason"],
+                ),
+                timeouts: counter_vec(
+                    "cascade_http_timeouts_total",
+                    "Requests cut off because their headers (header) or body (body) did not \
+                     arrive in time.",
+                    &["phase"],
+                ),
+            },
+            draining: gauge(
+                "cascade_draining",
+                "1 while the server drains (refuses new joins, waits for rooms to empty).",
+            ),
             mirror: Mutex::new(()),
             registry,
         };
@@ -184,7 +244,26 @@ impl Metrics {
         for result in ["ok", "failed", "dropped"] {
             metrics.webhooks.deliveries.with_label_values(&[result]);
         }
+        for reason in [Refusal::Global, Refusal::PerIp] {
+            metrics
+                .connections
+                .refused
+                .with_label_values(&[reason.label()]);
+        }
+        for phase in ["header", "body"] {
+            metrics.connections.timeouts.with_label_values(&[phase]);
+        }
         metrics
+    }
+
+    /// The connection metrics, for the accept loop (they share this registry).
+    pub fn connections(&self) -> ConnectionCounters {
+        self.connections.clone()
+    }
+
+    /// Sets `cascade_draining`.
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.set(i64::from(draining));
     }
 
     /// The webhook counters, for the delivery tasks (they share this registry).
@@ -266,6 +345,10 @@ mod tests {
             "cascade_peer_connection_failures_total",
             "cascade_webhook_deliveries_total",
             "cascade_webhook_retries_total",
+            "cascade_http_connections",
+            "cascade_http_connections_refused_total",
+            "cascade_http_timeouts_total",
+            "cascade_draining",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),

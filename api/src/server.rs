@@ -1,4 +1,5 @@
-//! The HTTP server: WebSocket signaling at `/ws`, health, metrics and the embedded web pages.
+//! The HTTP server: WebSocket signaling at `/ws`, health, metrics and the embedded web pages;
+//! its life: serving, draining (SIGTERM or `POST /api/drain`), stopping.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Extension, State, WebSocketUpgrade};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cascade_sfu::room::{RoomConfig, Rooms};
 use cascade_sfu::{MediaConfig, MediaServer};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::listener::{self, ConnectionSlot, Limits};
 use crate::metrics::{Metrics, RoomGauges};
 use crate::session;
 use crate::webhooks::{self, WebhookSettings, Webhooks};
@@ -26,6 +28,14 @@ pub const WS_PATH: &str = "/ws";
 /// Largest WebSocket message the transport accepts; larger ones close the connection (1009).
 /// Messages between this and the protocol limit (64 KiB) get a `message_too_large` error.
 const WS_TRANSPORT_LIMIT: usize = 1024 * 1024;
+/// Read buffer of a WebSocket (tungstenite allocates it up front; its default is 128 KiB).
+/// Larger frames still arrive: the buffer grows while one is read.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Most bytes tungstenite keeps queued for a WebSocket whose client does not read (a send
+/// past it fails); its default is unbounded.
+const WS_MAX_WRITE_BUFFER: usize = 2 * WS_TRANSPORT_LIMIT;
+/// How often a drain checks whether the rooms are empty.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
 /// Development-only token endpoint, served only with the embedded development secret.
 pub const DEV_TOKEN_PATH: &str = "/api/dev/token";
 /// Lifetime of development tokens.
@@ -47,6 +57,8 @@ pub struct AppState {
     pub rest_sessions: crate::whip::session::RestSessions,
     sessions: AtomicUsize,
     shutdown: watch::Sender<bool>,
+    /// When the drain began, once it has.
+    drain: watch::Sender<Option<Instant>>,
 }
 
 /// Decrements the live-session count when a session ends.
@@ -79,6 +91,47 @@ impl AppState {
     pub fn media(&self) -> &Arc<MediaServer> {
         self.rooms.media()
     }
+
+    /// Begins draining: readiness answers 503, joins and new rooms are refused
+    /// (`server_draining`), existing rooms go on. Returns false if a drain had begun already.
+    pub fn begin_drain(&self) -> bool {
+        if !self.rooms.drain() {
+            return false;
+        }
+        self.metrics.set_draining(true);
+        self.drain.send_replace(Some(Instant::now()));
+        let participants = self.rooms.counts().participants;
+        info!(
+            participants,
+            drain_timeout = %humantime::format_duration(self.config.drain_timeout),
+            "draining: no new participants; waiting for the rooms to empty"
+        );
+        true
+    }
+
+    /// Resolves once a drain has begun and then every room has emptied or `drain_timeout`
+    /// has passed.
+    pub async fn drained(&self) {
+        let mut drain = self.drain.subscribe();
+        let started = drain.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+        let Some(started) = started else {
+            return; // the state is gone
+        };
+        let deadline = started + self.config.drain_timeout;
+        loop {
+            let participants = self.rooms.counts().participants;
+            if participants == 0 {
+                info!("drained: every room is empty");
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                info!(participants, "drain timed out");
+                return;
+            }
+            tokio::time::sleep(DRAIN_POLL.min(deadline - now)).await;
+        }
+    }
 }
 
 /// A running server.
@@ -94,6 +147,11 @@ impl ServerHandle {
     /// The UDP media port.
     pub fn udp_port(&self) -> u16 {
         self.state.media().port()
+    }
+
+    /// The address the UDP media socket is bound to.
+    pub fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::new(bind_ip(&self.state.config), self.udp_port())
     }
 
     /// The WebSocket URL.
@@ -133,7 +191,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         .await
         .with_context(|| format!("binding HTTP address {bind}"))?;
     bind = listener.local_addr()?;
-    let (shutdown, mut stopped) = watch::channel(false);
+    let (shutdown, stopped) = watch::channel(false);
     let metrics = Metrics::new();
     let webhooks = Webhooks::start(WebhookSettings::from_config(&config)?, metrics.webhooks())?;
     let mut rooms = Rooms::new(
@@ -155,6 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         rest_sessions,
         sessions: AtomicUsize::new(0),
         shutdown,
+        drain: watch::channel(None).0,
     });
     let app = router(state.clone());
     let reaper = state.clone();
@@ -168,15 +227,20 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             }
         }
     });
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stopped.changed().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("http server: {e}");
-        }
-    });
-    info!(http = %bind, udp = state.media().port(), "cascade serving");
+    let config = &state.config;
+    let limits = Limits {
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+    };
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        limits,
+        state.metrics.connections(),
+        stopped,
+    ));
     Ok(ServerHandle {
         http_addr: bind,
         state,
@@ -184,30 +248,63 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     })
 }
 
-/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let handle = start(config).await?;
-    wait_for_signal().await;
+/// How a server's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Drained (rooms emptied or `drain_timeout` passed) and shut down.
+    Drained,
+    /// A second SIGINT/SIGTERM during the drain: stopped at once, without telling anyone.
+    Interrupted,
+}
+
+/// Serves until drained, then shuts down gracefully. The first SIGINT or SIGTERM begins the
+/// drain (as does `POST /api/drain`); a second one returns at once.
+pub async fn run(handle: ServerHandle) -> anyhow::Result<Exit> {
+    let mut signals = Signals::new()?;
+    let state = handle.state.clone();
+    loop {
+        tokio::select! {
+            _ = state.drained() => break,
+            _ = signals.next() => {
+                if !state.begin_drain() {
+                    warn!("second signal during the drain: exiting at once");
+                    return Ok(Exit::Interrupted);
+                }
+            }
+        }
+    }
     info!("shutting down");
     tokio::time::timeout(Duration::from_secs(4), handle.shutdown())
         .await
         .ok();
-    Ok(())
+    Ok(Exit::Drained)
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, as a stream.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = self.term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn bind_ip(config: &Config) -> std::net::IpAddr {
@@ -242,11 +339,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn ws(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
+/// Upgrades to a signaling session; the session keeps the connection's place in the caps.
+async fn ws(
+    State(state): State<Arc<AppState>>,
+    slot: Option<Extension<ConnectionSlot>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .max_message_size(WS_TRANSPORT_LIMIT)
         .max_frame_size(WS_TRANSPORT_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state))
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            session::run(socket, state).await
+        })
 }
 
 /// Query of [`DEV_TOKEN_PATH`].
@@ -335,14 +443,16 @@ async fn dev_token(
     }
 }
 
-/// Readiness: 503 once shutdown has begun.
+/// Readiness: 503 from the moment a drain begins (SIGTERM or `POST /api/drain`).
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
         (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
-        (status = 503, description = "`shutting down`", body = String, content_type = "text/plain")))]
+        (status = 503, description = "`draining` or `shutting down`", body = String, content_type = "text/plain")))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if *state.shutdown.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if state.rooms.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
     } else {
         "ready".into_response()
     }

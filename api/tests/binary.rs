@@ -1,4 +1,5 @@
-//! The `cascade` binary: token minting, start-up banner, graceful exit on SIGTERM.
+//! The `cascade` binary: token minting, start-up banner (text and JSON), graceful drain and
+//! exit on SIGTERM, exit at once on a second SIGTERM.
 
 mod server;
 mod support;
@@ -57,55 +58,316 @@ fn token_command_prints_a_verifiable_token() {
     assert!(!claims.video.can_publish && claims.video.can_subscribe);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serves_then_exits_within_five_seconds_of_sigterm_telling_participants() {
-    let http = free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .env("CASCADE_HTTP_ADDR", format!("127.0.0.1:{http}"))
-        .env("CASCADE_UDP_PORT", "0")
-        .env("CASCADE_API_KEY", server::KEY)
-        .env("CASCADE_API_SECRET", server::SECRET)
-        .env("CASCADE_PUBLIC_IP", "127.0.0.1")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // The banner names the URLs; wait for the server to say it is serving.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut banner = String::new();
-    tokio::time::timeout(T, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            banner.push_str(&line);
-            banner.push('\n');
-            if line.contains("cascade serving") {
-                break;
-            }
+/// A running `cascade` on loopback with ephemeral UDP, and its stderr lines.
+struct Running {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    http: u16,
+    /// Lines of stderr read so far.
+    stderr: Vec<String>,
+}
+
+impl Running {
+    /// Starts the binary with `extra` environment and waits for its "cascade serving" line.
+    async fn start(extra: &[(&str, &str)]) -> Self {
+        let http = free_port();
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.env("CASCADE_HTTP_ADDR", format!("127.0.0.1:{http}"))
+            .env("CASCADE_UDP_PORT", "0")
+            .env("CASCADE_API_KEY", server::KEY)
+            .env("CASCADE_API_SECRET", server::SECRET)
+            .env("CASCADE_PUBLIC_IP", "127.0.0.1")
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
         }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no start-up line; stderr so far:\n{banner}"));
+        let mut child = cmd.spawn().unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut running = Self {
+            child,
+            lines,
+            http,
+            stderr: Vec::new(),
+        };
+        running.read_until("cascade serving").await;
+        running
+    }
+
+    /// Reads stderr until a line contains `needle`.
+    async fn read_until(&mut self, needle: &str) {
+        let found = tokio::time::timeout(T, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                self.stderr.push(line.clone());
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            found == Ok(true),
+            "no line with {needle:?}; stderr so far:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.http)
+    }
+
+    fn sigterm(&self) {
+        let pid = self.child.id().unwrap() as i32;
+        assert_eq!(unsafe { libc_kill(pid, 15) }, 0);
+    }
+
+    /// `GET /readyz`: status and body.
+    async fn readyz(&self) -> (u16, String) {
+        let res = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.http))
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// Waits for the exit (at most `limit`), then reads the rest of stderr.
+    async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("still running after {limit:?}"))
+            .unwrap();
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(2), self.lines.next_line()).await
+        {
+            self.stderr.push(line);
+        }
+        status
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_then_drains_on_sigterm_and_tells_participants_at_the_drain_timeout() {
+    let mut srv = Running::start(&[("CASCADE_DRAIN_TIMEOUT", "1s")]).await;
+    let banner = srv.stderr.join("\n");
     assert!(
-        banner.contains(&format!("http://127.0.0.1:{http}/")),
+        banner.contains(&format!("http://127.0.0.1:{}/", srv.http)),
         "{banner}"
     );
     assert!(banner.contains("/ws"), "{banner}");
-
-    let c = TestClient::connect(&format!("ws://127.0.0.1:{http}/ws"))
-        .await
+    // The banner tells where the UDP socket is really bound: loopback, the ephemeral port.
+    let udp = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("UDP media:"))
+        .unwrap_or_else(|| panic!("no UDP line in {banner}"))
+        .trim()
+        .to_owned();
+    assert!(udp.starts_with("127.0.0.1:"), "{udp}");
+    assert!(udp.contains("(loopback only)"), "{udp}");
+    assert!(!banner.contains("all interfaces"), "{banner}");
+    let port: u16 = udp["127.0.0.1:".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
         .unwrap();
+    assert_ne!(port, 0);
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
+        "{port} is bound"
+    );
+
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
     c.join(&server::token("bin", "x"), true).await.unwrap();
-    let pid = child.id().unwrap() as i32;
+    assert_eq!(srv.readyz().await, (200, "ready".into()));
     let sent = Instant::now();
-    assert_eq!(unsafe { libc_kill(pid, 15) }, 0);
+    srv.sigterm();
+    // Draining: not ready, but still serving the participant until the 1 s drain timeout.
+    srv.read_until("draining").await;
+    assert_eq!(srv.readyz().await, (503, "draining".into()));
     let leave = c.next_message_of_type("leave", T).await.unwrap();
     assert_eq!(leave["reason"], "server_shutdown");
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    let status = status.expect("exited within 5 s").unwrap();
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "told to leave before the drain timeout"
+    );
+    let status = srv.wait_exit(Duration::from_secs(8)).await;
     assert!(status.success(), "{status:?}");
-    assert!(sent.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drain_exits_when_the_last_participant_leaves() {
+    let mut srv = Running::start(&[("CASCADE_DRAIN_TIMEOUT", "60s")]).await;
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    c.join(&server::token("bin", "x"), true).await.unwrap();
+    srv.sigterm();
+    srv.read_until("draining").await;
+    assert_eq!(srv.readyz().await, (503, "draining".into()));
+    let late = TestClient::connect(&srv.ws_url()).await.unwrap();
+    let refused = late
+        .join(&server::token("bin", "y"), true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "server_draining");
+    // Still serving the participant a while later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(srv.child.try_wait().unwrap().is_none(), "exited early");
+    assert_eq!(srv.readyz().await.0, 503);
+    c.leave().await.unwrap();
+    let status = srv.wait_exit(Duration::from_secs(8)).await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once() {
+    let mut srv = Running::start(&[("CASCADE_DRAIN_TIMEOUT", "60s")]).await;
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    c.join(&server::token("bin", "x"), true).await.unwrap();
+    srv.sigterm();
+    srv.read_until("draining").await;
+    let sent = Instant::now();
+    srv.sigterm();
+    let status = srv.wait_exit(Duration::from_secs(3)).await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a cut-short drain is not a clean exit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_writes_only_json_lines() {
+    // With the development secret, so that its warning is logged too.
+    let mut srv = Running::start(&[
+        ("CASCADE_LOG_FORMAT", "json"),
+        ("CASCADE_API_KEY", ""),
+        ("CASCADE_API_SECRET", ""),
+    ])
+    .await;
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    let token = cascade_api::auth::mint(
+        cascade_api::config::DEFAULT_API_KEY,
+        cascade_api::config::DEFAULT_API_SECRET,
+        "x",
+        cascade_api::auth::Grants::new("bin"),
+        Duration::from_secs(60),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    c.join(&token, true).await.unwrap();
+    c.leave().await.unwrap();
+    srv.sigterm();
+    let status = srv.wait_exit(Duration::from_secs(8)).await;
+    assert!(status.success(), "{status:?}");
+    let mut events = Vec::new();
+    for line in &srv.stderr {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {line:?}\nstderr:\n{}",
+                srv.stderr.join("\n")
+            )
+        });
+        events.push(v);
+    }
+    let serving = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "cascade serving")
+        .expect("the serving event");
+    let udp = serving["fields"]["udp"].as_str().unwrap();
+    assert!(
+        udp.starts_with("127.0.0.1:") && !udp.ends_with(":0"),
+        "{serving}"
+    );
+    assert_eq!(serving["fields"]["udp_interfaces"], "loopback only");
+    assert_eq!(
+        serving["fields"]["http"],
+        format!("http://127.0.0.1:{}/", srv.http)
+    );
+    assert!(
+        events.iter().any(|e| e["level"] == "WARN"
+            && e["fields"]["api_key"] == cascade_api::config::DEFAULT_API_KEY),
+        "the development-secret warning is an event"
+    );
+    assert!(
+        events.len() >= 4,
+        "start, join, drain and stop are logged: {events:?}"
+    );
 }
 
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Opens a WebSocket to `/ws` (the handshake only) and leaves it idle.
+async fn idle_websocket(http: u16) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the handshake"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_websocket_costs_little_memory() {
+    // tungstenite's default 128 KiB read buffer made it ~142 KiB per idle WebSocket.
+    const N: usize = 500;
+    let srv = Running::start(&[
+        ("CASCADE_MAX_CONNECTIONS_PER_IP", "0"),
+        ("CASCADE_WORKERS", "1"),
+    ])
+    .await;
+    let pid = srv.child.id().unwrap();
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        warm.push(idle_websocket(srv.http).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let mut sockets = Vec::new();
+    for _ in 0..N {
+        sockets.push(idle_websocket(srv.http).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_socket = (rss_kib(pid).saturating_sub(before)) as f64 / N as f64;
+    assert!(
+        per_socket < 48.0,
+        "{per_socket:.1} KiB of RSS per idle WebSocket (expected about 15)"
+    );
 }

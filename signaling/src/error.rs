@@ -42,6 +42,9 @@ pub enum ErrorCode {
     Internal,
     /// A room name or identity breaks the name rule ([`crate::names`]).
     InvalidName,
+    /// The server is draining before it shuts down: it takes no new participants or rooms
+    /// (join another server; rooms that exist go on until they empty or the drain times out).
+    ServerDraining,
 }
 
 impl ErrorCode {
@@ -66,6 +69,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::InvalidName => "invalid_name",
+            Self::ServerDraining => "server_draining",
         }
     }
 }

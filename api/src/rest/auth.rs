@@ -121,6 +121,30 @@ impl FromRequestParts<Arc<AppState>> for AdminAuth {
     }
 }
 
+/// The server's operator: `Authorization: Basic api_key:api_secret` only, for operations on
+/// the whole server (draining) that no token grants; a valid token gets 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorAuth;
+
+impl FromRequestParts<Arc<AppState>> for OperatorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let authorization = authorization(parts)?;
+        let basic = matches!(credentials(authorization)?, Credentials::Basic(..));
+        AdminAuth::authenticate(authorization, &state.config, SystemTime::now())?;
+        if !basic {
+            return Err(ApiError::forbidden(
+                "this needs the API key and secret (Basic credentials), not a token",
+            ));
+        }
+        Ok(Self)
+    }
+}
+
 /// A participant's verified token (`Authorization: Bearer`), checked like a `join`'s token:
 /// signature, issuer, validity period, and a `room_join` grant with a room.
 #[derive(Debug, Clone, PartialEq, Eq)]

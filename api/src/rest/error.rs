@@ -5,7 +5,8 @@
 //! `permission_denied` -> 403, `unauthorized`/`token_expired` -> 401, `invalid_*` and
 //! `unknown_message_type` -> 400, `room_full`, `already_joined` and `invalid_state` -> 409 (the
 //! request conflicts with the room's current state; retrying later may succeed),
-//! `rate_limited` -> 429, `message_too_large` -> 413, `internal` -> 500.
+//! `rate_limited` -> 429, `message_too_large` -> 413, `internal` -> 500, `server_draining` -> 503
+//! (with `Retry-After`).
 
 use std::borrow::Cow;
 
@@ -29,7 +30,13 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// No such resource.
     pub const NOT_FOUND: &str = "not_found";
+    /// The request body did not arrive within `body_timeout` (408; the connection is closed).
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
 }
+
+/// `Retry-After` of `503 server_draining`: this server will not take the request again, but
+/// a retry through the load balancer soon reaches another one.
+pub const DRAINING_RETRY_AFTER_SECS: u64 = 5;
 
 /// An error answered by a REST endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +119,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::InvalidName => StatusCode::BAD_REQUEST,
+        ErrorCode::ServerDraining => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -160,6 +168,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"cascade\""),
+            );
+        }
+        if self.code == ErrorCode::ServerDraining.as_str() {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(DRAINING_RETRY_AFTER_SECS),
             );
         }
         response
@@ -280,6 +294,7 @@ mod tests {
             (ErrorCode::RoomFull, 409),
             (ErrorCode::RateLimited, 429),
             (ErrorCode::Internal, 500),
+            (ErrorCode::ServerDraining, 503),
         ] {
             let e = ApiError::from((code, "x".to_owned()));
             assert_eq!(e.status.as_u16(), status, "{code}");

@@ -7,6 +7,7 @@
 //! router then come from the same code, so they cannot drift apart.
 
 pub mod auth;
+mod drain;
 pub mod error;
 pub mod model;
 pub mod responses;
@@ -68,7 +69,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The room API routes (documented).
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    rooms::routes().layer(DefaultBodyLimit::max(BODY_LIMIT))
+    rooms::routes()
+        .merge(drain::routes())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// Every documented route of the server, with the document's top. To add a module's routes

@@ -72,6 +72,19 @@ impl utoipa::IntoResponses for BodyErrors {
     }
 }
 
+/// 503 while the server drains.
+pub struct Draining;
+
+impl utoipa::IntoResponses for Draining {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[(
+            "503",
+            "`server_draining`: the server is shutting down and creates no room; retry \
+             (through the load balancer) after `Retry-After` seconds",
+        )])
+    }
+}
+
 /// 404 for unknown rooms, participants and tracks.
 pub struct NotFound;
 

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::auth::AdminAuth;
 use super::error::{ApiError, Json, Path, Query};
 use super::model::*;
-use super::responses::{AuthErrors, BadRequest, BodyErrors, NotFound};
+use super::responses::{AuthErrors, BadRequest, BodyErrors, Draining, NotFound};
 use crate::auth::{self, Grants};
 use crate::server::AppState;
 
@@ -64,7 +64,7 @@ async fn list_rooms(
     responses(
         (status = 201, description = "Created", body = RoomBody),
         (status = 200, description = "The room existed already", body = RoomBody),
-        BodyErrors, AuthErrors
+        BodyErrors, AuthErrors, Draining
     )
 )]
 async fn create_room(
@@ -85,7 +85,7 @@ async fn create_room(
         &req.name,
         req.max_participants,
         req.empty_timeout_secs.map(Duration::from_secs),
-    );
+    )?;
     let status = if created {
         StatusCode::CREATED
     } else {

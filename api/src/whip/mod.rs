@@ -107,6 +107,8 @@ pub struct WhepQuery {
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
         (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`server_draining`: the server is shutting down; retry (through the load balancer) after `Retry-After`",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -142,6 +144,8 @@ async fn whip_create(
         (status = 415, description = "The body is not `application/sdp`", body = ErrorBody),
         (status = 429, description = "Too many sessions created; see `Retry-After`", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`server_draining`: the server is shutting down; retry (through the load balancer) after `Retry-After`",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
@@ -368,6 +372,12 @@ async fn create(
             return Err(ApiError::forbidden("this token may not subscribe"));
         }
         _ => {}
+    }
+    if state.rooms.is_draining() {
+        return Err(ApiError::from_code(
+            ErrorCode::ServerDraining,
+            "the server is draining: create the session on another server",
+        ));
     }
     let offer = read_body(&headers, body, SDP, MAX_OFFER).await?;
     if let Err(wait) = state

@@ -32,21 +32,22 @@ impl Rooms {
     }
 
     /// Creates an empty room with the given settings (defaults where `None`); returns it and
-    /// whether it was created. An existing room is returned unchanged.
+    /// whether it was created. An existing room is returned unchanged. While the server drains
+    /// a new room is refused with `server_draining`.
     pub fn create_room(
         &self,
         name: &str,
         max_participants: Option<u32>,
         empty_timeout: Option<Duration>,
-    ) -> (RoomSummary, bool) {
+    ) -> Result<(RoomSummary, bool), (ErrorCode, String)> {
         let defaults = self.default_settings();
         let settings = RoomSettings {
             max_participants: max_participants.unwrap_or(defaults.max_participants),
             empty_timeout: empty_timeout.unwrap_or(defaults.empty_timeout),
         };
         let mut rooms = self.lock();
-        let (room, created) = self.open(&mut rooms, name, Some(settings));
-        (room.summary(), created)
+        let (room, created) = self.open(&mut rooms, name, Some(settings))?;
+        Ok((room.summary(), created))
     }
 
     /// Deletes a room: every participant gets `leave {reason: "room_deleted"}` and is removed.

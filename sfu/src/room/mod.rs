@@ -6,6 +6,7 @@
 //! The media path never takes it: forwarding reads each track's own subscriber list.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -352,6 +353,8 @@ pub struct Rooms {
     config: RoomConfig,
     observer: Observer,
     rooms: Mutex<HashMap<String, Room>>,
+    /// Set once the server drains: joins and new rooms are refused.
+    draining: AtomicBool,
 }
 
 impl Rooms {
@@ -362,6 +365,7 @@ impl Rooms {
             config,
             observer: Observer::default(),
             rooms: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -387,14 +391,28 @@ impl Rooms {
         }
     }
 
-    /// The room, created (and announced) if needed.
+    /// Starts draining: from now on every join and every new room is refused with
+    /// `server_draining`; rooms that exist go on. Returns false if it was draining already.
+    pub fn drain(&self) -> bool {
+        !self.draining.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether the server is draining (see [`Rooms::drain`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The room, created (and announced) if needed; no new room while draining.
     fn open<'a>(
         &self,
         rooms: &'a mut HashMap<String, Room>,
         name: &str,
         settings: Option<RoomSettings>,
-    ) -> (&'a mut Room, bool) {
+    ) -> Result<(&'a mut Room, bool), (ErrorCode, String)> {
         let created = !rooms.contains_key(name);
+        if created && self.is_draining() {
+            return Err(draining());
+        }
         let room = rooms.entry(name.to_owned()).or_insert_with(|| {
             info!(room = %name, "room created");
             Room::new(name, settings.unwrap_or_else(|| self.default_settings()))
@@ -404,17 +422,21 @@ impl Rooms {
                 room: room.summary(),
             });
         }
-        (room, created)
+        Ok((room, created))
     }
 
     /// Adds a participant, creating the room if needed. A participant already in the room
     /// with the same identity is replaced: it gets `leave {reason: "replaced"}` and is removed.
-    /// The room name and identity must follow the name rule (`invalid_name`).
+    /// The room name and identity must follow the name rule (`invalid_name`); refused with
+    /// `server_draining` while the server drains.
     pub fn join(&self, req: JoinRequest) -> Result<Joined, (ErrorCode, String)> {
         names::validate("room name", &req.room)?;
         names::validate("identity", &req.identity)?;
+        if self.is_draining() {
+            return Err(draining());
+        }
         let mut rooms = self.lock();
-        let (room, _) = self.open(&mut rooms, &req.room, None);
+        let (room, _) = self.open(&mut rooms, &req.room, None)?;
         let replaced = room.find(&req.identity);
         let max = room.settings.max_participants;
         if replaced.is_none() && max > 0 && room.participants.len() >= max as usize {
@@ -747,6 +769,13 @@ fn remove_participant(room: &mut Room, participant: &str, reason: &str, observer
 }
 
 /// The error of a request from a session that is not (or no longer) in the room.
+fn draining() -> (ErrorCode, String) {
+    (
+        ErrorCode::ServerDraining,
+        "the server is shutting down and takes no new participants or rooms".to_owned(),
+    )
+}
+
 fn not_joined() -> (ErrorCode, String) {
     (ErrorCode::NotJoined, "not in a room".to_owned())
 }
