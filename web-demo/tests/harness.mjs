@@ -159,6 +159,8 @@ export async function startServer({ defaultDevKey = false } = {}) {
     CASCADE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
     CASCADE_UDP_PORT: String(udpPort),
     RUST_LOG: process.env.RUST_LOG ?? 'info',
+    // SIGTERM drains (docs/configuration.md): with pages still connected, stop after 1 s.
+    CASCADE_DRAIN_TIMEOUT: process.env.CASCADE_DRAIN_TIMEOUT ?? '1s',
   });
   const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   /** @type {Server} */
@@ -177,7 +179,8 @@ export async function startServer({ defaultDevKey = false } = {}) {
 }
 
 /**
- * Stops the server: SIGTERM, then SIGKILL if it has not exited after 5 s.
+ * Stops the server: SIGTERM (a drain of at most `CASCADE_DRAIN_TIMEOUT`), then SIGKILL if it has
+ * not exited after 5 s.
  * @param {Server | null | undefined} server
  */
 export async function stopServer(server) {
