@@ -72,6 +72,9 @@ impl WebhookCounters {
     }
 }
 
+/// The `limit` labels of `cascade_session_limits_total`.
+pub const SESSION_LIMITS: [&str; 3] = ["slow_reader", "join_timeout", "too_many_candidates"];
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -87,6 +90,7 @@ pub struct Metrics {
     retransmissions: IntCounter,
     peer_connection_failures: IntCounter,
     webhooks: WebhookCounters,
+    session_limits: IntCounterVec,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
     mirror: Mutex<()>,
 }
@@ -175,6 +179,12 @@ impl Metrics {
                     "Webhook requests repeated after a failed attempt.",
                 ),
             },
+            session_limits: counter_vec(
+                "cascade_session_limits_total",
+                "Session limits enforced: slow_reader and join_timeout (WebSocket sessions \
+                 closed), too_many_candidates (candidates refused).",
+                &["limit"],
+            ),
             mirror: Mutex::new(()),
             registry,
         };
@@ -183,6 +193,9 @@ impl Metrics {
         metrics.set_gauges(&RoomGauges::default());
         for result in ["ok", "failed", "dropped"] {
             metrics.webhooks.deliveries.with_label_values(&[result]);
+        }
+        for limit in SESSION_LIMITS {
+            metrics.session_limits.with_label_values(&[limit]);
         }
         metrics
     }
@@ -198,6 +211,11 @@ impl Metrics {
         self.signaling_messages
             .with_label_values(&[direction, ty])
             .inc();
+    }
+
+    /// Counts one enforcement of a session limit (one of [`SESSION_LIMITS`]).
+    pub fn session_limit(&self, limit: &str) {
+        self.session_limits.with_label_values(&[limit]).inc();
     }
 
     /// Updates the gauges and mirrored media counters from the inputs, then renders every
@@ -266,6 +284,7 @@ mod tests {
             "cascade_peer_connection_failures_total",
             "cascade_webhook_deliveries_total",
             "cascade_webhook_retries_total",
+            "cascade_session_limits_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),

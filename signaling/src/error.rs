@@ -40,6 +40,8 @@ pub enum ErrorCode {
     RateLimited,
     /// An unexpected server-side failure; the session may continue.
     Internal,
+    /// The session trickled more ICE candidates than allowed (per ICE generation or in all).
+    TooManyCandidates,
 }
 
 impl ErrorCode {
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::InvalidCandidate => "invalid_candidate",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::TooManyCandidates => "too_many_candidates",
         }
     }
 }
