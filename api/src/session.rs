@@ -148,8 +148,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         for msg in s.out.drain(..) {
             state.metrics.signaling_message("out", msg.kind());
             let text = serde_json::to_string(&msg).expect("server messages serialize");
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await
-            {
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {
                     s.end.get_or_insert_with(|| "disconnected".into());

@@ -30,13 +30,19 @@ async fn a_websocket_client_restarts_ice_and_media_continues() {
     let srv = server::start().await;
     let url = srv.ws_url();
     let alice = TestClient::connect(&url).await.unwrap();
-    alice.join(&server::token("r", "alice"), true).await.unwrap();
+    alice
+        .join(&server::token("r", "alice"), true)
+        .await
+        .unwrap();
     let p = alice.publish(false, true).await.unwrap();
     alice.wait_connected(T).await.unwrap();
     let _pump = p
         .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
         .unwrap();
-    server::eventually(T, "alice's track", || srv.state.rooms.tracks("r").len() == 1).await;
+    server::eventually(T, "alice's track", || {
+        srv.state.rooms.tracks("r").len() == 1
+    })
+    .await;
     let track = srv.state.rooms.tracks("r")[0].id.clone();
 
     let bob = TestClient::connect(&url).await.unwrap();
@@ -49,7 +55,10 @@ async fn a_websocket_client_restarts_ice_and_media_continues() {
     for round in 0..2 {
         bob.restart_ice().await.unwrap();
         let new_ufrag = ufrag(&bob, true).await;
-        assert_ne!(new_ufrag, bob_ufrag, "round {round}: the client's credentials change");
+        assert_ne!(
+            new_ufrag, bob_ufrag,
+            "round {round}: the client's credentials change"
+        );
         assert_eq!(
             ufrag(&bob, false).await,
             server_ufrag,
@@ -65,7 +74,11 @@ async fn a_websocket_client_restarts_ice_and_media_continues() {
         assert!(after[seen..].iter().all(|g| g.counter().is_some()));
         assert_eq!(bob.connection_state().to_string(), "connected");
     }
-    assert!(bob.signaling_errors().is_empty(), "{:?}", bob.signaling_errors());
+    assert!(
+        bob.signaling_errors().is_empty(),
+        "{:?}",
+        bob.signaling_errors()
+    );
     assert_eq!(srv.state.rooms.counts().participants, 2);
     srv.shutdown().await;
 }
@@ -75,13 +88,19 @@ async fn a_client_whose_path_changes_restarts_ice_and_media_flows_again() {
     let srv = server::start().await;
     let url = srv.ws_url();
     let alice = TestClient::connect(&url).await.unwrap();
-    alice.join(&server::token("m", "alice"), true).await.unwrap();
+    alice
+        .join(&server::token("m", "alice"), true)
+        .await
+        .unwrap();
     let p = alice.publish(false, true).await.unwrap();
     alice.wait_connected(T).await.unwrap();
     let _pump = p
         .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
         .unwrap();
-    server::eventually(T, "alice's track", || srv.state.rooms.tracks("m").len() == 1).await;
+    server::eventually(T, "alice's track", || {
+        srv.state.rooms.tracks("m").len() == 1
+    })
+    .await;
     let track = srv.state.rooms.tracks("m")[0].id.clone();
 
     // Bob reaches the server through a relay (the server's candidate is rewritten to it).
@@ -121,6 +140,10 @@ async fn a_client_whose_path_changes_restarts_ice_and_media_flows_again() {
     let last = after.last().unwrap().counter().unwrap();
     assert!(last > after[seen].counter().unwrap());
     eprintln!("packets received on the dead path: {lost}");
-    assert!(bob.signaling_errors().is_empty(), "{:?}", bob.signaling_errors());
+    assert!(
+        bob.signaling_errors().is_empty(),
+        "{:?}",
+        bob.signaling_errors()
+    );
     srv.shutdown().await;
 }

@@ -129,7 +129,10 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
     .await;
     let text = scrape(&srv).await;
     assert_eq!(
-        metric(&text, r#"cascade_session_limits_total{limit="slow_reader"}"#),
+        metric(
+            &text,
+            r#"cascade_session_limits_total{limit="slow_reader"}"#
+        ),
         1
     );
     srv.shutdown().await;
@@ -176,7 +179,10 @@ async fn a_connection_that_does_not_join_is_closed_after_the_join_deadline() {
     assert!(ping(&member).await < T);
     let text = scrape(&srv).await;
     assert_eq!(
-        metric(&text, r#"cascade_session_limits_total{limit="join_timeout"}"#),
+        metric(
+            &text,
+            r#"cascade_session_limits_total{limit="join_timeout"}"#
+        ),
         1
     );
     srv.shutdown().await;

@@ -796,7 +796,10 @@ async fn trickled_candidates_are_capped_with_400_too_many_candidates() -> Result
     };
     // 64 candidates in one ICE generation are accepted; the 65th is refused.
     for from in [0, 32] {
-        assert_eq!(patch(fragment(from, 32)).await?.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            patch(fragment(from, 32)).await?.status(),
+            StatusCode::NO_CONTENT
+        );
     }
     let (status, code) = error_code(patch(fragment(64, 1)).await?).await;
     assert_eq!(

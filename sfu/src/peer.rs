@@ -734,7 +734,10 @@ impl Peer {
         if let Err(TrySendError::Full(_)) = self.events.try_send(event)
             && !self.closed
         {
-            warn!(peer = self.id, "the session does not take its peer events: peer closed");
+            warn!(
+                peer = self.id,
+                "the session does not take its peer events: peer closed"
+            );
             self.close();
         }
     }

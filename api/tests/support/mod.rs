@@ -868,7 +868,11 @@ impl Negotiator {
             let options = std::mem::take(&mut self.restart_ice).then_some(
                 rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true },
             );
-            let offer = self.pc.create_offer(options).await.context("create_offer")?;
+            let offer = self
+                .pc
+                .create_offer(options)
+                .await
+                .context("create_offer")?;
             if let Some(mid) = first_mid(&offer.sdp) {
                 *self.shared.first_mid.lock().expect("mid") = mid;
             }
