@@ -139,6 +139,52 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_socket_takes_nothing_for_the_send_timeout_is_removed() {
+    let srv = server::start().await;
+    let mut slow = raw_client(&srv).await;
+    let join = json!({"type": "join", "token": server::token("stuck", "slow")});
+    slow.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let joined = next_json(&mut slow).await;
+    let slow_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+    let sender = TestClient::connect(&srv.ws_url()).await.unwrap();
+    sender
+        .join(&server::token("stuck", "sender"), true)
+        .await
+        .unwrap();
+    // 120 x 60 KB: more than the socket buffers take (4 MiB at most by default), fewer than
+    // the session's queue (128): only the send timeout can end the stuck session.
+    let blob = "x".repeat(60_000);
+    let started = Instant::now();
+    for i in 0..120 {
+        sender
+            .send_json(&json!({"type": "data", "payload": {"i": i, "blob": blob}}))
+            .await
+            .unwrap();
+    }
+    let left = sender
+        .next_message(
+            |m| m["type"] == "participant_left" && m["participant"] == slow_id.as_str(),
+            Duration::from_secs(25),
+        )
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(left["reason"], "slow_reader", "{left}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "removed after {waited:?}: by the send timeout, not the queue"
+    );
+    assert!(ping(&sender).await < Duration::from_secs(1));
+    server::eventually(T, "the stuck session's task to end", || {
+        srv.state.sessions() == 1
+    })
+    .await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_does_not_join_is_closed_after_the_join_deadline() {
     let srv = server::start().await;
     let started = Instant::now();
