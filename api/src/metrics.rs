@@ -107,6 +107,8 @@ impl ConnectionCounters {
         self.open.get()
     }
 }
+/// The `limit` labels of `cascade_session_limits_total`.
+pub const SESSION_LIMITS: [&str; 3] = ["slow_reader", "join_timeout", "too_many_candidates"];
 
 /// The server's metrics.
 #[derive(Debug)]
@@ -125,6 +127,7 @@ pub struct Metrics {
     webhooks: WebhookCounters,
     connections: ConnectionCounters,
     draining: IntGauge,
+    session_limits: IntCounterVec,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
     mirror: Mutex<()>,
 }
@@ -235,6 +238,12 @@ impl Metrics {
                 "cascade_draining",
                 "1 while the server drains (refuses new joins, waits for rooms to empty).",
             ),
+            session_limits: counter_vec(
+                "cascade_session_limits_total",
+                "Session limits enforced: slow_reader and join_timeout (WebSocket sessions \
+                 closed), too_many_candidates (candidates refused).",
+                &["limit"],
+            ),
             mirror: Mutex::new(()),
             registry,
         };
@@ -252,6 +261,9 @@ impl Metrics {
         }
         for phase in ["header", "body"] {
             metrics.connections.timeouts.with_label_values(&[phase]);
+        }
+        for limit in SESSION_LIMITS {
+            metrics.session_limits.with_label_values(&[limit]);
         }
         metrics
     }
@@ -277,6 +289,11 @@ impl Metrics {
         self.signaling_messages
             .with_label_values(&[direction, ty])
             .inc();
+    }
+
+    /// Counts one enforcement of a session limit (one of [`SESSION_LIMITS`]).
+    pub fn session_limit(&self, limit: &str) {
+        self.session_limits.with_label_values(&[limit]).inc();
     }
 
     /// Updates the gauges and mirrored media counters from the inputs, then renders every
@@ -349,6 +366,7 @@ mod tests {
             "cascade_http_connections_refused_total",
             "cascade_http_timeouts_total",
             "cascade_draining",
+            "cascade_session_limits_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),

@@ -4,14 +4,23 @@
 //! [`SessionSignal`]s to the client, and drives offer/answer with the sans-I/O
 //! [`Negotiation`] state machine (server impolite, client polite). When it ends, for whatever
 //! reason, the participant leaves its room and every resource it held is freed.
+//!
+//! Every queue of a session is bounded: the room's signals ([`SESSION_QUEUE`]; a full queue
+//! removes the participant as a slow reader), the peer's events ([`PEER_EVENT_QUEUE`]), and the
+//! messages produced by one event (a handful, sent before the next event is taken). A message
+//! the socket does not take within [`SEND_TIMEOUT`] ends the session as a slow reader. Nothing
+//! per member (queues, peer) exists before a successful `join`, which must come within
+//! [`JOIN_TIMEOUT`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cascade_sfu::PeerHandle;
-use cascade_sfu::peer::PeerEvent;
-use cascade_sfu::room::{JoinRequest, ParticipantKind, Permissions, SessionSignal};
+use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
+use cascade_sfu::room::{
+    JoinRequest, ParticipantKind, Permissions, SESSION_QUEUE, SLOW_READER, SessionSignal,
+};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::negotiation::{Negotiation, OfferAction};
 use cascade_signaling::protocol::{
@@ -27,6 +36,19 @@ use crate::server::AppState;
 
 /// A session that sends nothing for this long is considered gone (clients ping every 10 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection that has not joined this long after it opened is closed (reason
+/// [`JOIN_TIMEOUT_REASON`], close code [`CLOSE_JOIN_TIMEOUT`]).
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The end reason (close frame reason) of a connection that did not join in time.
+pub const JOIN_TIMEOUT_REASON: &str = "join_timeout";
+/// A message the socket does not accept within this long ends the session as a slow reader.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing frame may take to leave before the connection is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// WebSocket close code of a session ended as a slow reader (reason `slow_reader`).
+pub const CLOSE_SLOW_READER: u16 = 4003;
+/// WebSocket close code of a connection that did not join within [`JOIN_TIMEOUT`].
+pub const CLOSE_JOIN_TIMEOUT: u16 = 4008;
 
 struct Member {
     room: String,
@@ -38,8 +60,11 @@ struct Session {
     state: Arc<AppState>,
     member: Option<Member>,
     negotiation: Negotiation,
-    outbox: mpsc::UnboundedSender<SessionSignal>,
-    peer_events: mpsc::UnboundedSender<PeerEvent>,
+    /// The room's signals for this member (created by `join`; the room holds the sender).
+    signals: Option<mpsc::Receiver<SessionSignal>>,
+    /// The member's peer events (created by `join`; the peer holds the sender).
+    events: Option<mpsc::Receiver<PeerEvent>>,
+    /// Replies to one event, sent before the next event is taken.
     out: Vec<ServerMessage>,
     /// Set when the session must end, with the reason the participant leaves for.
     end: Option<String>,
@@ -49,14 +74,12 @@ struct Session {
 pub async fn run(socket: WebSocket, state: Arc<AppState>) {
     let _live = state.session_guard();
     let (mut sink, mut stream) = socket.split();
-    let (outbox, mut signals) = mpsc::unbounded_channel();
-    let (peer_events, mut events) = mpsc::unbounded_channel();
     let mut s = Session {
         state: state.clone(),
         member: None,
         negotiation: Negotiation::new(),
-        outbox,
-        peer_events,
+        signals: None,
+        events: None,
         out: Vec::new(),
         end: None,
     };
@@ -64,24 +87,29 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
     let mut close_reason: Option<String> = None;
     let mut close_code = 1000;
     let mut idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+    let join_deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
         tokio::select! {
             // Room signals first: a `Kick` queued before the peer closed must win over the
             // peer's `Closed` event, so the client learns why it was removed.
             biased;
-            Some(signal) = signals.recv() => match signal {
-                SessionSignal::Send(msg) => s.out.push(msg),
-                SessionSignal::Renegotiate => {
+            signal = next(&mut s.signals) => match signal {
+                Some(SessionSignal::Send(msg)) => s.out.push(msg),
+                Some(SessionSignal::Renegotiate) => {
                     s.negotiation.mark_needed();
                     s.maybe_offer().await;
                 }
-                SessionSignal::Kick(reason) => {
+                Some(SessionSignal::Kick(reason)) => {
                     s.out.push(ServerMessage::Leave { reason: reason.clone() });
                     close_reason = Some(reason.clone());
                     s.end = Some(reason);
                 }
+                // The room let go of the member without a `Kick`: its queue was full.
+                None => {
+                    s.end.get_or_insert_with(|| SLOW_READER.into());
+                }
             },
-            Some(event) = events.recv() => s.on_peer_event(event).await,
+            event = next(&mut s.events) => s.on_peer_event(event).await,
             frame = stream.next() => {
                 idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
                 match frame {
@@ -108,6 +136,9 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
             _ = tokio::time::sleep_until(idle_deadline) => {
                 s.end.get_or_insert_with(|| "timeout".into());
             }
+            _ = tokio::time::sleep_until(join_deadline), if s.member.is_none() => {
+                s.end.get_or_insert_with(|| JOIN_TIMEOUT_REASON.into());
+            }
             _ = shutdown.changed() => {
                 s.out.push(ServerMessage::Leave { reason: "server_shutdown".into() });
                 close_reason = Some("server_shutdown".into());
@@ -117,9 +148,17 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         for msg in s.out.drain(..) {
             state.metrics.signaling_message("out", msg.kind());
             let text = serde_json::to_string(&msg).expect("server messages serialize");
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                s.end.get_or_insert_with(|| "disconnected".into());
-                break;
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    s.end.get_or_insert_with(|| "disconnected".into());
+                    break;
+                }
+                Err(_) => {
+                    s.end = Some(SLOW_READER.into());
+                    close_reason = None;
+                    break;
+                }
             }
         }
         if s.end.is_some() {
@@ -127,6 +166,15 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         }
     }
     let reason = s.end.take().unwrap_or_else(|| "disconnected".into());
+    let limit_code = match reason.as_str() {
+        SLOW_READER => Some(CLOSE_SLOW_READER),
+        JOIN_TIMEOUT_REASON => Some(CLOSE_JOIN_TIMEOUT),
+        _ => None,
+    };
+    if let Some(code) = limit_code {
+        close_code = code;
+        state.metrics.session_limit(&reason);
+    }
     if let Some(m) = s.member.take() {
         // A replaced participant was already removed by the room.
         if reason != "replaced" {
@@ -138,8 +186,20 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         code: close_code,
         reason: Utf8Bytes::from(close_reason.unwrap_or(reason)),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
-    let _ = sink.close().await;
+    // A reader that stopped reading does not get to hold the session any longer.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
+
+/// The next item of a receiver that exists once joined; pending before.
+async fn next<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether a WebSocket error is a message or frame over the size limit.
@@ -172,6 +232,9 @@ impl Session {
         };
         self.state.metrics.signaling_message("in", msg.kind());
         if let Err((code, message)) = self.handle(msg).await {
+            if code == ErrorCode::TooManyCandidates {
+                self.state.metrics.session_limit(code.as_str());
+            }
             self.reject(code, message, reference);
         }
     }
@@ -290,6 +353,8 @@ impl Session {
                 format!("token is for room `{}`, not `{asked}`", grants.room),
             ));
         }
+        let (outbox, signals) = mpsc::channel(SESSION_QUEUE);
+        let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
         let joined = self.state.rooms.join(JoinRequest {
             room: grants.room.clone(),
             identity: claims.sub,
@@ -300,9 +365,11 @@ impl Session {
             },
             auto_subscribe: options.auto_subscribe,
             kind: ParticipantKind::Websocket,
-            outbox: self.outbox.clone(),
-            peer_events: self.peer_events.clone(),
+            outbox,
+            peer_events,
         })?;
+        self.signals = Some(signals);
+        self.events = Some(events);
         let mut message = joined.message;
         if let ServerMessage::Joined { ice_servers, .. } = &mut message {
             *ice_servers = config
@@ -348,21 +415,25 @@ impl Session {
         }
     }
 
-    async fn on_peer_event(&mut self, event: PeerEvent) {
+    /// Handles a peer event; `None`: the peer is gone (its sender dropped).
+    async fn on_peer_event(&mut self, event: Option<PeerEvent>) {
         let Some(m) = &self.member else {
             return;
         };
         match event {
-            PeerEvent::Connected => debug!(participant = %m.participant, "media connected"),
-            PeerEvent::Closed(reason) => {
+            Some(PeerEvent::Connected) => debug!(participant = %m.participant, "media connected"),
+            Some(PeerEvent::Closed(reason)) => {
                 debug!(participant = %m.participant, %reason, "peer connection closed");
                 self.end.get_or_insert_with(|| "disconnected".into());
             }
-            PeerEvent::TrackPublished(track) => {
+            None => {
+                self.end.get_or_insert_with(|| "disconnected".into());
+            }
+            Some(PeerEvent::TrackPublished(track)) => {
                 self.state.rooms.publish(&m.room, &m.participant, track)
             }
-            PeerEvent::TrackUnpublished(id) => self.state.rooms.unpublish(&m.room, &id),
-            PeerEvent::NegotiationNeeded => {
+            Some(PeerEvent::TrackUnpublished(id)) => self.state.rooms.unpublish(&m.room, &id),
+            Some(PeerEvent::NegotiationNeeded) => {
                 self.negotiation.mark_needed();
                 self.maybe_offer().await;
             }

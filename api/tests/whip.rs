@@ -763,3 +763,50 @@ async fn session_creation_is_rate_limited_with_429_and_retry_after() -> Result<(
     srv.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_candidates_are_capped_with_400_too_many_candidates() -> Result<()> {
+    let srv = server::start().await;
+    let base = format!("http://{}", srv.http_addr);
+    let viewer = HttpPeer::new(RTCRtpTransceiverDirection::Recvonly).await?;
+    let s = create(
+        &base,
+        "/whep/cands",
+        &viewer_token("cands", "fan"),
+        viewer.offer(false).await?,
+    )
+    .await?;
+    let fragment = |from: usize, n: usize| {
+        let mut f = String::from("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n");
+        for i in from..from + n {
+            f.push_str(&format!(
+                "a=candidate:{i} 1 udp 2122260223 127.0.0.1 {} typ host\r\n",
+                30_000 + i
+            ));
+        }
+        f
+    };
+    let patch = |body: String| {
+        http()
+            .patch(&s.url)
+            .header("content-type", SDPFRAG)
+            .header("if-match", &s.etag)
+            .body(body)
+            .send()
+    };
+    // 64 candidates in one ICE generation are accepted; the 65th is refused.
+    for from in [0, 32] {
+        assert_eq!(
+            patch(fragment(from, 32)).await?.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let (status, code) = error_code(patch(fragment(64, 1)).await?).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "too_many_candidates")
+    );
+    assert_eq!(http().delete(&s.url).send().await?.status(), StatusCode::OK);
+    srv.shutdown().await;
+    Ok(())
+}

@@ -23,6 +23,9 @@ pub enum MediaError {
     /// An unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The session trickled more candidates than allowed (see [`crate::candidates`]).
+    #[error("too many candidates: {0}")]
+    TooManyCandidates(String),
 }
 
 impl MediaError {
@@ -34,6 +37,7 @@ impl MediaError {
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::InvalidCandidate(_) => ErrorCode::InvalidCandidate,
             Self::Closed | Self::Internal(_) => ErrorCode::Internal,
+            Self::TooManyCandidates(_) => ErrorCode::TooManyCandidates,
         }
     }
 

@@ -4,6 +4,7 @@
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
+pub mod candidates;
 pub mod codecs;
 pub mod demux;
 pub mod error;

@@ -34,9 +34,11 @@ use rtc::rtp_transceiver::{
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
+use crate::candidates::CandidateBudget;
 use crate::error::MediaError;
 use crate::munger::Munger;
 use crate::server::Shared;
@@ -53,6 +55,10 @@ const TRANSPORT_EXTENSIONS: &[&str] = &[
     "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
     "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
 ];
+
+/// Most [`PeerEvent`]s queued for a session. A peer whose session lets this many pile up is
+/// closed (the session then sees its event channel close and ends).
+pub const PEER_EVENT_QUEUE: usize = 256;
 
 /// A server offer and the Cascade track carried by each forwarded m-line.
 #[derive(Debug, Clone)]
@@ -188,7 +194,7 @@ pub struct Peer {
     pc: RTCPeerConnection,
     local_addr: SocketAddr,
     me: PeerRef,
-    events: mpsc::UnboundedSender<PeerEvent>,
+    events: mpsc::Sender<PeerEvent>,
     shared: Arc<Shared>,
     /// Local ICE username fragment (the demux key).
     pub(crate) ufrag: String,
@@ -200,6 +206,8 @@ pub struct Peer {
     offered: Vec<String>,
     /// Packets received on published tracks, waiting for the worker to fan them out.
     fanout: Vec<Fanout>,
+    /// Trickled candidates accepted so far (capped).
+    candidates: CandidateBudget,
     connected: bool,
     closed: bool,
     deadline: Option<Instant>,
@@ -215,7 +223,7 @@ impl Peer {
         local_addr: SocketAddr,
         me: PeerRef,
         ufrag: String,
-        events: mpsc::UnboundedSender<PeerEvent>,
+        events: mpsc::Sender<PeerEvent>,
         shared: Arc<Shared>,
     ) -> Self {
         Self {
@@ -232,6 +240,7 @@ impl Peer {
             idle_slots: Vec::new(),
             offered: Vec::new(),
             fanout: Vec::new(),
+            candidates: CandidateBudget::default(),
             connected: false,
             closed: false,
             deadline: None,
@@ -317,12 +326,14 @@ impl Peer {
                 "this token may not publish: the offer carries a track to send".into(),
             ));
         }
+        let ufrag = crate::sdp::ice_ufrag(&sdp).map(str::to_owned);
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let now = Instant::now();
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| MediaError::from_rtc_sdp(&e))?;
+        self.candidates.on_remote_ufrag(ufrag.as_deref());
         let answered = self.pc.create_answer(None).and_then(|answer| {
             self.pc.set_local_description(now, answer.clone())?;
             Ok(answer)
@@ -463,9 +474,7 @@ impl Peer {
                     .is_some_and(|tr| tr.current_direction().has_recv())
             });
             if !receiving && let Some(p) = self.published.remove(&key) {
-                let _ = self
-                    .events
-                    .send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+                self.emit(PeerEvent::TrackUnpublished(p.track.id.clone()));
             }
         }
     }
@@ -499,6 +508,7 @@ impl Peer {
     }
 
     fn apply_answer(&mut self, sdp: String) -> Result<(), MediaError> {
+        let ufrag = crate::sdp::ice_ufrag(&sdp).map(str::to_owned);
         let answer = RTCSessionDescription::answer(sdp)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         if let Err(e) = self.pc.set_remote_description(Instant::now(), answer) {
@@ -508,6 +518,7 @@ impl Peer {
             }
             return Err(MediaError::from_rtc_sdp(&e));
         }
+        self.candidates.on_remote_ufrag(ufrag.as_deref());
         let now = Instant::now();
         for id in std::mem::take(&mut self.offered) {
             if let Some(d) = self.down.get_mut(&id) {
@@ -526,6 +537,7 @@ impl Peer {
         if c.candidate.is_empty() {
             return Ok(()); // end-of-candidates: nothing to do for an ICE-lite server
         }
+        self.candidates.take()?;
         self.pc
             .add_remote_candidate(RTCIceCandidateInit {
                 candidate: c.candidate,
@@ -706,15 +718,28 @@ impl Peer {
         for (_, d) in self.down.drain() {
             d.track.remove_subscriber(self.id);
         }
-        for (_, p) in self.published.drain() {
-            let _ = self
-                .events
-                .send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+        let published: Vec<_> = self.published.drain().map(|(_, p)| p.track).collect();
+        for track in published {
+            self.emit(PeerEvent::TrackUnpublished(track.id.clone()));
         }
         if let Err(e) = self.pc.close() {
             debug!(peer = self.id, "close: {e}");
         }
-        let _ = self.events.send(PeerEvent::Closed("closed".into()));
+        self.emit(PeerEvent::Closed("closed".into()));
+    }
+
+    /// Tells the session. If its queue is full the session has stopped serving this
+    /// participant: the peer is closed rather than lose an event (see [`PEER_EVENT_QUEUE`]).
+    fn emit(&mut self, event: PeerEvent) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(event)
+            && !self.closed
+        {
+            warn!(
+                peer = self.id,
+                "the session does not take its peer events: peer closed"
+            );
+            self.close();
+        }
     }
 
     fn on_event(&mut self, ev: RTCPeerConnectionEvent) {
@@ -724,7 +749,7 @@ impl Peer {
                 match state {
                     RTCPeerConnectionState::Connected if !self.connected => {
                         self.connected = true;
-                        let _ = self.events.send(PeerEvent::Connected);
+                        self.emit(PeerEvent::Connected);
                         let now = Instant::now();
                         for d in self.down.values().filter(|d| d.out.negotiated) {
                             if d.track.kind == TrackKind::Video {
@@ -746,9 +771,7 @@ impl Peer {
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
                 if let Some(p) = self.published.remove(&track_id) {
-                    let _ = self
-                        .events
-                        .send(PeerEvent::TrackUnpublished(p.track.id.clone()));
+                    self.emit(PeerEvent::TrackUnpublished(p.track.id.clone()));
                 }
             }
             _ => {}
@@ -811,7 +834,7 @@ impl Peer {
                 simulcast: init.rid.is_some(),
             },
         );
-        let _ = self.events.send(PeerEvent::TrackPublished(track));
+        self.emit(PeerEvent::TrackPublished(track));
     }
 
     fn on_message(&mut self, msg: TaggedRTCMessage) {

@@ -12,6 +12,13 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, MediaError> {
         .map_err(|e| MediaError::InvalidSdp(e.to_string()))
 }
 
+/// The ICE username fragment of an SDP (the first one).
+pub fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+        .map(str::trim)
+}
+
 /// Whether an offer has an active audio or video m-line that sends media (direction
 /// `sendrecv`, `sendonly`, or none given, which means `sendrecv`).
 pub fn offers_to_send(sdp: &str) -> Result<bool, MediaError> {

@@ -174,7 +174,7 @@ impl MediaServer {
     pub fn create_peer(
         &self,
         participant: &str,
-        events: mpsc::UnboundedSender<PeerEvent>,
+        events: mpsc::Sender<PeerEvent>,
     ) -> Result<PeerHandle, MediaError> {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     /// The server is draining before it shuts down: it takes no new participants or rooms
     /// (join another server; rooms that exist go on until they empty or the drain times out).
     ServerDraining,
+    /// The session trickled more ICE candidates than allowed (per ICE generation or in all).
+    TooManyCandidates,
 }
 
 impl ErrorCode {
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::InvalidName => "invalid_name",
             Self::ServerDraining => "server_draining",
+            Self::TooManyCandidates => "too_many_candidates",
         }
     }
 }

@@ -111,7 +111,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidMessage
         | ErrorCode::UnknownMessageType
         | ErrorCode::InvalidSdp
-        | ErrorCode::InvalidCandidate => StatusCode::BAD_REQUEST,
+        | ErrorCode::InvalidCandidate
+        | ErrorCode::TooManyCandidates => StatusCode::BAD_REQUEST,
         ErrorCode::RoomFull | ErrorCode::AlreadyJoined | ErrorCode::InvalidState => {
             StatusCode::CONFLICT
         }

@@ -19,7 +19,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cascade_sfu::room::{Follow, JoinRequest, ParticipantKind, Permissions};
+use cascade_sfu::peer::PEER_EVENT_QUEUE;
+use cascade_sfu::room::{Follow, JoinRequest, ParticipantKind, Permissions, SESSION_QUEUE};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::protocol::IceCandidate;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -401,8 +402,8 @@ async fn create(
         .to_owned();
     cascade_sfu::sdp::parse(&offer).map_err(media_error)?;
 
-    let (outbox, signals) = mpsc::unbounded_channel();
-    let (peer_events, events) = mpsc::unbounded_channel();
+    let (outbox, signals) = mpsc::channel(SESSION_QUEUE);
+    let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
     let joined = state.rooms.join(JoinRequest {
         room: room.clone(),
         identity: claims.sub.clone(),
@@ -586,7 +587,12 @@ async fn patch(
                 username_fragment: candidate_ufrag.clone(),
             })
             .await
-            .map_err(media_error)?;
+            .map_err(|e| {
+                if e.code() == ErrorCode::TooManyCandidates {
+                    state.metrics.session_limit(e.code().as_str());
+                }
+                media_error(e)
+            })?;
     }
     if restart {
         response

@@ -154,12 +154,7 @@ pub fn from_answer(answer: &str) -> String {
     out
 }
 
-/// The ICE username fragment of an SDP (the first one).
-pub fn ice_ufrag(sdp: &str) -> Option<&str> {
-    sdp.lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
-        .map(str::trim)
-}
+pub use cascade_sfu::sdp::ice_ufrag;
 
 #[cfg(test)]
 mod tests {

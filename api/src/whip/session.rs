@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use cascade_sfu::PeerHandle;
 use cascade_sfu::peer::PeerEvent;
-use cascade_sfu::room::SessionSignal;
+use cascade_sfu::room::{SLOW_READER, SessionSignal};
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -115,8 +115,8 @@ pub async fn watch(
     state: Arc<AppState>,
     id: String,
     session: Arc<RestSession>,
-    mut signals: mpsc::UnboundedReceiver<SessionSignal>,
-    mut events: mpsc::UnboundedReceiver<PeerEvent>,
+    mut signals: mpsc::Receiver<SessionSignal>,
+    mut events: mpsc::Receiver<PeerEvent>,
 ) {
     let _live = state.session_guard();
     let mut shutdown = state.shutdown_signal();
@@ -128,7 +128,8 @@ pub async fn watch(
                 Some(SessionSignal::Kick(reason)) => break reason,
                 // No signaling channel: room messages and renegotiation requests do not apply.
                 Some(SessionSignal::Send(_) | SessionSignal::Renegotiate) => {}
-                None => break "disconnected".to_owned(),
+                // The room let go of the participant without a `Kick`: its queue was full.
+                None => break SLOW_READER.to_owned(),
             },
             event = events.recv() => match event {
                 Some(PeerEvent::TrackPublished(track)) => {

@@ -29,6 +29,7 @@
 #![allow(dead_code)]
 
 pub mod payload;
+pub mod relay;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -144,6 +145,9 @@ pub struct ClientConfig {
     pub rtx: bool,
     /// Local UDP address the peer connection binds; the only host candidate it gathers.
     pub udp_addr: String,
+    /// `(from, to)`: replaces `from` with `to` in every server SDP before it is applied (e.g.
+    /// to send media through a [`relay::Relay`] by rewriting the server's candidate).
+    pub rewrite_server_sdp: Option<(String, String)>,
 }
 
 impl Default for ClientConfig {
@@ -152,6 +156,17 @@ impl Default for ClientConfig {
             timeout: DEFAULT_TIMEOUT,
             rtx: true,
             udp_addr: "127.0.0.1:0".to_owned(),
+            rewrite_server_sdp: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// A server SDP as this client applies it (see `rewrite_server_sdp`).
+    fn rewrite(&self, sdp: String) -> String {
+        match &self.rewrite_server_sdp {
+            Some((from, to)) => sdp.replace(from.as_str(), to),
+            None => sdp,
         }
     }
 }
@@ -650,6 +665,8 @@ enum SigEvent {
     OfferRejected(ErrorMsg),
     /// Send an offer; report when its answer is applied.
     Negotiate(oneshot::Sender<Result<()>>),
+    /// Send an ICE-restart offer (new local credentials); report when its answer is applied.
+    RestartIce(oneshot::Sender<Result<()>>),
 }
 
 /// The polite side of perfect negotiation.
@@ -666,6 +683,8 @@ struct Negotiator {
     inflight: Vec<oneshot::Sender<Result<()>>>,
     have_remote: bool,
     queued_candidates: Vec<RTCIceCandidateInit>,
+    /// The next offer restarts ICE.
+    restart_ice: bool,
 }
 
 impl Negotiator {
@@ -675,6 +694,11 @@ impl Negotiator {
                 SigEvent::Negotiate(done) => {
                     self.pending.push(done);
                     self.want_offer = true;
+                }
+                SigEvent::RestartIce(done) => {
+                    self.pending.push(done);
+                    self.want_offer = true;
+                    self.restart_ice = true;
                 }
                 SigEvent::ServerOffer { sdp, tracks } => self.on_server_offer(sdp, tracks).await,
                 SigEvent::ServerAnswer { sdp } => self.on_server_answer(sdp).await,
@@ -718,6 +742,7 @@ impl Negotiator {
         }
         self.shared.media_changed.send_modify(|g| *g += 1);
         let result: Result<()> = async {
+            let sdp = self.shared.config.rewrite(sdp);
             let offer = RTCSessionDescription::offer(sdp).context("parsing the server offer")?;
             self.pc
                 .set_remote_description(offer)
@@ -766,6 +791,7 @@ impl Negotiator {
         }
         self.offer_outstanding = false;
         let result: Result<()> = async {
+            let sdp = self.shared.config.rewrite(sdp);
             let answer = RTCSessionDescription::answer(sdp).context("parsing the server answer")?;
             self.pc
                 .set_remote_description(answer)
@@ -839,7 +865,14 @@ impl Negotiator {
     async fn send_offer(&mut self) {
         self.want_offer = false;
         let result: Result<()> = async {
-            let offer = self.pc.create_offer(None).await.context("create_offer")?;
+            let options = std::mem::take(&mut self.restart_ice).then_some(
+                rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true },
+            );
+            let offer = self
+                .pc
+                .create_offer(options)
+                .await
+                .context("create_offer")?;
             if let Some(mid) = first_mid(&offer.sdp) {
                 *self.shared.first_mid.lock().expect("mid") = mid;
             }
@@ -1264,6 +1297,7 @@ impl TestClient {
             inflight: vec![],
             have_remote: false,
             queued_candidates: vec![],
+            restart_ice: false,
         };
         self.shared.spawn(negotiator.run(rx));
         *guard = Some(pc.clone());
@@ -1435,10 +1469,22 @@ impl TestClient {
     /// Sends a client offer and waits (with the configured timeout) until the server's answer
     /// is applied. Glare is handled politely (rollback, answer, re-offer).
     pub async fn negotiate(&self) -> Result<()> {
+        self.offer_and_wait(SigEvent::Negotiate).await
+    }
+
+    /// Restarts ICE: sends an offer with new ICE credentials and waits for its answer.
+    pub async fn restart_ice(&self) -> Result<()> {
+        self.offer_and_wait(SigEvent::RestartIce).await
+    }
+
+    async fn offer_and_wait(
+        &self,
+        event: fn(oneshot::Sender<Result<()>>) -> SigEvent,
+    ) -> Result<()> {
         self.ensure_peer_connection().await?;
         let (tx, rx) = oneshot::channel();
         self.sig_tx
-            .send(SigEvent::Negotiate(tx))
+            .send(event(tx))
             .map_err(|_| anyhow!("negotiation task is gone"))?;
         tokio::time::timeout(self.shared.config.timeout, rx)
             .await

@@ -57,7 +57,7 @@ impl Rooms {
         let ids: Vec<String> = r.participants.keys().cloned().collect();
         for id in ids {
             if let Some(p) = r.participants.get(&id) {
-                let _ = p.outbox.send(SessionSignal::Kick("room_deleted".into()));
+                p.signal(SessionSignal::Kick("room_deleted".into()));
             }
             remove_participant(r, &id, "room_deleted", &self.observer);
         }
@@ -106,8 +106,9 @@ impl Rooms {
             .ok_or_else(|| participant_not_found(identity))?;
         let p = &r.participants[&id];
         let summary = p.summary(&r.tracks);
-        let _ = p.outbox.send(SessionSignal::Kick("removed".into()));
+        p.signal(SessionSignal::Kick("removed".into()));
         remove_participant(r, &id, "removed", &self.observer);
+        r.evict_slow(&self.observer);
         Ok(summary)
     }
 
@@ -159,7 +160,9 @@ impl Rooms {
                 }
             }
         }
-        Ok(r.participants[&id].summary(&r.tracks))
+        let summary = r.participants[&id].summary(&r.tracks);
+        r.evict_slow(&self.observer);
+        Ok(summary)
     }
 
     /// Mutes or unmutes a published track as an administrator. While muted this way the track
@@ -172,8 +175,8 @@ impl Rooms {
         track_id: &str,
         muted: bool,
     ) -> Result<TrackInfo, (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
         let id = r
             .find(identity)
             .ok_or_else(|| participant_not_found(identity))?;
@@ -201,7 +204,9 @@ impl Rooms {
         if !muted {
             crate::peer::request_keyframe(track, Instant::now());
         }
-        Ok(track.info())
+        let info = track.info();
+        r.evict_slow(&self.observer);
+        Ok(info)
     }
 
     /// Sends a data message from the server to a room: to every participant, or to those with
@@ -212,8 +217,8 @@ impl Rooms {
         identities: &[String],
         payload: serde_json::Value,
     ) -> Result<usize, (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(|| room_not_found(room))?;
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
         let msg = ServerMessage::Data {
             participant: SERVER_SENDER.to_owned(),
             identity: SERVER_SENDER.to_owned(),
@@ -226,6 +231,7 @@ impl Rooms {
                 sent += 1;
             }
         }
+        r.evict_slow(&self.observer);
         Ok(sent)
     }
 }

@@ -5,6 +5,7 @@
 //! One mutex guards the model; it is held only for bookkeeping, never across I/O or awaits.
 //! The media path never takes it: forwarding reads each track's own subscriber list.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +17,7 @@ pub use cascade_signaling::protocol::Permissions;
 use cascade_signaling::protocol::{ParticipantInfo, ServerMessage, TrackInfo, TrackKind};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tracing::info;
 
 mod admin;
@@ -40,6 +42,16 @@ pub enum SessionSignal {
     /// End the session: send `leave {reason}` and close.
     Kick(String),
 }
+
+/// Most [`SessionSignal`]s queued for one session. The room never waits for a session: when a
+/// session's queue is full, the participant is removed as a slow reader ([`SLOW_READER`]), and
+/// its session, whose queue then closes, ends.
+pub const SESSION_QUEUE: usize = 128;
+
+/// The `participant_left` reason of a participant whose session could not keep up with what
+/// the room sent it (its queue of [`SESSION_QUEUE`] signals was full, or its socket accepted
+/// nothing for a while).
+pub const SLOW_READER: &str = "slow_reader";
 
 /// Room limits and lifetimes.
 #[derive(Debug, Clone)]
@@ -90,10 +102,10 @@ pub struct JoinRequest {
     pub auto_subscribe: bool,
     /// How it connects.
     pub kind: ParticipantKind,
-    /// The session's outbox.
-    pub outbox: mpsc::UnboundedSender<SessionSignal>,
-    /// Where the peer's media events go.
-    pub peer_events: mpsc::UnboundedSender<PeerEvent>,
+    /// The session's outbox, of capacity [`SESSION_QUEUE`] (the room keeps the only sender).
+    pub outbox: mpsc::Sender<SessionSignal>,
+    /// Where the peer's media events go (see [`crate::peer::PEER_EVENT_QUEUE`]).
+    pub peer_events: mpsc::Sender<PeerEvent>,
 }
 
 /// A successful join.
@@ -111,7 +123,9 @@ struct Participant {
     permissions: Permissions,
     auto_subscribe: bool,
     kind: ParticipantKind,
-    outbox: mpsc::UnboundedSender<SessionSignal>,
+    outbox: mpsc::Sender<SessionSignal>,
+    /// Set when a signal found the outbox full: the participant is removed as a slow reader.
+    slow: Cell<bool>,
     peer: PeerHandle,
     subscriptions: HashSet<String>,
     /// Order of joining within the room (WHEP viewers follow the earliest publisher).
@@ -149,8 +163,16 @@ impl Participant {
             .cloned()
     }
 
+    /// Queues a signal without waiting; a full queue marks the participant slow (see
+    /// [`Room::evict_slow`]). A closed queue means the session is ending anyway.
+    fn signal(&self, signal: SessionSignal) {
+        if let Err(TrySendError::Full(_)) = self.outbox.try_send(signal) {
+            self.slow.set(true);
+        }
+    }
+
     fn send(&self, msg: ServerMessage) {
-        let _ = self.outbox.send(SessionSignal::Send(msg));
+        self.signal(SessionSignal::Send(msg));
     }
 
     fn subscribe(&mut self, track: &Arc<PublishedTrack>) -> bool {
@@ -170,7 +192,7 @@ impl Participant {
     }
 
     fn renegotiate(&self) {
-        let _ = self.outbox.send(SessionSignal::Renegotiate);
+        self.signal(SessionSignal::Renegotiate);
     }
 }
 
@@ -287,6 +309,21 @@ impl Room {
         }
         for v in viewers {
             self.fill_slots(&v);
+        }
+    }
+
+    /// Removes every participant whose outbox overflowed, with reason [`SLOW_READER`]. Telling
+    /// the others may overflow another queue: repeated until none is slow (at most once per
+    /// participant). Called by every operation that signals participants.
+    fn evict_slow(&mut self, observer: &Observer) {
+        while let Some(id) = self
+            .participants
+            .iter()
+            .find(|(_, p)| p.slow.get())
+            .map(|(id, _)| id.clone())
+        {
+            info!(room = %self.name, participant = %id, "slow reader removed");
+            remove_participant(self, &id, SLOW_READER, observer);
         }
     }
 
@@ -447,7 +484,7 @@ impl Rooms {
         }
         if let Some(old) = replaced {
             if let Some(p) = room.participants.get(&old) {
-                let _ = p.outbox.send(SessionSignal::Kick("replaced".into()));
+                p.signal(SessionSignal::Kick("replaced".into()));
             }
             remove_participant(room, &old, "replaced", &self.observer);
         }
@@ -468,6 +505,7 @@ impl Rooms {
             auto_subscribe: req.auto_subscribe && req.kind != ParticipantKind::Whep,
             kind: req.kind,
             outbox: req.outbox,
+            slow: Cell::new(false),
             peer: peer.clone(),
             subscriptions: HashSet::new(),
             seq: room.next_seq,
@@ -497,6 +535,7 @@ impl Rooms {
         });
         room.participants.insert(id.clone(), participant);
         room.empty_since = None;
+        room.evict_slow(&self.observer);
         Ok(Joined {
             participant: id,
             peer,
@@ -515,6 +554,7 @@ impl Rooms {
             p.follow = Some(follow);
             r.fill_slots(participant);
         }
+        r.evict_slow(&self.observer);
     }
 
     /// Removes a participant: closes its peer, unpublishes its tracks, tells the others.
@@ -522,6 +562,7 @@ impl Rooms {
         let mut rooms = self.lock();
         if let Some(r) = rooms.get_mut(room) {
             remove_participant(r, participant, reason, &self.observer);
+            r.evict_slow(&self.observer);
         }
     }
 
@@ -554,12 +595,14 @@ impl Rooms {
             },
         );
         r.offer_track(&track);
+        r.evict_slow(&self.observer);
     }
 
     /// A participant's track ended.
     pub fn unpublish(&self, room: &str, track_id: &str) {
         if let Some(r) = self.lock().get_mut(room) {
             r.unpublish(track_id, &self.observer, None);
+            r.evict_slow(&self.observer);
         }
     }
 
@@ -595,16 +638,17 @@ impl Rooms {
         if any {
             p.renegotiate();
         }
+        r.evict_slow(&self.observer);
         Ok(())
     }
 
     /// Unsubscribes a participant from tracks by id (unknown ids are ignored).
     pub fn unsubscribe(&self, room: &str, participant: &str, track_ids: &[String]) {
         let mut rooms = self.lock();
-        let Some(p) = rooms
-            .get_mut(room)
-            .and_then(|r| r.participants.get_mut(participant))
-        else {
+        let Some(r) = rooms.get_mut(room) else {
+            return;
+        };
+        let Some(p) = r.participants.get_mut(participant) else {
             return;
         };
         let mut any = false;
@@ -614,6 +658,7 @@ impl Rooms {
         if any {
             p.renegotiate();
         }
+        r.evict_slow(&self.observer);
     }
 
     /// Sets the muted state of one of the participant's own tracks and tells the room. A track
@@ -625,8 +670,8 @@ impl Rooms {
         track_id: &str,
         muted: bool,
     ) -> Result<(), (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(not_joined)?;
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(not_joined)?;
         let track = r
             .tracks
             .get(track_id)
@@ -651,6 +696,7 @@ impl Rooms {
                 },
             );
         }
+        r.evict_slow(&self.observer);
         Ok(())
     }
 
@@ -661,8 +707,8 @@ impl Rooms {
         participant: &str,
         payload: serde_json::Value,
     ) -> Result<(), (ErrorCode, String)> {
-        let rooms = self.lock();
-        let r = rooms.get(room).ok_or_else(not_joined)?;
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(not_joined)?;
         let p = r.participants.get(participant).ok_or_else(not_joined)?;
         if !p.permissions.can_publish_data {
             return Err((
@@ -678,6 +724,7 @@ impl Rooms {
                 payload,
             },
         );
+        r.evict_slow(&self.observer);
         Ok(())
     }
 
@@ -691,10 +738,11 @@ impl Rooms {
 
     /// Tells every participant of every room to leave (server shutdown).
     pub fn kick_all(&self, reason: &str) {
-        for r in self.lock().values() {
+        for r in self.lock().values_mut() {
             for p in r.participants.values() {
-                let _ = p.outbox.send(SessionSignal::Kick(reason.to_owned()));
+                p.signal(SessionSignal::Kick(reason.to_owned()));
             }
+            r.evict_slow(&self.observer);
         }
     }
 

@@ -1,0 +1,275 @@
+//! Limits of one WebSocket session: a member that stops reading is removed as a slow reader
+//! without slowing anyone else, a connection that never joins is closed, trickled candidates
+//! are capped.
+
+mod server;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::TestClient;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A raw WebSocket client whose TCP receive buffer is as small as the kernel allows.
+async fn raw_client(srv: &cascade_api::server::ServerHandle) -> WebSocketStream<TcpStream> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(srv.http_addr).await.unwrap();
+    let (ws, _) = client_async(srv.ws_url(), tcp).await.unwrap();
+    ws
+}
+
+/// The next text message of a raw client, as JSON.
+async fn next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
+    loop {
+        match tokio::time::timeout(T, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no message: {other:?}"),
+        }
+    }
+}
+
+async fn scrape(srv: &cascade_api::server::ServerHandle) -> String {
+    let url = format!("http://{}/metrics", srv.http_addr);
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+}
+
+/// Sends `ping` and returns how long the `pong` took.
+async fn ping(c: &TestClient) -> Duration {
+    let start = Instant::now();
+    c.send_json(&json!({"type": "ping"})).await.unwrap();
+    c.next_message_of_type("pong", T).await.unwrap();
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    // The slow member joins, reads its `joined`, and never reads again.
+    let mut slow = raw_client(&srv).await;
+    let join = json!({"type": "join", "token": server::token("big", "slow")});
+    slow.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let joined = next_json(&mut slow).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let slow_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+
+    let sender = TestClient::connect(&url).await.unwrap();
+    sender
+        .join(&server::token("big", "sender"), true)
+        .await
+        .unwrap();
+    let reader = TestClient::connect(&url).await.unwrap();
+    reader
+        .join(&server::token("big", "reader"), true)
+        .await
+        .unwrap();
+
+    // 600 messages of 60 KB (36 MB) to a member whose socket takes a few KB, in bursts of 20
+    // that a member that reads takes in stride.
+    let blob = "x".repeat(60_000);
+    const N: usize = 600;
+    const BURST: usize = 20;
+    let started = Instant::now();
+    let mut slowest_pong = Duration::ZERO;
+    for burst in 0..N / BURST {
+        for i in burst * BURST..(burst + 1) * BURST {
+            sender
+                .send_json(&json!({"type": "data", "payload": {"i": i, "blob": blob}}))
+                .await
+                .unwrap();
+        }
+        // The member that reads gets every message, in order.
+        for i in burst * BURST..(burst + 1) * BURST {
+            let m = reader
+                .next_message(|m| m["type"] == "data", T)
+                .await
+                .unwrap();
+            assert_eq!(m["payload"]["i"], i, "in order");
+        }
+        slowest_pong = slowest_pong.max(ping(&sender).await);
+    }
+    assert!(
+        slowest_pong < Duration::from_secs(1),
+        "the sender's pongs were delayed up to {slowest_pong:?}"
+    );
+
+    // The others learn that the slow member left as a slow reader, in bounded time.
+    for c in [&sender, &reader] {
+        let left = c
+            .next_message(
+                |m| m["type"] == "participant_left" && m["participant"] == slow_id.as_str(),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        assert_eq!(left["reason"], "slow_reader", "{left}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(srv.state.rooms.counts().participants, 2);
+    server::eventually(T, "the slow session's task to end", || {
+        srv.state.sessions() == 2
+    })
+    .await;
+    let text = scrape(&srv).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"cascade_session_limits_total{limit="slow_reader"}"#
+        ),
+        1
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_socket_takes_nothing_for_the_send_timeout_is_removed() {
+    let srv = server::start().await;
+    let mut slow = raw_client(&srv).await;
+    let join = json!({"type": "join", "token": server::token("stuck", "slow")});
+    slow.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let joined = next_json(&mut slow).await;
+    let slow_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+    let sender = TestClient::connect(&srv.ws_url()).await.unwrap();
+    sender
+        .join(&server::token("stuck", "sender"), true)
+        .await
+        .unwrap();
+    // 120 x 60 KB: more than the socket buffers take (4 MiB at most by default), fewer than
+    // the session's queue (128): only the send timeout can end the stuck session.
+    let blob = "x".repeat(60_000);
+    let started = Instant::now();
+    for i in 0..120 {
+        sender
+            .send_json(&json!({"type": "data", "payload": {"i": i, "blob": blob}}))
+            .await
+            .unwrap();
+    }
+    let left = sender
+        .next_message(
+            |m| m["type"] == "participant_left" && m["participant"] == slow_id.as_str(),
+            Duration::from_secs(25),
+        )
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(left["reason"], "slow_reader", "{left}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "removed after {waited:?}: by the send timeout, not the queue"
+    );
+    assert!(ping(&sender).await < Duration::from_secs(1));
+    server::eventually(T, "the stuck session's task to end", || {
+        srv.state.sessions() == 1
+    })
+    .await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_does_not_join_is_closed_after_the_join_deadline() {
+    let srv = server::start().await;
+    let started = Instant::now();
+    let mut idle = raw_client(&srv).await;
+    // Pings and failed joins do not keep an unjoined connection open.
+    idle.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut idle).await["type"], "pong");
+    idle.send(Message::Text(r#"{"type":"join","token":"bogus"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut idle).await["code"], "unauthorized");
+    let close = match tokio::time::timeout(Duration::from_secs(20), idle.next()).await {
+        Ok(Some(Ok(Message::Close(frame)))) => frame.expect("a close frame"),
+        other => panic!("not closed: {other:?}"),
+    };
+    let waited = started.elapsed();
+    assert_eq!(
+        (close.code, close.reason.as_str()),
+        (CloseCode::from(4008), "join_timeout")
+    );
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
+    // A connection that joined in time stays.
+    let member = TestClient::connect(&srv.ws_url()).await.unwrap();
+    member
+        .join(&server::token("room", "ann"), true)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(member.closed().is_none());
+    assert!(ping(&member).await < T);
+    let text = scrape(&srv).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"cascade_session_limits_total{limit="join_timeout"}"#
+        ),
+        1
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_candidates_are_capped_per_ice_generation() {
+    let srv = server::start().await;
+    // Joined without a peer connection of its own, so that every candidate is the test's.
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    c.join(&server::token("cands", "ann"), true).await.unwrap();
+    let candidate = |i: usize| {
+        json!({"type": "candidate", "ref": i, "candidate": {
+            "candidate": format!("candidate:{i} 1 udp 2122260223 127.0.0.1 {} typ host", 20_000 + i),
+            "sdp_mid": "0",
+            "sdp_mline_index": 0,
+        }})
+    };
+    // Every candidate counts, even one refused (no remote description yet).
+    for i in 0..64 {
+        c.send_json(&candidate(i)).await.unwrap();
+        let e = c.next_message_of_type("error", T).await.unwrap();
+        assert_eq!(e["code"], "invalid_candidate", "{e}");
+    }
+    // End-of-candidates does not count.
+    c.send_json(&json!({"type": "candidate", "candidate": {"candidate": ""}}))
+        .await
+        .unwrap();
+    c.send_json(&candidate(64)).await.unwrap();
+    let e = c.next_message_of_type("error", T).await.unwrap();
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_u64()),
+        (Some("too_many_candidates"), Some(64)),
+        "{e}"
+    );
+    // The session continues.
+    assert!(ping(&c).await < T);
+    let text = scrape(&srv).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"cascade_session_limits_total{limit="too_many_candidates"}"#
+        ),
+        1
+    );
+    srv.shutdown().await;
+}
