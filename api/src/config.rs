@@ -96,6 +96,14 @@ pub struct Config {
     /// participants are told `leave {reason: "server_shutdown"}` and the server exits.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+
+    // Per WebSocket session (api/src/session.rs).
+    /// Messages one WebSocket session may send per second, after a burst of twice as many;
+    /// more get `rate_limited` and are dropped (0 = unlimited).
+    pub message_rate_limit: u32,
+    /// Bytes of `data` messages one WebSocket session may send per second, after a burst of
+    /// four times as many; more get `rate_limited` and are dropped (0 = unlimited).
+    pub data_rate_limit: u32,
 }
 
 impl Default for Config {
@@ -121,6 +129,8 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            message_rate_limit: 50,
+            data_rate_limit: 256 * 1024,
         }
     }
 }
@@ -152,6 +162,8 @@ impl fmt::Debug for Config {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("drain_timeout", &self.drain_timeout)
+            .field("message_rate_limit", &self.message_rate_limit)
+            .field("data_rate_limit", &self.data_rate_limit)
             .finish()
     }
 }
@@ -337,6 +349,14 @@ pub struct ServeArgs {
     /// [env: CASCADE_DRAIN_TIMEOUT] [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub drain_timeout: Option<Duration>,
+    /// Messages per second one WebSocket session may send, after a burst of twice as many;
+    /// 0 = unlimited [env: CASCADE_MESSAGE_RATE_LIMIT] [default: 50].
+    #[arg(long, value_name = "N")]
+    pub message_rate_limit: Option<u32>,
+    /// Bytes per second of `data` messages one WebSocket session may send, after a burst of
+    /// four times as many; 0 = unlimited [env: CASCADE_DATA_RATE_LIMIT] [default: 262144].
+    #[arg(long, value_name = "BYTES")]
+    pub data_rate_limit: Option<u32>,
 }
 
 impl ServeArgs {
@@ -365,6 +385,8 @@ impl ServeArgs {
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             drain_timeout: self.drain_timeout,
+            message_rate_limit: self.message_rate_limit,
+            data_rate_limit: self.data_rate_limit,
         }
     }
 }
@@ -427,6 +449,10 @@ struct Overrides {
         skip_serializing_if = "Option::is_none"
     )]
     drain_timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_rate_limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_rate_limit: Option<u32>,
 }
 
 impl Overrides {
@@ -473,6 +499,8 @@ impl Overrides {
             header_timeout: var(env, "CASCADE_HEADER_TIMEOUT", humantime::parse_duration)?,
             body_timeout: var(env, "CASCADE_BODY_TIMEOUT", humantime::parse_duration)?,
             drain_timeout: var(env, "CASCADE_DRAIN_TIMEOUT", humantime::parse_duration)?,
+            message_rate_limit: var(env, "CASCADE_MESSAGE_RATE_LIMIT", str::parse)?,
+            data_rate_limit: var(env, "CASCADE_DATA_RATE_LIMIT", str::parse)?,
         })
     }
 }
@@ -808,5 +836,27 @@ mod tests {
                 "{var}: {e:#}"
             );
         }
+    }
+
+    #[test]
+    fn session_rate_limits_are_read_from_every_layer() {
+        let file = TempToml::new("rates", "message_rate_limit = 20\ndata_rate_limit = 1000\n");
+        let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+        assert_eq!(
+            (config.message_rate_limit, config.data_rate_limit),
+            (20, 1000)
+        );
+        let config = load_with_env(
+            &cli(&["--config", file.arg(), "--data-rate-limit", "0"]),
+            &env(&[("CASCADE_MESSAGE_RATE_LIMIT", "7")]),
+        )
+        .unwrap();
+        assert_eq!((config.message_rate_limit, config.data_rate_limit), (7, 0));
+        let defaults = Config::default();
+        assert_eq!(
+            (defaults.message_rate_limit, defaults.data_rate_limit),
+            (50, 262_144)
+        );
+        assert!(load_with_env(&cli(&[]), &env(&[("CASCADE_DATA_RATE_LIMIT", "-1")])).is_err());
     }
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod config;
 pub mod listener;
 pub mod metrics;
+pub mod rate_limit;
 pub mod rest;
 pub mod server;
 pub mod session;

@@ -108,7 +108,12 @@ impl ConnectionCounters {
     }
 }
 /// The `limit` labels of `cascade_session_limits_total`.
-pub const SESSION_LIMITS: [&str; 3] = ["slow_reader", "join_timeout", "too_many_candidates"];
+pub const SESSION_LIMITS: [&str; 4] = [
+    "slow_reader",
+    "join_timeout",
+    "too_many_candidates",
+    "rate_limited",
+];
 
 /// The server's metrics.
 #[derive(Debug)]
@@ -241,7 +246,8 @@ impl Metrics {
             session_limits: counter_vec(
                 "cascade_session_limits_total",
                 "Session limits enforced: slow_reader and join_timeout (WebSocket sessions \
-                 closed), too_many_candidates (candidates refused).",
+                 closed), too_many_candidates (candidates refused), rate_limited (WebSocket \
+                 messages dropped by message_rate_limit or data_rate_limit).",
                 &["limit"],
             ),
             mirror: Mutex::new(()),

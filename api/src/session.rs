@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::auth;
+use crate::rate_limit::RateLimit;
 use crate::server::AppState;
 
 /// A session that sends nothing for this long is considered gone (clients ping every 10 s).
@@ -49,6 +50,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const CLOSE_SLOW_READER: u16 = 4003;
 /// WebSocket close code of a connection that did not join within [`JOIN_TIMEOUT`].
 pub const CLOSE_JOIN_TIMEOUT: u16 = 4008;
+/// The `cascade_session_limits_total` label of messages dropped by a session rate limit.
+const RATE_LIMITED: &str = "rate_limited";
 
 struct Member {
     room: String,
@@ -68,6 +71,10 @@ struct Session {
     out: Vec<ServerMessage>,
     /// Set when the session must end, with the reason the participant leaves for.
     end: Option<String>,
+    /// Every message the client sends (`message_rate_limit`).
+    message_rate: RateLimit,
+    /// Bytes of the `data` messages the client sends (`data_rate_limit`).
+    data_rate: RateLimit,
 }
 
 /// Serves one WebSocket until the client leaves or disconnects.
@@ -82,6 +89,11 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         events: None,
         out: Vec::new(),
         end: None,
+        message_rate: RateLimit::new(state.config.message_rate_limit),
+        data_rate: {
+            let rate = f64::from(state.config.data_rate_limit);
+            RateLimit::with_burst(rate, rate * 4.0)
+        },
     };
     let mut shutdown = state.shutdown_signal();
     let mut close_reason: Option<String> = None;
@@ -114,11 +126,15 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
                 idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
                 match frame {
                     Some(Ok(Message::Text(text))) => s.on_text(&text).await,
-                    Some(Ok(Message::Binary(_))) => s.reject(
-                        ErrorCode::InvalidMessage,
-                        "binary frames are not accepted; send JSON text".into(),
-                        None,
-                    ),
+                    Some(Ok(Message::Binary(_))) => {
+                        if s.within_message_rate() {
+                            s.reject(
+                                ErrorCode::InvalidMessage,
+                                "binary frames are not accepted; send JSON text".into(),
+                                None,
+                            );
+                        }
+                    }
                     Some(Ok(_)) => {} // ping/pong frames are handled by the library
                     Some(Err(e)) => {
                         // A frame over the transport limit ends the connection with 1009.
@@ -221,7 +237,31 @@ impl Session {
             .push(ServerMessage::error(code, message, reference));
     }
 
+    /// Takes one message from the message rate limit; past it, queues a `rate_limited` error
+    /// and returns false: the message is dropped.
+    fn within_message_rate(&mut self) -> bool {
+        match self.message_rate.take(std::time::Instant::now()) {
+            Ok(()) => true,
+            Err(wait) => {
+                self.rate_limited(format!(
+                    "more than {} messages per second; message dropped, retry in {} ms",
+                    self.state.config.message_rate_limit,
+                    wait.as_millis().max(1)
+                ));
+                false
+            }
+        }
+    }
+
+    fn rate_limited(&mut self, message: String) {
+        self.state.metrics.session_limit(RATE_LIMITED);
+        self.reject(ErrorCode::RateLimited, message, None);
+    }
+
     async fn on_text(&mut self, text: &str) {
+        if !self.within_message_rate() {
+            return;
+        }
         let (msg, reference) = match parse_client(text) {
             Ok(m) => m,
             Err(rejection) => {
@@ -231,6 +271,20 @@ impl Session {
             }
         };
         self.state.metrics.signaling_message("in", msg.kind());
+        if matches!(msg, ClientMessage::Data { .. })
+            && let Err(wait) = self
+                .data_rate
+                .take_n(std::time::Instant::now(), text.len() as f64)
+        {
+            let message = format!(
+                "data over {} bytes per second; message dropped, retry in {} ms",
+                self.state.config.data_rate_limit,
+                wait.as_millis().max(1)
+            );
+            self.state.metrics.session_limit(RATE_LIMITED);
+            self.reject(ErrorCode::RateLimited, message, reference);
+            return;
+        }
         if let Err((code, message)) = self.handle(msg).await {
             if code == ErrorCode::TooManyCandidates {
                 self.state.metrics.session_limit(code.as_str());

@@ -1,6 +1,6 @@
 //! Limits of one WebSocket session: a member that stops reading is removed as a slow reader
 //! without slowing anyone else, a connection that never joins is closed, trickled candidates
-//! are capped.
+//! are capped, and a client that sends too fast has its excess messages refused.
 
 mod server;
 mod support;
@@ -48,6 +48,12 @@ fn metric(text: &str, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
 }
 
+/// Lifts the session rate limits (tests that must flood a member quickly).
+fn unlimited_rates(c: &mut cascade_api::config::Config) {
+    c.message_rate_limit = 0;
+    c.data_rate_limit = 0;
+}
+
 /// Sends `ping` and returns how long the `pong` took.
 async fn ping(c: &TestClient) -> Duration {
     let start = Instant::now();
@@ -58,7 +64,8 @@ async fn ping(c: &TestClient) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
-    let srv = server::start().await;
+    // The sender may send as fast as it likes: the slow reader must be outrun quickly.
+    let srv = server::start_with(unlimited_rates).await;
     let url = srv.ws_url();
     // The slow member joins, reads its `joined`, and never reads again.
     let mut slow = raw_client(&srv).await;
@@ -140,7 +147,7 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_socket_takes_nothing_for_the_send_timeout_is_removed() {
-    let srv = server::start().await;
+    let srv = server::start_with(unlimited_rates).await;
     let mut slow = raw_client(&srv).await;
     let join = json!({"type": "join", "token": server::token("stuck", "slow")});
     slow.send(Message::Text(join.to_string().into()))
@@ -270,6 +277,103 @@ async fn trickled_candidates_are_capped_per_ice_generation() {
             r#"cascade_session_limits_total{limit="too_many_candidates"}"#
         ),
         1
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_flood_is_rate_limited_and_the_session_goes_on() {
+    let srv = server::start_with(|c| c.message_rate_limit = 10).await;
+    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
+    c.join(&server::token("flood", "fast"), true).await.unwrap();
+    // 200 pings at once: the burst (20, less the join) and the refill are answered, the rest
+    // refused with `rate_limited`; every one gets exactly one reply.
+    for _ in 0..200 {
+        c.send_json(&json!({"type": "ping"})).await.unwrap();
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    while pongs + limited < 200 {
+        let m = c
+            .next_message(|m| m["type"] == "pong" || m["type"] == "error", T)
+            .await
+            .unwrap();
+        if m["type"] == "pong" {
+            pongs += 1;
+        } else {
+            assert_eq!(m["code"], "rate_limited", "{m}");
+            limited += 1;
+        }
+    }
+    assert!((19..=40).contains(&pongs), "{pongs} pongs");
+    assert!(limited >= 160, "{limited} refused");
+    // The bucket refills: the session is still joined and answers again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(ping(&c).await < Duration::from_secs(1));
+    assert_eq!(srv.state.rooms.counts().participants, 1);
+    let text = scrape(&srv).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"cascade_session_limits_total{limit="rate_limited"}"#
+        ),
+        limited
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_past_the_byte_rate_is_refused_and_never_forwarded() {
+    // 20 kB/s after a burst of 80 kB: of 20 messages of ~10 kB sent at once, about 8 pass.
+    let srv = server::start_with(|c| c.data_rate_limit = 20_000).await;
+    let url = srv.ws_url();
+    let sender = TestClient::connect(&url).await.unwrap();
+    sender
+        .join(&server::token("chat", "sender"), true)
+        .await
+        .unwrap();
+    let reader = TestClient::connect(&url).await.unwrap();
+    reader
+        .join(&server::token("chat", "reader"), true)
+        .await
+        .unwrap();
+    let blob = "x".repeat(10_000);
+    for i in 0..20 {
+        sender
+            .send_json(&json!({"type": "data", "payload": {"i": i, "blob": blob}, "ref": i}))
+            .await
+            .unwrap();
+    }
+    // Each refused message gets its own `rate_limited` error carrying its `ref`.
+    let mut refused = Vec::new();
+    // Messages are handled in order: once the pong is in, every error is too.
+    ping(&sender).await;
+    while let Ok(m) = sender
+        .next_message(|m| m["type"] == "error", Duration::from_millis(200))
+        .await
+    {
+        assert_eq!(m["code"], "rate_limited", "{m}");
+        refused.push(m["ref"].as_i64().unwrap());
+    }
+    assert!(
+        (6..=14).contains(&refused.len()),
+        "{} refused",
+        refused.len()
+    );
+    // The reader gets exactly the others, in order, and nothing refused.
+    let passed: Vec<i64> = (0..20).filter(|i| !refused.contains(i)).collect();
+    for want in &passed {
+        let m = reader
+            .next_message(|m| m["type"] == "data", T)
+            .await
+            .unwrap();
+        assert_eq!(m["payload"]["i"], *want);
+    }
+    assert!(
+        reader
+            .next_message(|m| m["type"] == "data", Duration::from_millis(500))
+            .await
+            .is_err(),
+        "a refused message was forwarded"
     );
     srv.shutdown().await;
 }

@@ -8,7 +8,6 @@
 //! docs/whip-whep.md). The resource URL is the session's capability: `PATCH` and `DELETE`
 //! need no token, but one that is sent must be valid for the room.
 
-pub mod limit;
 pub mod sdpfrag;
 pub mod session;
 

@@ -10,7 +10,7 @@ use cascade_sfu::room::{SLOW_READER, SessionSignal};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::limit::RateLimit;
+use crate::rate_limit::RateLimit;
 use crate::server::AppState;
 
 /// Which protocol created a session.
