@@ -11,6 +11,8 @@ use cascade_api::config::{self, Cli, Command, Config, LogFormat, TokenArgs};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,7 +65,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .block_on(cascade_api::server::run(config))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in.
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in;
+/// media-path lines are rate-limited ([`cascade_sfu::log_limit`]).
 fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
@@ -72,11 +75,15 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Lines a remote party can trigger on the media path are rate-limited per call site.
+    let limit = cascade_sfu::log_limit::MediaLogLimit::default();
     match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(limit)
             .try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder.json().finish().with(limit).try_init(),
     }
     .map_err(|e| anyhow!("initializing logging: {e}"))
 }

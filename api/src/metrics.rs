@@ -87,6 +87,8 @@ pub struct Metrics {
     retransmissions: IntCounter,
     peer_connection_failures: IntCounter,
     webhooks: WebhookCounters,
+    /// Media-port hardening: datagrams, forwarded packets and log lines dropped.
+    media_drops: MediaDropCounters,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
     mirror: Mutex<()>,
 }
@@ -175,6 +177,24 @@ impl Metrics {
                     "Webhook requests repeated after a failed attempt.",
                 ),
             },
+            media_drops: MediaDropCounters {
+                datagrams: counter_vec(
+                    "cascade_media_dropped_datagrams_total",
+                    "Datagrams dropped on the media port: unknown_source (from an address no \
+                     peer has bound with a verified STUN binding request), queue_full (the \
+                     worker's data queue was full).",
+                    &["reason"],
+                ),
+                forwards: counter(
+                    "cascade_media_dropped_forwards_total",
+                    "RTP packets not forwarded to another worker's subscribers: its data queue \
+                     was full.",
+                ),
+                log_lines: counter(
+                    "cascade_log_lines_suppressed_total",
+                    "Media-path log lines suppressed by the per-call-site rate limit.",
+                ),
+            },
             mirror: Mutex::new(()),
             registry,
         };
@@ -240,6 +260,27 @@ impl Metrics {
         vec(&self.keyframe_requests, "sent", s.keyframe_requests_sent);
         mirror(&self.retransmissions, s.retransmissions);
         mirror(&self.peer_connection_failures, s.peer_connection_failures);
+        self.media_drops.mirror(s);
+    }
+}
+
+/// Drop counters of the media port (see [`MediaDropCounters::mirror`]).
+#[derive(Debug)]
+struct MediaDropCounters {
+    datagrams: IntCounterVec,
+    forwards: IntCounter,
+    log_lines: IntCounter,
+}
+
+impl MediaDropCounters {
+    /// Raises each counter to its snapshot value.
+    fn mirror(&self, s: &StatsSnapshot) {
+        let mirror = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        let datagrams = |reason: &str| self.datagrams.with_label_values(&[reason]);
+        mirror(&datagrams("unknown_source"), s.datagrams_unknown_source);
+        mirror(&datagrams("queue_full"), s.datagrams_queue_full);
+        mirror(&self.forwards, s.forwards_queue_full);
+        mirror(&self.log_lines, s.log_lines_suppressed);
     }
 }
 
@@ -266,6 +307,9 @@ mod tests {
             "cascade_peer_connection_failures_total",
             "cascade_webhook_deliveries_total",
             "cascade_webhook_retries_total",
+            "cascade_media_dropped_datagrams_total",
+            "cascade_media_dropped_forwards_total",
+            "cascade_log_lines_suppressed_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),
@@ -309,6 +353,7 @@ mod tests {
             "cascade_participants 3",
             r#"cascade_tracks{kind="audio"} 2"#,
             r#"cascade_tracks{kind="video"} 1"#,
+            r#"cascade_media_dropped_datagrams_total{reason="queue_full"} 0"#,
         ] {
             assert!(
                 out.lines().any(|l| l == line),

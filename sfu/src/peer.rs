@@ -330,7 +330,7 @@ impl Peer {
         match answered {
             Ok(answer) => {
                 self.prune_stopped_publications();
-                Ok(answer.sdp)
+                Ok(crate::candidates::spread(&answer.sdp))
             }
             Err(e) => {
                 // Back to stable: the offer is refused as a whole.
@@ -493,7 +493,7 @@ impl Peer {
         }
         self.offered = self.down.keys().cloned().collect();
         Ok(ServerOffer {
-            sdp: offer.sdp,
+            sdp: crate::candidates::spread(&offer.sdp),
             tracks,
         })
     }
@@ -915,12 +915,13 @@ fn payload_type_for(negotiated: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -
         .map(|c| c.payload_type)
 }
 
-/// Asks a track's publisher for a keyframe, throttled per track.
+/// Asks a track's publisher for a keyframe, throttled per track (best effort: not queued if
+/// the publisher's worker is saturated).
 pub(crate) fn request_keyframe(track: &PublishedTrack, now: Instant) {
     if track.kind == TrackKind::Video && track.take_keyframe_request_slot(now) {
         track
             .publisher
-            .command(PeerCommand::RequestKeyframe(track.id.clone()));
+            .try_command(PeerCommand::RequestKeyframe(track.id.clone()));
     }
 }
 
