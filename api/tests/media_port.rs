@@ -159,6 +159,7 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let logged = lines.load(Relaxed) - lines_before;
+    eprintln!("forged binding request + {JUNK} junk datagrams: {logged} media-path lines");
     assert!(
         logged <= 2 * u64::from(LINES_PER_INTERVAL),
         "{logged} lines for {JUNK} junk datagrams"
@@ -193,6 +194,11 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
         "a bound address is not an unknown source"
     );
     let logged = lines.load(Relaxed) - lines_before;
+    eprintln!(
+        "verified binding request + {JUNK} junk datagrams: {logged} media-path lines, {} \
+         suppressed",
+        metric(srv.http_addr, suppressed).await - suppressed_before
+    );
     assert!(
         logged <= 10 * u64::from(LINES_PER_INTERVAL),
         "{logged} lines for {JUNK} junk datagrams"
