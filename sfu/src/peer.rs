@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cascade_signaling::protocol::{IceCandidate, TrackKind};
@@ -203,6 +203,8 @@ pub struct Peer {
     connected: bool,
     closed: bool,
     deadline: Option<Instant>,
+    /// When media last counted as ICE liveness (see [`Peer::handle_datagram`]).
+    liveness_at: Option<Instant>,
 }
 
 impl Peer {
@@ -235,6 +237,7 @@ impl Peer {
             connected: false,
             closed: false,
             deadline: None,
+            liveness_at: None,
         }
     }
 
@@ -253,10 +256,29 @@ impl Peer {
     }
 
     /// Feeds a datagram from the socket.
+    ///
+    /// Media counts as ICE liveness: the ICE-lite agent only notices STUN, and some clients
+    /// (libnice: GStreamer webrtcbin) send no STUN for 25 s after connecting, longer than the
+    /// disconnected timeout. So, at most once per [`LIVENESS_EVERY`], a non-STUN datagram is
+    /// followed by a STUN binding indication from the same address (the agent marks the
+    /// remote candidate seen; indications are not answered).
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: BytesMut, at: Instant) {
         if self.closed {
             return;
         }
+        let media = data.first().is_some_and(|b| *b > 3);
+        self.read(from, data, at);
+        if media
+            && self
+                .liveness_at
+                .is_none_or(|t| at.saturating_duration_since(t) >= LIVENESS_EVERY)
+        {
+            self.liveness_at = Some(at);
+            self.read(from, BytesMut::from(&BINDING_INDICATION[..]), at);
+        }
+    }
+
+    fn read(&mut self, from: SocketAddr, data: BytesMut, at: Instant) {
         let msg = TaggedBytesMut {
             now: at,
             transport: TransportContext {
@@ -914,6 +936,14 @@ fn payload_type_for(negotiated: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -
         .or_else(|| negotiated.iter().find(same_mime))
         .map(|c| c.payload_type)
 }
+
+/// How often media may stand in for ICE liveness (see [`Peer::handle_datagram`]).
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+/// A STUN binding indication without attributes (RFC 8489: type 0x0011, magic cookie).
+const BINDING_INDICATION: [u8; 20] = [
+    0x00, 0x11, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 0x43, 0x61, 0x73, 0x63, 0x61, 0x64, 0x65,
+    0x4C, 0x69, 0x76, 0x65, 0x21,
+];
 
 /// Asks a track's publisher for a keyframe, throttled per track (best effort: not queued if
 /// the publisher's worker is saturated).
