@@ -203,8 +203,10 @@ pub struct Peer {
     connected: bool,
     closed: bool,
     deadline: Option<Instant>,
-    /// When media last counted as ICE liveness (see [`Peer::handle_datagram`]).
+    /// When a datagram last counted as ICE liveness (see [`Peer::handle_datagram`]).
     liveness_at: Option<Instant>,
+    /// Where the connection last sent a datagram: the remote address of its selected pair.
+    sending_to: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -238,6 +240,7 @@ impl Peer {
             closed: false,
             deadline: None,
             liveness_at: None,
+            sending_to: None,
         }
     }
 
@@ -255,26 +258,28 @@ impl Peer {
         self.closed
     }
 
-    /// Feeds a datagram from the socket.
+    /// Feeds a datagram from the socket (routed here by a bound address: the client's own).
     ///
-    /// Media counts as ICE liveness: the ICE-lite agent only notices STUN, and some clients
-    /// (libnice: GStreamer webrtcbin) send no STUN for 25 s after connecting, longer than the
-    /// disconnected timeout. So, at most once per [`LIVENESS_EVERY`], a non-STUN datagram is
-    /// followed by a STUN binding indication from the same address (the agent marks the
-    /// remote candidate seen; indications are not answered).
+    /// Any datagram counts as ICE liveness of the pair the connection sends on. The ICE-lite
+    /// agent only notices STUN on that pair's remote address, but some clients (libnice:
+    /// GStreamer webrtcbin) send no STUN for 25 s after connecting, longer than the
+    /// disconnected timeout, and a client with several interfaces (Chromium) may keep its
+    /// consent checks on a pair it nominated after the one the agent selected (which it never
+    /// changes). So, at most once per [`LIVENESS_EVERY`], a datagram is followed by a STUN
+    /// binding indication as if from the address the connection sends to (the agent marks
+    /// that remote candidate seen; indications are not answered).
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: BytesMut, at: Instant) {
         if self.closed {
             return;
         }
-        let media = data.first().is_some_and(|b| *b > 3);
         self.read(from, data, at);
-        if media
-            && self
-                .liveness_at
-                .is_none_or(|t| at.saturating_duration_since(t) >= LIVENESS_EVERY)
+        if self
+            .liveness_at
+            .is_none_or(|t| at.saturating_duration_since(t) >= LIVENESS_EVERY)
         {
             self.liveness_at = Some(at);
-            self.read(from, BytesMut::from(&BINDING_INDICATION[..]), at);
+            let to = self.sending_to.unwrap_or(from);
+            self.read(to, BytesMut::from(&BINDING_INDICATION[..]), at);
         }
     }
 
@@ -715,6 +720,7 @@ impl Peer {
     /// Queues every datagram the connection has to send.
     pub(crate) fn flush(&mut self, out: &mut Outbox) {
         while let Some(msg) = self.pc.poll_write() {
+            self.sending_to = Some(msg.transport.peer_addr);
             out.push(msg.transport.peer_addr, msg.message);
         }
     }
@@ -937,7 +943,7 @@ fn payload_type_for(negotiated: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -
         .map(|c| c.payload_type)
 }
 
-/// How often media may stand in for ICE liveness (see [`Peer::handle_datagram`]).
+/// How often a datagram may stand in for ICE liveness (see [`Peer::handle_datagram`]).
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 /// A STUN binding indication without attributes (RFC 8489: type 0x0011, magic cookie).
 const BINDING_INDICATION: [u8; 20] = [
