@@ -66,7 +66,10 @@ fn attr<'a>(sdp: &'a str, attr: &str) -> &'a str {
 /// Every candidate is component 1, and every active m-section carries the same ones.
 fn assert_candidates_everywhere(what: &str, sdp: &str) {
     let sections: Vec<&str> = sdp.split("\nm=").skip(1).collect();
-    assert!(sections.len() >= 2, "{what}: audio and video sections:\n{sdp}");
+    assert!(
+        sections.len() >= 2,
+        "{what}: audio and video sections:\n{sdp}"
+    );
     let candidates = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| l.starts_with("a=candidate:"))
@@ -115,7 +118,10 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
 
     let srv = server::start().await;
     let client = TestClient::connect(&srv.ws_url()).await.unwrap();
-    client.join(&server::token("port", "alice"), true).await.unwrap();
+    client
+        .join(&server::token("port", "alice"), true)
+        .await
+        .unwrap();
     client.publish(true, true).await.unwrap();
     let pc = client.ensure_peer_connection().await.unwrap();
     let answer = pc.remote_description().await.expect("an answer").sdp;
@@ -146,7 +152,10 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
     let before = metric(srv.http_addr, unknown).await;
     let lines_before = lines.load(Relaxed);
     forger
-        .send_to(&binding_request(&format!("{ufrag}:forged"), "wrong-password"), port)
+        .send_to(
+            &binding_request(&format!("{ufrag}:forged"), "wrong-password"),
+            port,
+        )
         .unwrap();
     send_junk(&forger, port, JUNK).await;
     let deadline = tokio::time::Instant::now() + T;
@@ -172,7 +181,10 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
     let unknown_before = metric(srv.http_addr, unknown).await;
     let lines_before = lines.load(Relaxed);
     member
-        .send_to(&binding_request(&format!("{ufrag}:{client_ufrag}"), pwd), port)
+        .send_to(
+            &binding_request(&format!("{ufrag}:{client_ufrag}"), pwd),
+            port,
+        )
         .unwrap();
     let mut response = [0u8; 1500];
     member.set_read_timeout(Some(T)).unwrap();

@@ -61,7 +61,10 @@ pub fn binding_request(username: &str, password: &str) -> Vec<u8> {
     let mut m = Message::new();
     let setters: Vec<Box<dyn Setter>> = vec![
         Box::new(BINDING_REQUEST),
-        Box::new(Username::new(rtc::stun::attributes::ATTR_USERNAME, username.into())),
+        Box::new(Username::new(
+            rtc::stun::attributes::ATTR_USERNAME,
+            username.into(),
+        )),
         Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
             password.into(),
             provider.crypto(),
@@ -228,8 +231,14 @@ mod tests {
 
     #[test]
     fn parses_local_ufrag() {
-        assert_eq!(stun_local_ufrag(&unsigned_request("srv1:cli")), Some("srv1"));
-        assert_eq!(stun_local_ufrag(&binding_request("srv1:cli", "p")), Some("srv1"));
+        assert_eq!(
+            stun_local_ufrag(&unsigned_request("srv1:cli")),
+            Some("srv1")
+        );
+        assert_eq!(
+            stun_local_ufrag(&binding_request("srv1:cli", "p")),
+            Some("srv1")
+        );
         assert_eq!(stun_local_ufrag(b"\x80\x60garbage-rtp-packet-xxxx"), None);
         assert_eq!(stun_local_ufrag(&[0u8; 3]), None);
         let mut truncated = unsigned_request("srv1:cli");
@@ -287,7 +296,11 @@ mod tests {
         assert_eq!(d.route(x, &binding_request("b:c", "pwd-b")), Some(2));
         assert_eq!(d.route(x, RTP), Some(2));
         d.remove_ufrag("a");
-        assert_eq!(d.route(x, RTP), Some(2), "a's removal does not unbind b's address");
+        assert_eq!(
+            d.route(x, RTP),
+            Some(2),
+            "a's removal does not unbind b's address"
+        );
         assert_eq!(d.addresses(), 1);
     }
 

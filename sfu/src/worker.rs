@@ -146,7 +146,10 @@ pub(crate) fn run(
             default(wait) => None,
         };
         let mut shutdown = false;
-        let batch = control.try_iter().take(BATCH).chain(data.try_iter().take(BATCH));
+        let batch = control
+            .try_iter()
+            .take(BATCH)
+            .chain(data.try_iter().take(BATCH));
         for msg in first.into_iter().chain(batch) {
             match msg {
                 WorkerMsg::Shutdown => shutdown = true,
