@@ -211,8 +211,11 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
          suppressed",
         metric(srv.http_addr, suppressed).await - suppressed_before
     );
+    // The stack complains at a handful of call sites (each at most LINES_PER_INTERVAL lines per
+    // window, twice if a window turns over): far fewer lines than datagrams (~3.6 per datagram
+    // without the limit).
     assert!(
-        logged <= 10 * u64::from(LINES_PER_INTERVAL),
+        logged <= JUNK / 10,
         "{logged} lines for {JUNK} junk datagrams"
     );
     srv.shutdown().await;
