@@ -6,8 +6,9 @@
 //! workers: when it is full, the datagram or packet is dropped and counted (media, like a full
 //! socket buffer; RTCP feedback recovers). The *control* queue ([`CONTROL_QUEUE`]) carries new
 //! peers and commands from signaling sessions: a sender waits up to [`COMMAND_SEND_TIMEOUT`]
-//! for room, then the command fails (an awaited command reports [`crate::MediaError::Closed`]). Timers come from each connection's `poll_timeout`; the worker sleeps on its
-//! channel until the earliest deadline. The datagrams of one wake-up are sent together on
+//! for room, then the command fails (an awaited command reports [`crate::MediaError::Closed`]).
+//! Timers come from each connection's `poll_timeout`; the worker sleeps on its channels until
+//! the earliest deadline. The datagrams of one wake-up are sent together on
 //! the shared UDP socket (`sendmmsg`, UDP GSO for bursts to one destination).
 
 use std::collections::HashMap;
