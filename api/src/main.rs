@@ -12,6 +12,8 @@ use cascade_api::server::{self, Exit, ServerHandle};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -92,8 +94,9 @@ fn report(format: LogFormat, e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in. In
-/// JSON mode a panic is logged as an `ERROR` event too, so that stderr stays JSON.
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `log` records are bridged in;
+/// media-path lines are rate-limited ([`cascade_sfu::log_limit`]). In JSON mode a panic is
+/// logged as an `ERROR` event too, so that stderr stays JSON.
 fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
@@ -102,11 +105,15 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Lines a remote party can trigger on the media path are rate-limited per call site.
+    let limit = cascade_sfu::log_limit::MediaLogLimit::default();
     match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(limit)
             .try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder.json().finish().with(limit).try_init(),
     }
     .map_err(|e| anyhow!("initializing logging: {e}"))?;
     if format == LogFormat::Json {

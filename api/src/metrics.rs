@@ -133,6 +133,8 @@ pub struct Metrics {
     connections: ConnectionCounters,
     draining: IntGauge,
     session_limits: IntCounterVec,
+    /// Media-port hardening: datagrams, forwarded packets and log lines dropped.
+    media_drops: MediaDropCounters,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
     mirror: Mutex<()>,
 }
@@ -250,6 +252,24 @@ impl Metrics {
                  messages dropped by message_rate_limit or data_rate_limit).",
                 &["limit"],
             ),
+            media_drops: MediaDropCounters {
+                datagrams: counter_vec(
+                    "cascade_media_dropped_datagrams_total",
+                    "Datagrams dropped on the media port: unknown_source (from an address no \
+                     peer has bound with a verified STUN binding request), queue_full (the \
+                     worker's data queue was full).",
+                    &["reason"],
+                ),
+                forwards: counter(
+                    "cascade_media_dropped_forwards_total",
+                    "RTP packets not forwarded to another worker's subscribers: its data queue \
+                     was full.",
+                ),
+                log_lines: counter(
+                    "cascade_log_lines_suppressed_total",
+                    "Media-path log lines suppressed by the per-call-site rate limit.",
+                ),
+            },
             mirror: Mutex::new(()),
             registry,
         };
@@ -342,6 +362,27 @@ impl Metrics {
         vec(&self.keyframe_requests, "sent", s.keyframe_requests_sent);
         mirror(&self.retransmissions, s.retransmissions);
         mirror(&self.peer_connection_failures, s.peer_connection_failures);
+        self.media_drops.mirror(s);
+    }
+}
+
+/// Drop counters of the media port (see [`MediaDropCounters::mirror`]).
+#[derive(Debug)]
+struct MediaDropCounters {
+    datagrams: IntCounterVec,
+    forwards: IntCounter,
+    log_lines: IntCounter,
+}
+
+impl MediaDropCounters {
+    /// Raises each counter to its snapshot value.
+    fn mirror(&self, s: &StatsSnapshot) {
+        let mirror = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        let datagrams = |reason: &str| self.datagrams.with_label_values(&[reason]);
+        mirror(&datagrams("unknown_source"), s.datagrams_unknown_source);
+        mirror(&datagrams("queue_full"), s.datagrams_queue_full);
+        mirror(&self.forwards, s.forwards_queue_full);
+        mirror(&self.log_lines, s.log_lines_suppressed);
     }
 }
 
@@ -373,6 +414,9 @@ mod tests {
             "cascade_http_timeouts_total",
             "cascade_draining",
             "cascade_session_limits_total",
+            "cascade_media_dropped_datagrams_total",
+            "cascade_media_dropped_forwards_total",
+            "cascade_log_lines_suppressed_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),
@@ -416,6 +460,7 @@ mod tests {
             "cascade_participants 3",
             r#"cascade_tracks{kind="audio"} 2"#,
             r#"cascade_tracks{kind="video"} 1"#,
+            r#"cascade_media_dropped_datagrams_total{reason="queue_full"} 0"#,
         ] {
             assert!(
                 out.lines().any(|l| l == line),

@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use cascade_sfu::demux::Demuxer;
+use cascade_sfu::demux::{Demuxer, binding_request};
 use cascade_sfu::munger::Munger;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -27,12 +27,12 @@ fn demux(c: &mut Criterion) {
         let addr: SocketAddr = format!("10.0.{}.{}:5000", i / 250, i % 250)
             .parse()
             .unwrap();
-        d.add_peer(format!("u{i}"), i);
+        d.add_peer(format!("u{i}"), format!("p{i}"), i);
         addrs.push(addr);
     }
     // Bind addresses through their first (STUN) contact.
     for (i, a) in addrs.iter().enumerate() {
-        d.route(*a, &stun_request(&format!("u{i}:x")));
+        d.route(*a, &binding_request(&format!("u{i}:x"), &format!("p{i}")));
     }
     let rtp = [0x80u8, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
     let mut i = 0;
@@ -42,21 +42,6 @@ fn demux(c: &mut Criterion) {
             black_box(d.route(addrs[i], &rtp))
         })
     });
-}
-
-fn stun_request(username: &str) -> Vec<u8> {
-    let mut attr = vec![0x00, 0x06];
-    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
-    attr.extend_from_slice(username.as_bytes());
-    while attr.len() % 4 != 0 {
-        attr.push(0);
-    }
-    let mut m = vec![0x00, 0x01];
-    m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
-    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    m.extend_from_slice(&[0; 12]);
-    m.extend_from_slice(&attr);
-    m
 }
 
 criterion_group!(hot_path, munger, demux);

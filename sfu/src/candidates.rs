@@ -1,50 +1,57 @@
-//! Caps on the ICE candidates a client trickles: per ICE generation and per session. Sans-I/O.
+//! Where the server's ICE candidates go in the SDP it hands out (answers and offers).
 //!
-//! Every candidate line counts (whether it then parses or not); the empty end-of-candidates
-//! marker does not. A generation is one remote ICE username fragment: an offer with a new
-//! `a=ice-ufrag` (an ICE restart) starts a new generation, the session total keeps counting.
+//! The WebRTC stack writes each host candidate twice (component 1 and component 2, although
+//! every m-section has `a=rtcp-mux`) and only into the first m-section of a bundle group.
+//! Clients differ in where they look: aiortc with `max-bundle` reads the *last* bundled
+//! m-section. [`spread`] rewrites the SDP so that every active m-section (port not 0) carries
+//! the same component-1 candidates, followed by `a=end-of-candidates` if the stack wrote it.
+//! Sans-I/O.
 
-use crate::error::MediaError;
-
-/// Most candidates accepted in one ICE generation.
-pub const MAX_PER_GENERATION: u32 = 64;
-/// Most candidates accepted over a session's lifetime (all generations).
-pub const MAX_PER_SESSION: u32 = 256;
-
-/// How many candidates a peer has accepted, in its current generation and in all.
-#[derive(Debug, Default)]
-pub struct CandidateBudget {
-    ufrag: Option<String>,
-    generation: u32,
-    total: u32,
-}
-
-impl CandidateBudget {
-    /// A remote description was applied: a new ICE username fragment starts a new generation.
-    pub fn on_remote_ufrag(&mut self, ufrag: Option<&str>) {
-        if let Some(u) = ufrag
-            && self.ufrag.as_deref() != Some(u)
-        {
-            self.ufrag = Some(u.to_owned());
-            self.generation = 0;
+/// Returns `sdp` with its component-1 candidates (each once, in order) in every active
+/// m-section and no component-2 candidate; other lines are kept as they are.
+pub fn spread(sdp: &str) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let lines: Vec<&str> = sdp.lines().collect();
+    let mut candidates: Vec<&str> = Vec::new();
+    let mut end_of_candidates = false;
+    for line in &lines {
+        if let Some(c) = line.strip_prefix("a=candidate:") {
+            if c.split(' ').nth(1) == Some("1") && !candidates.contains(line) {
+                candidates.push(line);
+            }
+        } else if *line == "a=end-of-candidates" {
+            end_of_candidates = true;
         }
     }
+    // The candidate block that closes every active m-section.
+    let mut block: Vec<&str> = candidates;
+    if end_of_candidates {
+        block.push("a=end-of-candidates");
+    }
+    let mut out = String::with_capacity(sdp.len() + block.len() * 128);
+    let mut active = false;
+    for line in &lines {
+        if line.starts_with("a=candidate:") || *line == "a=end-of-candidates" {
+            continue;
+        }
+        if let Some(m) = line.strip_prefix("m=") {
+            if active {
+                push_lines(&mut out, &block, eol);
+            }
+            active = m.split(' ').nth(1).is_some_and(|port| port != "0");
+        }
+        push_lines(&mut out, &[line], eol);
+    }
+    if active {
+        push_lines(&mut out, &block, eol);
+    }
+    out
+}
 
-    /// Counts one candidate, or refuses it with [`MediaError::TooManyCandidates`] past a cap.
-    pub fn take(&mut self) -> Result<(), MediaError> {
-        if self.total >= MAX_PER_SESSION {
-            return Err(MediaError::TooManyCandidates(format!(
-                "at most {MAX_PER_SESSION} candidates per session"
-            )));
-        }
-        if self.generation >= MAX_PER_GENERATION {
-            return Err(MediaError::TooManyCandidates(format!(
-                "at most {MAX_PER_GENERATION} candidates per ICE generation; restart ICE for more"
-            )));
-        }
-        self.generation += 1;
-        self.total += 1;
-        Ok(())
+fn push_lines(out: &mut String, lines: &[&str], eol: &str) {
+    for l in lines {
+        out.push_str(l);
+        out.push_str(eol);
     }
 }
 
@@ -52,37 +59,59 @@ impl CandidateBudget {
 mod tests {
     use super::*;
 
-    fn take_n(b: &mut CandidateBudget, n: u32) -> u32 {
-        (0..n).filter(|_| b.take().is_ok()).count() as u32
+    const C1: &str = "a=candidate:1 1 udp 2130706431 10.0.0.1 7882 typ host";
+    const C2: &str = "a=candidate:1 2 udp 2130706431 10.0.0.1 7882 typ host";
+    const D1: &str = "a=candidate:2 1 udp 2130706431 10.0.0.2 7882 typ host";
+
+    fn sdp(lines: &[&str]) -> String {
+        lines.iter().map(|l| format!("{l}\r\n")).collect()
     }
 
     #[test]
-    fn caps_each_generation_and_the_session() {
-        let mut b = CandidateBudget::default();
-        b.on_remote_ufrag(Some("a"));
-        assert_eq!(take_n(&mut b, 100), MAX_PER_GENERATION);
-        assert!(matches!(b.take(), Err(MediaError::TooManyCandidates(_))));
-        // The same ufrag again (a renegotiation, no restart) does not refill.
-        b.on_remote_ufrag(Some("a"));
-        assert_eq!(take_n(&mut b, 1), 0);
-        // Each ICE restart refills the generation until the session total is reached.
-        let mut accepted = MAX_PER_GENERATION;
-        for g in 0..10 {
-            b.on_remote_ufrag(Some(&format!("r{g}")));
-            accepted += take_n(&mut b, 100);
-        }
-        assert_eq!(accepted, MAX_PER_SESSION);
-        b.on_remote_ufrag(Some("last"));
-        let err = b.take().unwrap_err();
-        assert!(err.to_string().contains("per session"), "{err}");
+    fn every_active_m_section_gets_the_component_1_candidates() {
+        let before = sdp(&[
+            "v=0",
+            "a=group:BUNDLE 0 1",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "a=mid:0",
+            "a=rtcp-mux",
+            C1,
+            C2,
+            D1,
+            "a=end-of-candidates",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:1",
+            "a=rtcp-mux",
+            "m=video 0 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:2",
+        ]);
+        let after = sdp(&[
+            "v=0",
+            "a=group:BUNDLE 0 1",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "a=mid:0",
+            "a=rtcp-mux",
+            C1,
+            D1,
+            "a=end-of-candidates",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:1",
+            "a=rtcp-mux",
+            C1,
+            D1,
+            "a=end-of-candidates",
+            "m=video 0 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:2",
+        ]);
+        assert_eq!(spread(&before), after);
+        assert_eq!(spread(&after), after, "idempotent");
     }
 
     #[test]
-    fn a_description_without_ufrag_keeps_the_generation() {
-        let mut b = CandidateBudget::default();
-        b.on_remote_ufrag(Some("a"));
-        assert_eq!(take_n(&mut b, 10), 10);
-        b.on_remote_ufrag(None);
-        assert_eq!(take_n(&mut b, 100), MAX_PER_GENERATION - 10);
+    fn without_candidates_or_end_marker_only_component_2_goes() {
+        let no_candidates = sdp(&["v=0", "m=audio 9 RTP/AVP 0", "a=mid:0"]);
+        assert_eq!(spread(&no_candidates), no_candidates);
+        let lf = "v=0\nm=audio 9 RTP/AVP 0\na=candidate:1 2 udp 1 h 1 typ host\n";
+        assert_eq!(spread(lf), "v=0\nm=audio 9 RTP/AVP 0\n");
     }
 }

@@ -4,12 +4,14 @@
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
+pub mod candidate_budget;
 pub mod candidates;
 pub mod codecs;
 pub mod demux;
 pub mod error;
 pub mod feedback_tap;
 pub mod ids;
+pub mod log_limit;
 pub mod munger;
 pub mod peer;
 pub mod room;

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cascade_signaling::protocol::{IceCandidate, TrackKind};
@@ -38,7 +38,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::candidates::CandidateBudget;
+use crate::candidate_budget::CandidateBudget;
 use crate::error::MediaError;
 use crate::munger::Munger;
 use crate::server::Shared;
@@ -211,6 +211,10 @@ pub struct Peer {
     connected: bool,
     closed: bool,
     deadline: Option<Instant>,
+    /// When a datagram last counted as ICE liveness (see [`Peer::handle_datagram`]).
+    liveness_at: Option<Instant>,
+    /// Where the connection last sent a datagram: the remote address of its selected pair.
+    sending_to: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -244,6 +248,8 @@ impl Peer {
             connected: false,
             closed: false,
             deadline: None,
+            liveness_at: None,
+            sending_to: None,
         }
     }
 
@@ -261,11 +267,32 @@ impl Peer {
         self.closed
     }
 
-    /// Feeds a datagram from the socket.
+    /// Feeds a datagram from the socket (routed here by a bound address: the client's own).
+    ///
+    /// Any datagram counts as ICE liveness of the pair the connection sends on. The ICE-lite
+    /// agent only notices STUN on that pair's remote address, but some clients (libnice:
+    /// GStreamer webrtcbin) send no STUN for 25 s after connecting, longer than the
+    /// disconnected timeout, and a client with several interfaces (Chromium) may keep its
+    /// consent checks on a pair it nominated after the one the agent selected (which it never
+    /// changes). So, at most once per [`LIVENESS_EVERY`], a datagram is followed by a STUN
+    /// binding indication as if from the address the connection sends to (the agent marks
+    /// that remote candidate seen; indications are not answered).
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: BytesMut, at: Instant) {
         if self.closed {
             return;
         }
+        self.read(from, data, at);
+        if self
+            .liveness_at
+            .is_none_or(|t| at.saturating_duration_since(t) >= LIVENESS_EVERY)
+        {
+            self.liveness_at = Some(at);
+            let to = self.sending_to.unwrap_or(from);
+            self.read(to, BytesMut::from(&BINDING_INDICATION[..]), at);
+        }
+    }
+
+    fn read(&mut self, from: SocketAddr, data: BytesMut, at: Instant) {
         let msg = TaggedBytesMut {
             now: at,
             transport: TransportContext {
@@ -341,7 +368,7 @@ impl Peer {
         match answered {
             Ok(answer) => {
                 self.prune_stopped_publications();
-                Ok(answer.sdp)
+                Ok(crate::candidates::spread(&answer.sdp))
             }
             Err(e) => {
                 // Back to stable: the offer is refused as a whole.
@@ -502,7 +529,7 @@ impl Peer {
         }
         self.offered = self.down.keys().cloned().collect();
         Ok(ServerOffer {
-            sdp: offer.sdp,
+            sdp: crate::candidates::spread(&offer.sdp),
             tracks,
         })
     }
@@ -705,6 +732,7 @@ impl Peer {
     /// Queues every datagram the connection has to send.
     pub(crate) fn flush(&mut self, out: &mut Outbox) {
         while let Some(msg) = self.pc.poll_write() {
+            self.sending_to = Some(msg.transport.peer_addr);
             out.push(msg.transport.peer_addr, msg.message);
         }
     }
@@ -938,12 +966,21 @@ fn payload_type_for(negotiated: &[RTCRtpCodecParameters], codec: &RTCRtpCodec) -
         .map(|c| c.payload_type)
 }
 
-/// Asks a track's publisher for a keyframe, throttled per track.
+/// How often a datagram may stand in for ICE liveness (see [`Peer::handle_datagram`]).
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+/// A STUN binding indication without attributes (RFC 8489: type 0x0011, magic cookie).
+const BINDING_INDICATION: [u8; 20] = [
+    0x00, 0x11, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 0x43, 0x61, 0x73, 0x63, 0x61, 0x64, 0x65, 0x4C,
+    0x69, 0x76, 0x65, 0x21,
+];
+
+/// Asks a track's publisher for a keyframe, throttled per track (best effort: not queued if
+/// the publisher's worker is saturated).
 pub(crate) fn request_keyframe(track: &PublishedTrack, now: Instant) {
     if track.kind == TrackKind::Video && track.take_keyframe_request_slot(now) {
         track
             .publisher
-            .command(PeerCommand::RequestKeyframe(track.id.clone()));
+            .try_command(PeerCommand::RequestKeyframe(track.id.clone()));
     }
 }
 

@@ -1,8 +1,10 @@
 //! The media server: one UDP socket, one receive thread, one worker per core.
 //!
 //! The receive thread reads every datagram of the shared port, finds its peer with the
-//! [`Demuxer`] (ICE ufrag on first contact, then remote address) and hands it to the worker
-//! that owns the peer. Peers are spread round-robin over the workers at creation.
+//! [`Demuxer`] (remote address, or a binding request verified with the peer's ICE password on
+//! first contact) and hands it to the data queue of the worker that owns the peer, dropping
+//! it (counted) if that queue is full. Peers are spread round-robin over the workers at
+//! creation.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cascade_signaling::protocol::IceCandidate;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -29,7 +31,7 @@ use crate::error::MediaError;
 use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::{MediaStats, StatsSnapshot};
 use crate::track::PublishedTrack;
-use crate::worker::{self, PeerId, PeerRef, WorkerMsg};
+use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerId, PeerRef, WorkerMsg};
 
 /// Media-plane settings.
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ impl Shared {
 pub struct MediaServer {
     shared: Arc<Shared>,
     socket: Arc<UdpSocket>,
+    /// Each worker's control queue.
     workers: Vec<Sender<WorkerMsg>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     candidate_ips: Vec<IpAddr>,
@@ -112,23 +115,23 @@ impl MediaServer {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let (workers, receivers): (Vec<_>, Vec<_>) =
-            (0..n).map(|_| crossbeam_channel::unbounded()).unzip();
-        for (i, rx) in receivers.into_iter().enumerate() {
-            let (socket, shared, all) = (socket.clone(), shared.clone(), workers.clone());
+        let (workers, control): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| crossbeam_channel::bounded(worker::CONTROL_QUEUE))
+            .unzip();
+        let (data_queues, data): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| crossbeam_channel::bounded(worker::DATA_QUEUE))
+            .unzip();
+        for (i, (control, data)) in control.into_iter().zip(data).enumerate() {
+            let (socket, shared, all) = (socket.clone(), shared.clone(), data_queues.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("cascade-worker-{i}"))
-                    .spawn(move || worker::run(i, rx, all, socket, shared))?,
+                    .spawn(move || worker::run(i, control, data, all, socket, shared))?,
             );
         }
         {
-            let (socket, shared, stop, workers) = (
-                socket.clone(),
-                shared.clone(),
-                stop.clone(),
-                workers.clone(),
-            );
+            let (socket, shared, stop, workers) =
+                (socket.clone(), shared.clone(), stop.clone(), data_queues);
             threads.push(
                 std::thread::Builder::new()
                     .name("cascade-udp-recv".into())
@@ -178,10 +181,10 @@ impl MediaServer {
     ) -> Result<PeerHandle, MediaError> {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();
-        let ufrag = random_token(16);
+        let (ufrag, pwd) = (random_token(16), random_token(32));
         let setting = SettingEngineBuilder::new()
             .with_lite(true)
-            .with_ice_credentials(ufrag.clone(), random_token(32))
+            .with_ice_credentials(ufrag.clone(), pwd.clone())
             .with_ice_timeouts(Some(self.ice_timeouts.0), Some(self.ice_timeouts.1), None)
             // The server is always the DTLS server: answers say `setup:passive`, which matches
             // the `active` a browser answers to the server's own first offer. Otherwise a
@@ -234,9 +237,15 @@ impl MediaServer {
             .demux
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .add_peer(ufrag, (id, worker));
+            .add_peer(ufrag, pwd, (id, worker));
         self.shared.peers.fetch_add(1, Relaxed);
-        if me.tx.send(WorkerMsg::AddPeer(Box::new(peer))).is_err() {
+        if let Err(e) = me
+            .tx
+            .send_timeout(WorkerMsg::AddPeer(Box::new(peer)), COMMAND_SEND_TIMEOUT)
+        {
+            if let WorkerMsg::AddPeer(peer) = e.into_inner() {
+                self.shared.remove_peer(&peer);
+            }
             return Err(MediaError::Closed);
         }
         Ok(PeerHandle { peer: me })
@@ -246,7 +255,7 @@ impl MediaServer {
     pub fn shutdown(&self) {
         self.stop.store(true, Relaxed);
         for w in &self.workers {
-            let _ = w.send(WorkerMsg::Shutdown);
+            let _ = w.send_timeout(WorkerMsg::Shutdown, COMMAND_SEND_TIMEOUT);
         }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
@@ -366,14 +375,20 @@ fn receive_loop(
             .route(from, data);
         match route {
             Some((peer, worker)) => {
-                let _ = workers[worker].send(WorkerMsg::Datagram {
+                let sent = workers[worker].try_send(WorkerMsg::Datagram {
                     peer,
                     from,
                     data: BytesMut::from(data),
                     at: Instant::now(),
                 });
+                if let Err(TrySendError::Full(_)) = sent {
+                    MediaStats::add(&shared.stats.datagrams_queue_full, 1);
+                }
             }
-            None => debug!(%from, len = n, "datagram from unknown source dropped"),
+            None => {
+                MediaStats::add(&shared.stats.datagrams_unknown_source, 1);
+                debug!(%from, len = n, "datagram from unknown source dropped");
+            }
         }
     }
 }

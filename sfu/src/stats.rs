@@ -28,6 +28,14 @@ pub struct MediaStats {
     pub retransmissions: AtomicU64,
     /// Peer connections that failed (ICE or DTLS failure, timeout).
     pub peer_connection_failures: AtomicU64,
+    /// Datagrams dropped by the demultiplexer: from an unbound address and not a verified
+    /// binding request for a known peer.
+    pub datagrams_unknown_source: AtomicU64,
+    /// Datagrams dropped because their worker's data queue was full.
+    pub datagrams_queue_full: AtomicU64,
+    /// RTP packets not forwarded to another worker's subscribers because its data queue was
+    /// full.
+    pub forwards_queue_full: AtomicU64,
 }
 
 /// A point-in-time copy of [`MediaStats`].
@@ -55,6 +63,14 @@ pub struct StatsSnapshot {
     pub retransmissions: u64,
     /// See [`MediaStats::peer_connection_failures`].
     pub peer_connection_failures: u64,
+    /// See [`MediaStats::datagrams_unknown_source`].
+    pub datagrams_unknown_source: u64,
+    /// See [`MediaStats::datagrams_queue_full`].
+    pub datagrams_queue_full: u64,
+    /// See [`MediaStats::forwards_queue_full`].
+    pub forwards_queue_full: u64,
+    /// Log lines suppressed by the rate limit, process-wide ([`crate::log_limit`]).
+    pub log_lines_suppressed: u64,
 }
 
 impl MediaStats {
@@ -77,6 +93,10 @@ impl MediaStats {
             keyframe_requests_sent: self.keyframe_requests_sent.load(Relaxed),
             retransmissions: self.retransmissions.load(Relaxed),
             peer_connection_failures: self.peer_connection_failures.load(Relaxed),
+            datagrams_unknown_source: self.datagrams_unknown_source.load(Relaxed),
+            datagrams_queue_full: self.datagrams_queue_full.load(Relaxed),
+            forwards_queue_full: self.forwards_queue_full.load(Relaxed),
+            log_lines_suppressed: crate::log_limit::suppressed_total(),
         }
     }
 }

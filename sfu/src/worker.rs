@@ -1,10 +1,14 @@
 //! Media workers: one OS thread per core, each owning a shard of the peers.
 //!
 //! A worker owns its peers' `RTCPeerConnection`s outright (no locks around them) and is driven
-//! by one channel of [`WorkerMsg`]s: datagrams routed to it by the UDP receive thread, commands
-//! from signaling sessions, and RTP packets forwarded by other peers (possibly on other
-//! workers). Timers come from each connection's `poll_timeout`; the worker sleeps on its
-//! channel until the earliest deadline. The datagrams of one wake-up are sent together on
+//! by two bounded channels of [`WorkerMsg`]s. The *data* queue ([`DATA_QUEUE`]) carries
+//! datagrams routed to it by the UDP receive thread and RTP packets forwarded by peers on other
+//! workers: when it is full, the datagram or packet is dropped and counted (media, like a full
+//! socket buffer; RTCP feedback recovers). The *control* queue ([`CONTROL_QUEUE`]) carries new
+//! peers and commands from signaling sessions: a sender waits up to [`COMMAND_SEND_TIMEOUT`]
+//! for room, then the command fails (an awaited command reports [`crate::MediaError::Closed`]).
+//! Timers come from each connection's `poll_timeout`; the worker sleeps on its channels until
+//! the earliest deadline. The datagrams of one wake-up are sent together on
 //! the shared UDP socket (`sendmmsg`, UDP GSO for bursts to one destination).
 
 use std::collections::HashMap;
@@ -13,38 +17,58 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rtc::rtp;
 use tracing::{debug, trace, warn};
 
 use crate::peer::{Peer, PeerCommand};
 use crate::server::Shared;
+use crate::stats::MediaStats;
 use crate::track::PublishedTrack;
 use crate::udp::Outbox;
 
 /// Identifies a peer for the lifetime of the server.
 pub type PeerId = u64;
 
-/// A handle to reach a peer: its id and its worker's channel.
+/// Capacity of a worker's data queue: datagrams and forwarded RTP packets.
+pub const DATA_QUEUE: usize = 8192;
+/// Capacity of a worker's control queue: new peers and session commands. Every command a
+/// remote party causes is awaited by its session or throttled, so one party holds few slots.
+pub const CONTROL_QUEUE: usize = 4096;
+/// How long a command waits for room in a full control queue before it fails.
+pub const COMMAND_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A handle to reach a peer: its id and its worker's control channel.
 #[derive(Debug, Clone)]
 pub struct PeerRef {
     /// The peer's id.
     pub id: PeerId,
     /// The index of the worker that owns it.
     pub worker: usize,
-    /// The channel of the worker that owns it.
+    /// The control channel of the worker that owns it.
     pub tx: Sender<WorkerMsg>,
 }
 
 impl PeerRef {
-    /// Sends a command to the peer; returns false if its worker is gone.
+    /// Sends a command to the peer, waiting up to [`COMMAND_SEND_TIMEOUT`] if the worker's
+    /// control queue is full; returns false if it could not be queued.
     pub fn command(&self, cmd: PeerCommand) -> bool {
         self.tx
-            .send(WorkerMsg::Command {
-                peer: self.id,
-                cmd: Box::new(cmd),
-            })
+            .send_timeout(self.wrap(cmd), COMMAND_SEND_TIMEOUT)
             .is_ok()
+    }
+
+    /// Sends a command to the peer without waiting (from a worker: workers never block on
+    /// each other); returns false if the worker's control queue is full or gone.
+    pub fn try_command(&self, cmd: PeerCommand) -> bool {
+        self.tx.try_send(self.wrap(cmd)).is_ok()
+    }
+
+    fn wrap(&self, cmd: PeerCommand) -> WorkerMsg {
+        WorkerMsg::Command {
+            peer: self.id,
+            cmd: Box::new(cmd),
+        }
     }
 }
 
@@ -92,11 +116,12 @@ const BATCH: usize = 256;
 /// A packet a publisher on this worker received, to fan out to the track's subscribers.
 pub(crate) type Fanout = (Arc<PublishedTrack>, Arc<rtp::Packet>);
 
-/// The worker loop; returns when [`WorkerMsg::Shutdown`] arrives or every sender is gone.
-/// `index` is this worker's position in `workers`.
+/// The worker loop; returns when [`WorkerMsg::Shutdown`] arrives or every control sender is
+/// gone. `index` is this worker's position in `workers` (every worker's data queue).
 pub(crate) fn run(
     index: usize,
-    rx: Receiver<WorkerMsg>,
+    control: Receiver<WorkerMsg>,
+    data: Receiver<WorkerMsg>,
     workers: Vec<Sender<WorkerMsg>>,
     socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
@@ -113,13 +138,20 @@ pub(crate) fn run(
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(IDLE_WAIT)
             .min(IDLE_WAIT);
-        let first = match rx.recv_timeout(wait) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+        let first = crossbeam_channel::select! {
+            recv(control) -> m => match m {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+            recv(data) -> m => m.ok(),
+            default(wait) => None,
         };
         let mut shutdown = false;
-        for msg in first.into_iter().chain(rx.try_iter().take(BATCH)) {
+        let batch = control
+            .try_iter()
+            .take(BATCH)
+            .chain(data.try_iter().take(BATCH));
+        for msg in first.into_iter().chain(batch) {
             match msg {
                 WorkerMsg::Shutdown => shutdown = true,
                 WorkerMsg::AddPeer(peer) => {
@@ -210,11 +242,14 @@ pub(crate) fn run(
                             }
                         }
                     } else {
-                        let _ = workers[w].send(WorkerMsg::Forward {
+                        let sent = workers[w].try_send(WorkerMsg::Forward {
                             peers: std::mem::take(targets),
                             track: track.clone(),
                             packet: packet.clone(),
                         });
+                        if let Err(TrySendError::Full(_)) = sent {
+                            MediaStats::add(&shared.stats.forwards_queue_full, 1);
+                        }
                     }
                 }
             }

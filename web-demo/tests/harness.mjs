@@ -6,12 +6,13 @@
 // Environment: CASCADE_BIN (default <repo>/target/release/cascade), CHROMIUM (default /usr/bin/chromium).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 /** The repository root. */
@@ -144,27 +145,30 @@ export function launchChromium(disableFeatures = []) {
 
 /**
  * Starts CASCADE_BIN on free loopback ports, collects its output and waits for /healthz.
- * @param {{defaultDevKey?: boolean}} [options] `defaultDevKey`: remove every CASCADE_* variable
- *   from the server's environment, so that it runs with its default development key and secret
- *   (which /api/dev/token requires); otherwise it inherits them.
+ * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string}} [options]
+ *   `defaultDevKey`: remove every CASCADE_* variable from the server's environment, so that it
+ *   runs with its default development key and secret (which /api/dev/token requires); otherwise
+ *   it inherits them. `httpHost`: the HTTP address (default 127.0.0.1; the UDP port binds to it
+ *   too when it is a loopback address). `publicIps`: CASCADE_PUBLIC_IP (advertised addresses).
  * @returns {Promise<Server>}
  */
-export async function startServer({ defaultDevKey = false } = {}) {
+export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps } = {}) {
   assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
   const env = { ...process.env };
   if (defaultDevKey) for (const k of Object.keys(env)) if (k.startsWith('CASCADE_')) delete env[k];
   Object.assign(env, {
-    CASCADE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+    CASCADE_HTTP_ADDR: `${httpHost}:${httpPort}`,
     CASCADE_UDP_PORT: String(udpPort),
     RUST_LOG: process.env.RUST_LOG ?? 'info',
     // SIGTERM drains (docs/configuration.md): with pages still connected, stop after 1 s.
     CASCADE_DRAIN_TIMEOUT: process.env.CASCADE_DRAIN_TIMEOUT ?? '1s',
   });
+  if (publicIps) env.CASCADE_PUBLIC_IP = publicIps;
   const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   /** @type {Server} */
-  const server = { proc, env, base: `http://127.0.0.1:${httpPort}`, output: [], exited: null };
+  const server = { proc, env, base: `http://${httpHost}:${httpPort}`, output: [], exited: null };
   /** @param {string} stream */
   const collect = (stream) => (/** @type {string} */ chunk) => server.output.push(`[${stream}] ${chunk}`);
   proc.stdout.setEncoding('utf8').on('data', collect('stdout'));
@@ -204,4 +208,39 @@ export function dumpServerOutput(server, { title = 'server output', from = 0, ta
   console.error(out.split('\n').slice(-tailLines).join('\n') || '(empty)');
   if (server?.exited) console.error(`server exited: ${describeValue(server.exited)}`);
   return server?.output.length ?? 0;
+}
+
+/**
+ * Mints an access token for `room` with `cascade token` (extra flags e.g. `--no-publish`).
+ * @param {Server} server
+ * @param {string} room
+ * @param {string} identity
+ * @param {...string} extra
+ * @returns {Promise<string>}
+ */
+export async function mintToken(server, room, identity, ...extra) {
+  const { stdout } = await promisify(execFile)(
+    CASCADE_BIN, ['token', '--room', room, '--identity', identity, ...extra],
+    { env: server.env, timeout: 10_000 },
+  );
+  return stdout.trim();
+}
+
+/**
+ * Sums the inbound-rtp counters of a smoke.html page (it exposes its peer connection).
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<{framesDecoded: number, audioPackets: number} | null>}
+ */
+export function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
+    if (!pc) return null;
+    const out = { framesDecoded: 0, audioPackets: 0 };
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.framesDecoded += s.framesDecoded ?? 0;
+      if (s.kind === 'audio') out.audioPackets += s.packetsReceived ?? 0;
+    });
+    return out;
+  });
 }
