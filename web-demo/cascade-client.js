@@ -33,7 +33,7 @@
  * - `connection_state`     {state, peer}  state: ConnectionState, peer: RTCPeerConnectionState | null
  * - `reconnecting`         {attempt, delayMs, reason}
  * - `reconnected`          JoinedInfo
- * - `ice_restart`          {attempt, reason}  (the media path died: restarting ICE; reason `disconnected` | `failed`)
+ * - `ice_restart`          {attempt, reason}  (the media path died: restarting ICE; reason `disconnected` | `failed` | `timeout`)
  * - `ice_restarted`        {attempts}  (ICE connected again after restarting)
  * - `left`                 {reason}  (the server ended the session: `replaced`, `server_shutdown`)
  * - `disconnected`         {code, reason, willReconnect}  (WebSocket closed)
