@@ -13,6 +13,12 @@
  * again with the same token (the server replaces the old session of the same identity), builds a
  * fresh RTCPeerConnection and republishes the same local tracks.
  *
+ * When the media path dies while the WebSocket lives (a new network, a NAT rebinding, a blocked
+ * port), the client restarts ICE on the same peer connection: ICE `disconnected` for
+ * `iceRestartDelayMs`, or `failed`, calls `pc.restartIce()`, and the usual negotiationneeded path
+ * sends the restart offer. One restart at a time, at most `iceRestartMaxAttempts`, each given
+ * twice the time of the previous one; then the client gives up and rejoins as after a dropped socket.
+ *
  * Events (all CustomEvent, payload in `detail`):
  * - `joined`               JoinedInfo (also after each successful reconnect)
  * - `participant_joined`   {participant}
@@ -27,6 +33,8 @@
  * - `connection_state`     {state, peer}  state: ConnectionState, peer: RTCPeerConnectionState | null
  * - `reconnecting`         {attempt, delayMs, reason}
  * - `reconnected`          JoinedInfo
+ * - `ice_restart`          {attempt, reason}  (the media path died: restarting ICE; reason `disconnected` | `failed` | `timeout`)
+ * - `ice_restarted`        {attempts}  (ICE connected again after restarting)
  * - `left`                 {reason}  (the server ended the session: `replaced`, `server_shutdown`)
  * - `disconnected`         {code, reason, willReconnect}  (WebSocket closed)
  * - `error`                {code, message, ref}
@@ -50,6 +58,9 @@
  *   reconnectMaxDelayMs?: number,
  *   reconnectMaxAttempts?: number,
  *   iceServers?: IceServer[],
+ *   iceRestartDelayMs?: number,
+ *   iceRestartTimeoutMs?: number,
+ *   iceRestartMaxAttempts?: number,
  * }} ClientOptions
  */
 
@@ -146,6 +157,10 @@ export class CascadeClient extends EventTarget {
   #closed = false;
   #reconnectAttempt = 0;
   #lastReceived = 0;
+  /** ICE restarts made since ICE was last connected (0: none in flight). */
+  #iceRestarts = 0;
+  /** Fires the next ICE restart (after `disconnected` lasted, or an attempt timed out). @type {ReturnType<typeof setTimeout> | undefined} */
+  #iceRestartTimer;
   /** @type {ConnectionState} */
   #state = 'idle';
   /** Participants other than us, by id. @type {Map<string, ParticipantInfo>} */
@@ -172,6 +187,9 @@ export class CascadeClient extends EventTarget {
     this.reconnectMaxAttempts = options.reconnectMaxAttempts ?? Infinity;
     /** Extra ICE servers, added to those the server sends in `joined`. */
     this.extraIceServers = options.iceServers ?? [];
+    this.iceRestartDelayMs = options.iceRestartDelayMs ?? 2000;
+    this.iceRestartTimeoutMs = options.iceRestartTimeoutMs ?? 4000;
+    this.iceRestartMaxAttempts = options.iceRestartMaxAttempts ?? 3;
   }
 
   // ---- state --------------------------------------------------------------------------
@@ -818,10 +836,58 @@ export class CascadeClient extends EventTarget {
       this.log('cascade: pc', pc.connectionState);
       this.#emit('connection_state', { state: this.#state, peer: pc.connectionState });
     };
+    pc.oniceconnectionstatechange = () => {
+      if (this.#pc === pc) this.#onIceState(pc);
+    };
     pc.ontrack = () => {
       // Mapped to Cascade ids after the answer, in #syncReceivedTracks.
     };
     return pc;
+  }
+
+  /**
+   * Watches the media path: restarts ICE when it stays `disconnected` or `failed` (one restart in
+   * flight at a time), and notes the recovery.
+   * @param {RTCPeerConnection} pc
+   */
+  #onIceState(pc) {
+    const state = pc.iceConnectionState;
+    this.log('cascade: ice', state);
+    if (state === 'connected' || state === 'completed') {
+      clearTimeout(this.#iceRestartTimer);
+      this.#iceRestartTimer = undefined;
+      if (this.#iceRestarts > 0) this.#emit('ice_restarted', { attempts: this.#iceRestarts });
+      this.#iceRestarts = 0;
+    } else if (this.#iceRestarts === 0 && state === 'failed') {
+      clearTimeout(this.#iceRestartTimer);
+      this.#restartIce(pc, 'failed');
+    } else if (this.#iceRestarts === 0 && state === 'disconnected' && this.#iceRestartTimer === undefined) {
+      this.#iceRestartTimer = setTimeout(() => this.#restartIce(pc, 'disconnected'), this.iceRestartDelayMs);
+    }
+  }
+
+  /**
+   * Restarts ICE (the restart offer goes out through negotiationneeded), and checks after a
+   * growing timeout whether ICE connected again; past the last attempt, rejoins from scratch.
+   * @param {RTCPeerConnection} pc
+   * @param {string} reason
+   */
+  #restartIce(pc, reason) {
+    this.#iceRestartTimer = undefined;
+    if (this.#pc !== pc || this.#closed) return;
+    const state = pc.iceConnectionState;
+    if (state === 'connected' || state === 'completed') return;
+    if (this.#iceRestarts >= this.iceRestartMaxAttempts) {
+      this.#iceRestarts = 0;
+      this.#restart('ice_restart_failed');
+      return;
+    }
+    const attempt = ++this.#iceRestarts;
+    this.log(`cascade: restarting ICE (attempt ${attempt}, ${reason})`);
+    this.#emit('ice_restart', { attempt, reason });
+    pc.restartIce();
+    const timeoutMs = this.iceRestartTimeoutMs * 2 ** (attempt - 1);
+    this.#iceRestartTimer = setTimeout(() => this.#restartIce(pc, 'timeout'), timeoutMs);
   }
 
   /**
@@ -922,8 +988,11 @@ export class CascadeClient extends EventTarget {
   #closePc() {
     const pc = this.#pc;
     this.#pc = null;
+    clearTimeout(this.#iceRestartTimer);
+    this.#iceRestartTimer = undefined;
+    this.#iceRestarts = 0;
     if (!pc) return;
-    pc.onnegotiationneeded = pc.onicecandidate = pc.onconnectionstatechange = pc.ontrack = null;
+    pc.onnegotiationneeded = pc.onicecandidate = pc.onconnectionstatechange = pc.oniceconnectionstatechange = pc.ontrack = null;
     pc.close();
   }
 
