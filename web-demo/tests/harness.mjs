@@ -223,23 +223,29 @@ export async function mintToken(server, room, identity, ...extra) {
     CASCADE_BIN, ['token', '--room', room, '--identity', identity, ...extra],
     { env: server.env, timeout: 10_000 },
   );
-  return stdout.trim();
+  const token = stdout.trim();
+  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, `\`cascade token\` printed no JWT: ${stdout}`);
+  return token;
 }
 
 /**
  * Sums the inbound-rtp counters of a smoke.html page (it exposes its peer connection).
  * @param {import('playwright-core').Page} page
- * @returns {Promise<{framesDecoded: number, audioPackets: number} | null>}
+ * @returns {Promise<{framesDecoded: number, videoPackets: number, audioPackets: number, connection: string} | null>}
  */
 export function inboundStats(page) {
   return page.evaluate(async () => {
     const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
     if (!pc) return null;
-    const out = { framesDecoded: 0, audioPackets: 0 };
+    const out = { framesDecoded: 0, videoPackets: 0, audioPackets: 0, connection: pc.connectionState };
     (await pc.getStats()).forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') out.framesDecoded += s.framesDecoded ?? 0;
-      if (s.kind === 'audio') out.audioPackets += s.packetsReceived ?? 0;
+      if (s.kind === 'video') {
+        out.framesDecoded += s.framesDecoded ?? 0;
+        out.videoPackets += s.packetsReceived ?? 0;
+      } else if (s.kind === 'audio') {
+        out.audioPackets += s.packetsReceived ?? 0;
+      }
     });
     return out;
   });

@@ -12,7 +12,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CASCADE_BIN, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput } from './harness.mjs';
+import {
+  sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken,
+} from './harness.mjs';
 
 const run = promisify(execFile);
 const ROOM = 'icerestart';
@@ -21,17 +23,6 @@ const NFT_TABLE = 'cascade_ice_restart_test';
 const MEDIA_TIMEOUT_MS = 20_000;
 /** From blocking the port to frames decoded again (the server gives up after 5 s + 10 s). */
 const RECOVERY_TIMEOUT_MS = 20_000;
-
-/** Mints an access token with `cascade token`. */
-async function mintToken(server, identity, ...extra) {
-  const { stdout } = await run(CASCADE_BIN, ['token', '--room', ROOM, '--identity', identity, ...extra], {
-    env: server.env,
-    timeout: 10_000,
-  });
-  const token = stdout.trim();
-  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, `\`cascade token\` printed no JWT: ${stdout}`);
-  return token;
-}
 
 /** @param {string[]} args */
 async function nft(...args) {
@@ -116,8 +107,8 @@ test('the browser client restarts ICE when its media path dies, and stays in the
 
   try {
     server = await startServer();
-    const publisherToken = await mintToken(server, 'ice-publisher');
-    const viewerToken = await mintToken(server, 'ice-viewer', '--no-publish');
+    const publisherToken = await mintToken(server, ROOM, 'ice-publisher');
+    const viewerToken = await mintToken(server, ROOM, 'ice-viewer', '--no-publish');
     browser = await launchChromium();
 
     const publisher = (pages.publish = await openPage(browser, server, 'publish', publisherToken, logs));

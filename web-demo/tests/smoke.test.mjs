@@ -8,23 +8,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { CASCADE_BIN, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput } from './harness.mjs';
+import {
+  CASCADE_BIN, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
+  mintToken, inboundStats,
+} from './harness.mjs';
 
 const MEDIA_TIMEOUT_MS = 20_000;
-
-/** Mints an access token with `cascade token`. */
-async function mintToken(server, identity, ...extra) {
-  const { stdout } = await promisify(execFile)(
-    CASCADE_BIN,
-    ['token', '--room', 'smoke', '--identity', identity, ...extra],
-    { env: server.env, timeout: 10_000 },
-  );
-  const token = stdout.trim();
-  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, `\`cascade token\` printed no JWT: ${stdout}`);
-  return token;
-}
 
 /** Opens smoke.html in a fresh browser context, logging the page's console into `logs`. */
 async function openPage(browser, server, role, token, logs) {
@@ -37,25 +26,6 @@ async function openPage(browser, server, role, token, logs) {
   const url = `${server.base}/smoke.html?role=${role}&token=${encodeURIComponent(token)}`;
   await page.goto(url, { timeout: 10_000 });
   return page;
-}
-
-/** Sums the receiver's inbound-rtp counters. */
-function inboundStats(page) {
-  return page.evaluate(async () => {
-    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
-    if (!pc) return null;
-    const out = { framesDecoded: 0, audioPackets: 0, videoPackets: 0, connection: pc.connectionState };
-    (await pc.getStats()).forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') {
-        out.framesDecoded += s.framesDecoded ?? 0;
-        out.videoPackets += s.packetsReceived ?? 0;
-      } else if (s.kind === 'audio') {
-        out.audioPackets += s.packetsReceived ?? 0;
-      }
-    });
-    return out;
-  });
 }
 
 function smokeState(page) {
@@ -74,8 +44,8 @@ test('a watcher receives the publisher\'s audio and video through cascade', { ti
 
   try {
     server = await startServer();
-    const publisherToken = await mintToken(server, 'smoke-publisher');
-    const viewerToken = await mintToken(server, 'smoke-viewer', '--no-publish');
+    const publisherToken = await mintToken(server, 'smoke', 'smoke-publisher');
+    const viewerToken = await mintToken(server, 'smoke', 'smoke-viewer', '--no-publish');
 
     browser = await launchChromium();
 

@@ -10,26 +10,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
-  ROOT, CASCADE_BIN, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
+  ROOT, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken, inboundStats,
 } from './harness.mjs';
 
 const PYTHON = process.env.CASCADE_PYTHON ?? join(ROOT, 'target/ci-venv/bin/python');
 const CLIENT = join(ROOT, 'web-demo/tests/aiortc_client.py');
 const ROOM = 'interop';
-
-/** Mints an access token with `cascade token`. */
-async function mintToken(server, identity, ...extra) {
-  const { stdout } = await promisify(execFile)(
-    CASCADE_BIN, ['token', '--room', ROOM, '--identity', identity, ...extra],
-    { env: server.env, timeout: 10_000 },
-  );
-  return stdout.trim();
-}
 
 /**
  * Starts aiortc_client.py; collects its stdout lines (JSON) and stderr.
@@ -62,21 +52,6 @@ async function result(client, timeoutMs) {
   return last;
 }
 
-/** Sums the page's inbound-rtp counters (smoke.html exposes its peer connection). */
-function inboundStats(page) {
-  return page.evaluate(async () => {
-    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
-    if (!pc) return null;
-    const out = { framesDecoded: 0, audioPackets: 0 };
-    (await pc.getStats()).forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') out.framesDecoded += s.framesDecoded ?? 0;
-      if (s.kind === 'audio') out.audioPackets += s.packetsReceived ?? 0;
-    });
-    return out;
-  });
-}
-
 /** The value of an unlabelled gauge in /metrics. */
 async function gauge(server, name) {
   const text = await (await fetch(`${server.base}/metrics`)).text();
@@ -98,9 +73,9 @@ test('aiortc publishes over WHIP; Chromium and aiortc over WHEP receive it', { t
   try {
     server = await startServer();
     const [pubToken, pageToken, whepToken] = await Promise.all([
-      mintToken(server, 'aiortc-publisher'),
-      mintToken(server, 'chromium-watcher', '--no-publish'),
-      mintToken(server, 'aiortc-viewer', '--no-publish'),
+      mintToken(server, ROOM, 'aiortc-publisher'),
+      mintToken(server, ROOM, 'chromium-watcher', '--no-publish'),
+      mintToken(server, ROOM, 'aiortc-viewer', '--no-publish'),
     ]);
 
     const publisher = aiortc(['publish', server.base, pubToken, '--room', ROOM, '--seconds', '120']);
