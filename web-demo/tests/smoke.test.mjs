@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CASCADE_BIN, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
+  sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
   mintToken, inboundStats,
 } from './harness.mjs';
 
