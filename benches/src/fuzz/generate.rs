@@ -94,7 +94,8 @@ fn json_string(rng: &mut Rng) -> String {
     ];
     let mut s = String::new();
     for _ in 0..rng.below(4) {
-        s.push_str(*rng.pick(&pieces));
+        let piece: &&str = rng.pick(&pieces);
+        s.push_str(piece);
     }
     if rng.one_in(16) {
         s.push_str(&"x".repeat(rng.below(70_000)));
@@ -194,7 +195,7 @@ pub fn candidate(rng: &mut Rng) -> Vec<u8> {
         rng.pick(&["udp", "UDP", "tcp", "sctp", ""]),
         rng.interesting()
     );
-    s.push_str(*rng.pick(&[
+    let address: &&str = rng.pick(&[
         "192.0.2.1",
         "::1",
         "fe80::1%eth0",
@@ -202,7 +203,8 @@ pub fn candidate(rng: &mut Rng) -> Vec<u8> {
         "999.1.1.1",
         "",
         "0.0.0.0",
-    ]));
+    ]);
+    s.push_str(address);
     let _ = write!(
         s,
         " {} typ {}",
@@ -390,17 +392,17 @@ pub fn stun(rng: &mut Rng) -> Vec<u8> {
                     0x0008u16, 0x8028, 0x0024, 0x0025, 0x8029, 0x802A, 0x0020, 0x0009, 0xC057,
                 ]);
                 let len = rng.below(40);
-                let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let value: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 stun_attr(&mut body, ty, &value, declared);
             }
             _ => {
                 let len = rng.below(64);
-                let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-                stun_attr(&mut body, rng.next() as u16, &value, declared);
+                let value: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                stun_attr(&mut body, rng.next_u64() as u16, &value, declared);
             }
         }
     }
-    let any = rng.next() as u16 & 0x3FFF;
+    let any = rng.next_u64() as u16 & 0x3FFF;
     let ty = *rng.pick(&[0x0001u16, 0x0101, 0x0111, 0x0011, 0x0003, any]);
     let mut out = ty.to_be_bytes().to_vec();
     let len = if rng.one_in(8) {
@@ -410,7 +412,7 @@ pub fn stun(rng: &mut Rng) -> Vec<u8> {
     };
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    out.extend((0..12).map(|_| rng.next() as u8));
+    out.extend((0..12).map(|_| rng.next_u64() as u8));
     out.extend_from_slice(&body);
     out
 }
@@ -428,16 +430,16 @@ pub fn rtp(rng: &mut Rng) -> Vec<u8> {
     };
     let mut out = vec![
         version << 6 | u8::from(padding) << 5 | u8::from(extension) << 4 | csrc as u8,
-        rng.next() as u8,
+        rng.next_u64() as u8,
     ];
-    out.extend_from_slice(&(rng.next() as u16).to_be_bytes());
-    out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
-    out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+    out.extend_from_slice(&(rng.next_u64() as u16).to_be_bytes());
+    out.extend_from_slice(&(rng.next_u64() as u32).to_be_bytes());
+    out.extend_from_slice(&(rng.next_u64() as u32).to_be_bytes());
     for _ in 0..csrc {
-        out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+        out.extend_from_slice(&(rng.next_u64() as u32).to_be_bytes());
     }
     if extension {
-        let any = rng.next() as u16;
+        let any = rng.next_u64() as u16;
         let profile = *rng.pick(&[0xBEDEu16, 0x1000, 0x1001, any]);
         let mut elems = Vec::new();
         for _ in 0..rng.below(8) {
@@ -445,10 +447,10 @@ pub fn rtp(rng: &mut Rng) -> Vec<u8> {
             if profile == 0xBEDE {
                 elems.push((rng.below(16) as u8) << 4 | (len.max(1) - 1).min(15) as u8);
             } else {
-                elems.push(rng.next() as u8);
+                elems.push(rng.next_u64() as u8);
                 elems.push(len as u8);
             }
-            elems.extend((0..len).map(|_| rng.next() as u8));
+            elems.extend((0..len).map(|_| rng.next_u64() as u8));
             if rng.one_in(4) {
                 elems.push(0);
             }
@@ -463,9 +465,13 @@ pub fn rtp(rng: &mut Rng) -> Vec<u8> {
         out.extend_from_slice(&words.to_be_bytes());
         out.extend_from_slice(&elems);
     }
-    out.extend((0..rng.below(64)).map(|_| rng.next() as u8));
+    out.extend((0..rng.below(64)).map(|_| rng.next_u64() as u8));
     if padding {
-        out.push(if rng.one_in(2) { rng.next() as u8 } else { 4 });
+        out.push(if rng.one_in(2) {
+            rng.next_u64() as u8
+        } else {
+            4
+        });
     }
     out
 }
@@ -475,11 +481,11 @@ pub fn rtp(rng: &mut Rng) -> Vec<u8> {
 pub fn rtcp(rng: &mut Rng) -> Vec<u8> {
     let mut out = Vec::new();
     for _ in 0..1 + rng.below(5) {
-        let any = rng.next() as u8;
+        let any = rng.next_u64() as u8;
         let pt = *rng.pick(&[200u8, 201, 202, 203, 204, 205, 206, 207, 195, any]);
         let count = rng.below(32) as u8;
         let words = rng.below(24);
-        let mut body: Vec<u8> = (0..words * 4).map(|_| rng.next() as u8).collect();
+        let mut body: Vec<u8> = (0..words * 4).map(|_| rng.next_u64() as u8).collect();
         if pt == 202 && !body.is_empty() {
             // SDES: an item type and length that may overrun.
             let at = 4.min(body.len() - 1);
@@ -508,10 +514,10 @@ pub fn datagram(rng: &mut Rng) -> Vec<u8> {
         _ => {
             // DTLS record: content type 20..=63, version, epoch, sequence, length.
             let mut out = vec![20 + rng.below(44) as u8, 0xFE, *rng.pick(&[0xFDu8, 0xFF])];
-            out.extend((0..8).map(|_| rng.next() as u8));
+            out.extend((0..8).map(|_| rng.next_u64() as u8));
             let len = rng.below(200);
             out.extend_from_slice(&(len as u16).to_be_bytes());
-            out.extend((0..len).map(|_| rng.next() as u8));
+            out.extend((0..len).map(|_| rng.next_u64() as u8));
             out
         }
     }

@@ -17,7 +17,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -29,7 +29,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -64,7 +64,7 @@ impl Rng {
                 0xFFFF_FFFF,
                 u64::MAX,
             ]),
-            _ => self.next() >> self.below(64),
+            _ => self.next_u64() >> self.below(64),
         }
     }
 }
@@ -100,7 +100,7 @@ fn mutate_once(
     match rng.below(14) {
         0 if len > 0 => data[pos.min(len - 1)] ^= 1 << rng.below(8),
         1 if len > 0 => data[pos.min(len - 1)] = *rng.pick(&BYTES),
-        2 if len > 0 => data[pos.min(len - 1)] = rng.next() as u8,
+        2 if len > 0 => data[pos.min(len - 1)] = rng.next_u64() as u8,
         // An interesting 16- or 32-bit integer, big-endian (network order) or little-endian.
         3 | 4 => {
             let width = if rng.one_in(2) { 2 } else { 4 };
@@ -126,7 +126,7 @@ fn mutate_once(
         }
         8 => {
             let n = 1 + rng.below(16);
-            let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             insert(data, pos, &bytes, max_len);
         }
         // Duplicate a range, sometimes many times (long lines, many attributes).
