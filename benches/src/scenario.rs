@@ -91,6 +91,25 @@ pub struct Args {
     /// API secret the tokens are signed with.
     #[arg(long, default_value = DEV_API_SECRET)]
     pub api_secret: String,
+    /// Churn soak instead of a measurement run: for this many seconds, participants keep
+    /// joining, publishing or subscribing and leaving over WebSocket and WHIP/WHEP; the server's
+    /// RSS, fds, threads, rooms, participants and tracks are compared between the idle point
+    /// after the warm-up and the end (needs --server-pid). Exits non-zero on growth.
+    #[arg(long, value_name = "SECONDS")]
+    pub soak: Option<u64>,
+    /// Soak: participants present at once (WebSocket publishers and subscribers, WHIP
+    /// publishers, WHEP viewers in turn).
+    #[arg(long, default_value_t = 8)]
+    pub soak_population: usize,
+    /// Soak: mean time a participant stays, in milliseconds.
+    #[arg(long, default_value_t = 4000)]
+    pub soak_lifetime_ms: u64,
+    /// Soak: churn before the baseline is taken, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub soak_warmup: u64,
+    /// Soak: allowed RSS growth from the baseline to the end, percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub soak_max_rss_growth_pct: f64,
 }
 
 /// The resolved load: presets and defaults applied.

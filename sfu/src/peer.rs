@@ -178,11 +178,16 @@ struct Outlet {
     slot: Option<TrackKind>,
 }
 
+/// How a published track's packets map onto one subscriber's connection (public for the
+/// fuzz harness, which drives [`rewrite`]).
 #[derive(Debug, Clone)]
-struct Mapping {
-    source_pt: u8,
-    pt: u8,
-    extensions: Vec<(u8, u8)>,
+pub struct Mapping {
+    /// The publisher's payload type.
+    pub source_pt: u8,
+    /// The subscriber's payload type for the codec.
+    pub pt: u8,
+    /// Header extension ids: (publisher's, subscriber's); ids not listed are dropped.
+    pub extensions: Vec<(u8, u8)>,
 }
 
 /// A participant's peer connection inside a worker.
@@ -986,7 +991,7 @@ pub(crate) fn request_keyframe(track: &PublishedTrack, now: Instant) {
 
 /// The subscriber's copy of a packet: its SSRC, payload type, sequence number, timestamp and
 /// extension ids; the payload is shared, not copied.
-fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> rtp::Packet {
+pub fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> rtp::Packet {
     let source = &packet.header;
     let mut header = rtp::Header {
         version: source.version,
@@ -1000,7 +1005,9 @@ fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> r
         ..Default::default()
     };
     // Rebuilt through `set_extension`, which keeps the extension block's padding consistent.
-    for e in &source.extensions {
+    // Empty elements (legal only in the publisher's two-byte form) are dropped: the one-byte
+    // form `set_extension` may pick cannot encode them, and `rtp` would mis-marshal them.
+    for e in source.extensions.iter().filter(|e| !e.payload.is_empty()) {
         if let Some((_, dst)) = m.extensions.iter().find(|(src, _)| *src == e.id) {
             let _ = header.set_extension(*dst, e.payload.clone());
         }
@@ -1014,7 +1021,7 @@ fn rewrite(packet: &rtp::Packet, ssrc: u32, m: &Mapping, seq: u16, ts: u32) -> r
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::shared::marshal::Marshal;
+    use rtc::shared::marshal::{Marshal, Unmarshal};
 
     #[test]
     fn rewrite_remaps_ids_drops_the_rest_and_marshals_consistently() {
@@ -1058,6 +1065,47 @@ mod tests {
             &[0xAB; 21][..],
             "payload intact"
         );
+    }
+
+    /// Found by `cascade-fuzz --target rtp`: an empty two-byte-form element on a forwarded id
+    /// made the rewritten header a one-byte form with a zero-length element, which `rtp`
+    /// marshals with `len - 1` (overflow: a panic with overflow checks, a corrupt header
+    /// without).
+    #[test]
+    fn rewrite_drops_empty_extension_elements() {
+        let mut header = rtp::Header {
+            version: 2,
+            payload_type: 111,
+            extension: true,
+            extension_profile: 0x1000,
+            ..Default::default()
+        };
+        header.extensions.push(rtp::header::Extension {
+            id: 1,
+            payload: bytes::Bytes::new(),
+        });
+        header.extensions.push(rtp::header::Extension {
+            id: 4,
+            payload: vec![5, 6, 7].into(),
+        });
+        let packet = rtp::Packet {
+            header,
+            payload: vec![0xAB; 4].into(),
+        };
+        let m = Mapping {
+            source_pt: 111,
+            pt: 109,
+            extensions: vec![(1, 10), (4, 2)],
+        };
+        let out = rewrite(&packet, 99, &m, 500, 48_000);
+        let bytes = out.marshal().expect("marshals");
+        let back = rtp::Packet::unmarshal(&mut &bytes[..]).expect("parses back");
+        assert_eq!(
+            back.header.get_extension(2).as_deref(),
+            Some(&[5u8, 6, 7][..])
+        );
+        assert_eq!(back.header.get_extension(10), None);
+        assert_eq!(&back.payload[..], &[0xAB; 4][..]);
     }
 
     #[test]
