@@ -31,10 +31,14 @@ const PAST_ICE_TIMEOUTS_MS = 17_000;
 
 const run = promisify(execFile);
 
-/** Adds LIBNICE_ADDR on a veth unless some interface has it; only in a namespace with just lo. */
+/**
+ * Adds LIBNICE_ADDR on a veth unless some interface has it; only in a namespace with just lo.
+ * Returns whether it added the veth (the test then deletes it: later tests in the namespace
+ * must see only lo).
+ */
 async function ensureLibniceAddress() {
   const { stdout } = await run('ip', ['-o', 'addr', 'show']);
-  if (stdout.includes(` ${LIBNICE_ADDR}/`)) return;
+  if (stdout.includes(` ${LIBNICE_ADDR}/`)) return false;
   const { stdout: links } = await run('ip', ['-o', 'link', 'show']);
   const names = links.trim().split('\n').map((l) => l.split(':')[1].trim());
   assert.deepEqual(names, ['lo'], `run this test in a fresh network namespace (unshare -n): interfaces ${names}`);
@@ -42,6 +46,7 @@ async function ensureLibniceAddress() {
   await run('ip', ['link', 'set', 'v1', 'up']);
   await run('ip', ['addr', 'add', `${LIBNICE_ADDR}/32`, 'dev', 'v0']);
   await run('ip', ['link', 'set', 'v0', 'up']);
+  return true;
 }
 
 /** Starts the GStreamer publisher; collects its JSON lines and stderr. */
@@ -66,13 +71,15 @@ test('a GStreamer webrtcbin (libnice) WHIP publisher is decoded by Chromium', { 
   let server;
   let browser;
   let publisher;
+  let addedVeth = false;
   t.after(async () => {
     publisher?.proc.kill('SIGKILL');
     await browser?.close().catch(() => {});
     await stopServer(server);
+    if (addedVeth) await run('ip', ['link', 'del', 'v0']).catch(() => {});
   });
   try {
-    await ensureLibniceAddress();
+    addedVeth = await ensureLibniceAddress();
     server = await startServer({ httpHost: LIBNICE_ADDR, publicIps: LIBNICE_ADDR });
     const [pubToken, pageToken] = await Promise.all([
       mintToken(server, ROOM, 'gst-publisher'),
