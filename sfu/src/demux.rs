@@ -55,6 +55,15 @@ pub fn stun_local_ufrag(datagram: &[u8]) -> Option<&str> {
 /// Builds a STUN binding request with USERNAME `username`, MESSAGE-INTEGRITY keyed with
 /// `password` and FINGERPRINT, as an ICE agent sends it (for tests, benchmarks, load tools).
 pub fn binding_request(username: &str, password: &str) -> Vec<u8> {
+    binding_request_with_id(username, password, rand::random())
+}
+
+/// [`binding_request`] with a given transaction id (reproducible, e.g. for fuzzing).
+pub fn binding_request_with_id(
+    username: &str,
+    password: &str,
+    transaction_id: [u8; 12],
+) -> Vec<u8> {
     use rtc::stun::message::Setter;
     use rtc::stun::textattrs::Username;
     let provider = rtc::crypto::default_provider().expect("a built-in crypto provider");
@@ -71,7 +80,7 @@ pub fn binding_request(username: &str, password: &str) -> Vec<u8> {
         )),
         Box::new(FINGERPRINT),
     ];
-    m.new_transaction_id().expect("transaction id");
+    m.transaction_id = rtc::stun::message::TransactionId(transaction_id);
     m.build(&setters).expect("a valid binding request");
     m.raw
 }

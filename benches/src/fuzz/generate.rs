@@ -370,9 +370,19 @@ fn stun_attr(out: &mut Vec<u8>, ty: u16, value: &[u8], declared: Option<u16>) {
     out.resize(out.len().div_ceil(4) * 4, 0);
 }
 
+/// The ICE password of the fuzzed demultiplexer's peer (`serverufrag`).
+pub const STUN_PASSWORD: &str = "serverpassword-0123456789";
+
 /// A STUN message: random class and method, USERNAME (often with a known server ufrag) and
-/// other attributes of random types, values and declared lengths.
+/// other attributes of random types, values and declared lengths; one in four is a binding
+/// request signed with [`STUN_PASSWORD`] (or a wrong one), as an ICE agent sends it.
 pub fn stun(rng: &mut Rng) -> Vec<u8> {
+    if rng.one_in(4) {
+        let user = *rng.pick(&["serverufrag:Drel", "serverufrag", "other:Drel"]);
+        let pwd = *rng.pick(&[STUN_PASSWORD, STUN_PASSWORD, "wrong", ""]);
+        let id: [u8; 12] = std::array::from_fn(|_| rng.next_u64() as u8);
+        return cascade_sfu::demux::binding_request_with_id(user, pwd, id);
+    }
     let mut body = Vec::new();
     for _ in 0..rng.below(8) {
         let declared = rng.one_in(8).then(|| rng.interesting() as u16);

@@ -212,7 +212,11 @@ fn sdpfrag(input: &[u8]) {
 fn stun(input: &[u8]) {
     let _ = stun_local_ufrag(input);
     let mut demux = Demuxer::default();
-    demux.add_peer("serverufrag".to_owned(), 1u32);
+    demux.add_peer(
+        "serverufrag".to_owned(),
+        super::generate::STUN_PASSWORD.to_owned(),
+        1u32,
+    );
     let from = SocketAddr::from(([192, 0, 2, 1], 50_000));
     let _ = demux.route(from, input);
     let _ = demux.route(from, input);
