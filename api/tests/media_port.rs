@@ -45,15 +45,7 @@ impl<S: Subscriber> Layer<S> for ServerLines {
 
 /// The value of one sample line of `/metrics` (0 if absent).
 async fn metric(addr: SocketAddr, sample: &str) -> u64 {
-    let body = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
+    server::find_sample(&server::scrape(addr).await, sample).unwrap_or(0)
 }
 
 /// The value of `a=<attr>:` in an SDP.

@@ -37,17 +37,6 @@ async fn next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
     }
 }
 
-async fn scrape(srv: &cascade_api::server::ServerHandle) -> String {
-    let url = format!("http://{}/metrics", srv.http_addr);
-    reqwest::get(url).await.unwrap().text().await.unwrap()
-}
-
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
-}
-
 /// Lifts the session rate limits (tests that must flood a member quickly).
 fn unlimited_rates(c: &mut cascade_api::config::Config) {
     c.message_rate_limit = 0;
@@ -138,9 +127,9 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
         || srv.state.sessions() == 2,
     )
     .await;
-    let text = scrape(&srv).await;
+    let text = server::scrape(srv.http_addr).await;
     assert_eq!(
-        metric(
+        server::sample(
             &text,
             r#"cascade_session_limits_total{limit="slow_reader"}"#
         ),
@@ -231,9 +220,9 @@ async fn a_connection_that_does_not_join_is_closed_after_the_join_deadline() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(member.closed().is_none());
     assert!(ping(&member).await < T);
-    let text = scrape(&srv).await;
+    let text = server::scrape(srv.http_addr).await;
     assert_eq!(
-        metric(
+        server::sample(
             &text,
             r#"cascade_session_limits_total{limit="join_timeout"}"#
         ),
@@ -274,9 +263,9 @@ async fn trickled_candidates_are_capped_per_ice_generation() {
     );
     // The session continues.
     assert!(ping(&c).await < T);
-    let text = scrape(&srv).await;
+    let text = server::scrape(srv.http_addr).await;
     assert_eq!(
-        metric(
+        server::sample(
             &text,
             r#"cascade_session_limits_total{limit="too_many_candidates"}"#
         ),
@@ -314,9 +303,9 @@ async fn a_message_flood_is_rate_limited_and_the_session_goes_on() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(ping(&c).await < Duration::from_secs(1));
     assert_eq!(srv.state.rooms.counts().participants, 1);
-    let text = scrape(&srv).await;
+    let text = server::scrape(srv.http_addr).await;
     assert_eq!(
-        metric(
+        server::sample(
             &text,
             r#"cascade_session_limits_total{limit="rate_limited"}"#
         ),

@@ -178,17 +178,6 @@ fn decode_hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-async fn scrape(srv: &cascade_api::server::ServerHandle) -> String {
-    let url = format!("http://{}/metrics", srv.http_addr);
-    reqwest::get(url).await.unwrap().text().await.unwrap()
-}
-
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
-}
-
 /// Waits until the scraped value of `series` satisfies `f`.
 async fn wait_metric(
     srv: &cascade_api::server::ServerHandle,
@@ -197,7 +186,7 @@ async fn wait_metric(
 ) {
     let deadline = Instant::now() + T;
     loop {
-        let value = metric(&scrape(srv).await, series);
+        let value = server::sample(&server::scrape(srv.http_addr).await, series);
         if f(value) {
             return;
         }
@@ -321,12 +310,12 @@ async fn every_event_type_arrives_signed_and_in_order() {
     let first_ids: Vec<Value> = hits.iter().map(|h| h.json["id"].clone()).collect();
     assert_eq!(second_ids, first_ids);
 
-    let text = scrape(&srv).await;
+    let text = server::scrape(srv.http_addr).await;
     assert_eq!(
-        metric(&text, r#"cascade_webhook_deliveries_total{result="ok"}"#),
+        server::sample(&text, r#"cascade_webhook_deliveries_total{result="ok"}"#),
         2 * hits.len() as u64
     );
-    assert_eq!(metric(&text, "cascade_webhook_retries_total"), 0);
+    assert_eq!(server::sample(&text, "cascade_webhook_retries_total"), 0);
     srv.shutdown().await;
 }
 
@@ -369,9 +358,9 @@ async fn a_receiver_that_fails_twice_gets_the_event_on_retry() {
         |v| v == 2,
     )
     .await;
-    let text = scrape(&srv).await;
+    let text = server::scrape(srv.http_addr).await;
     assert_eq!(
-        metric(
+        server::sample(
             &text,
             r#"cascade_webhook_deliveries_total{result="failed"}"#
         ),

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use cascade_api::auth::{self, Grants};
@@ -73,4 +74,21 @@ pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bo
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The `/metrics` text of the server at `addr`.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let url = format!("http://{addr}/metrics");
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// The value of one sample (`name` or `name{labels}`) of a `/metrics` text, if present.
+pub fn find_sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The value of one sample of a `/metrics` text; panics if it is missing.
+pub fn sample(text: &str, series: &str) -> u64 {
+    find_sample(text, series).unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
 }
