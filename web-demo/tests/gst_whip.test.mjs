@@ -15,12 +15,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   ROOT, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
-  mintToken, inboundStats,
+  mintToken, inboundStats, spawnJsonClient,
 } from './harness.mjs';
 
 const CLIENT = join(ROOT, 'web-demo/tests/gst_whip_client.py');
@@ -49,22 +49,9 @@ async function ensureLibniceAddress() {
   return true;
 }
 
-/** Starts the GStreamer publisher; collects its JSON lines and stderr. */
+/** Starts the GStreamer publisher (its result lines are JSON). */
 function gstPublisher(base, token) {
-  const proc = spawn('/usr/bin/python3', [CLIENT, base, token, '--room', ROOM, '--seconds', '60'],
-    { stdio: ['pipe', 'pipe', 'pipe'] });
-  const client = { proc, lines: [], stderr: [], exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
-  let buf = '';
-  proc.stdout.setEncoding('utf8').on('data', (chunk) => {
-    buf += chunk;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line) client.lines.push(JSON.parse(line));
-    }
-  });
-  proc.stderr.setEncoding('utf8').on('data', (c) => client.stderr.push(c));
-  return client;
+  return spawnJsonClient('/usr/bin/python3', [CLIENT, base, token, '--room', ROOM, '--seconds', '60']);
 }
 
 test('a GStreamer webrtcbin (libnice) WHIP publisher is decoded by Chromium', { timeout: 120_000 }, async (t) => {

@@ -250,3 +250,47 @@ export function inboundStats(page) {
     return out;
   });
 }
+
+/**
+ * Opens smoke.html in a fresh browser context as `role` (`publish` or `watch`), logging the
+ * page's console into `logs`.
+ * @param {import('playwright-core').Browser} browser
+ * @param {Server} server
+ * @param {string} role
+ * @param {string} token
+ * @param {string[]} logs
+ */
+export async function openSmokePage(browser, server, role, token, logs) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const tag = (line) => logs.push(`[${role} ${new Date().toISOString().slice(11, 23)}] ${line}`);
+  page.on('console', (m) => tag(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => tag(`pageerror: ${e.message}`));
+  page.on('requestfailed', (r) => tag(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
+  const url = `${server.base}/smoke.html?role=${role}&token=${encodeURIComponent(token)}`;
+  await page.goto(url, { timeout: 10_000 });
+  return page;
+}
+
+/**
+ * Starts a client program that prints one JSON object per stdout line (the Python WHIP/WHEP
+ * clients); collects the parsed lines and stderr.
+ * @param {string} command
+ * @param {string[]} args
+ * @returns {{proc: import('node:child_process').ChildProcess, lines: any[], stderr: string[], exited: Promise<number | null>}}
+ */
+export function spawnJsonClient(command, args) {
+  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const client = { proc, lines: [], stderr: [], exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
+  let buf = '';
+  proc.stdout.setEncoding('utf8').on('data', (chunk) => {
+    buf += chunk;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) client.lines.push(JSON.parse(line));
+    }
+  });
+  proc.stderr.setEncoding('utf8').on('data', (c) => client.stderr.push(c));
+  return client;
+}

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken,
+  sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken, openSmokePage,
 } from './harness.mjs';
 
 const run = promisify(execFile);
@@ -38,16 +38,11 @@ async function blockUdpPort(port) {
 }
 
 /**
- * Opens smoke.html in a fresh browser context, logging the page's console into `logs`, and
- * records the client's restart, rejoin and leave events in `window.iceTest.events`.
+ * Opens smoke.html (harness.mjs) and records the client's restart, rejoin and leave events in
+ * `window.iceTest.events`.
  */
 async function openPage(browser, server, role, token, logs) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const tag = (line) => logs.push(`[${role} ${new Date().toISOString().slice(11, 23)}] ${line}`);
-  page.on('console', (m) => tag(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => tag(`pageerror: ${e.message}`));
-  await page.goto(`${server.base}/smoke.html?role=${role}&token=${encodeURIComponent(token)}`, { timeout: 10_000 });
+  const page = await openSmokePage(browser, server, role, token, logs);
   await page.evaluate(() => {
     const w = /** @type {any} */ (window);
     const events = [];

@@ -10,23 +10,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
-  mintToken, inboundStats,
+  mintToken, inboundStats, openSmokePage,
 } from './harness.mjs';
 
 const MEDIA_TIMEOUT_MS = 20_000;
-
-/** Opens smoke.html in a fresh browser context, logging the page's console into `logs`. */
-async function openPage(browser, server, role, token, logs) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const tag = (line) => logs.push(`[${role} ${new Date().toISOString().slice(11, 23)}] ${line}`);
-  page.on('console', (m) => tag(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => tag(`pageerror: ${e.message}`));
-  page.on('requestfailed', (r) => tag(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
-  const url = `${server.base}/smoke.html?role=${role}&token=${encodeURIComponent(token)}`;
-  await page.goto(url, { timeout: 10_000 });
-  return page;
-}
 
 function smokeState(page) {
   return page.evaluate(() => /** @type {any} */ (window).cascadeSmoke?.state ?? null);
@@ -49,7 +36,7 @@ test('a watcher receives the publisher\'s audio and video through cascade', { ti
 
     browser = await launchChromium();
 
-    const publisher = (pages.publish = await openPage(browser, server, 'publish', publisherToken, logs));
+    const publisher = (pages.publish = await openSmokePage(browser, server, 'publish', publisherToken, logs));
     await waitFor(
       'publisher to publish',
       10_000,
@@ -60,7 +47,7 @@ test('a watcher receives the publisher\'s audio and video through cascade', { ti
       },
       250,
     );
-    const watcher = (pages.watch = await openPage(browser, server, 'watch', viewerToken, logs));
+    const watcher = (pages.watch = await openSmokePage(browser, server, 'watch', viewerToken, logs));
 
     let seen = null;
     const first = await waitFor(

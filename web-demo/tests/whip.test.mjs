@@ -10,35 +10,20 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ROOT, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken, inboundStats,
+  spawnJsonClient,
 } from './harness.mjs';
 
 const PYTHON = process.env.CASCADE_PYTHON ?? join(ROOT, 'target/ci-venv/bin/python');
 const CLIENT = join(ROOT, 'web-demo/tests/aiortc_client.py');
 const ROOM = 'interop';
 
-/**
- * Starts aiortc_client.py; collects its stdout lines (JSON) and stderr.
- * @returns {{proc: import('node:child_process').ChildProcess, lines: any[], stderr: string[], exited: Promise<number | null>}}
- */
+/** Starts aiortc_client.py (its result lines are JSON). */
 function aiortc(args) {
-  const proc = spawn(PYTHON, [CLIENT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const client = { proc, lines: [], stderr: [], exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
-  let buf = '';
-  proc.stdout.setEncoding('utf8').on('data', (chunk) => {
-    buf += chunk;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line) client.lines.push(JSON.parse(line));
-    }
-  });
-  proc.stderr.setEncoding('utf8').on('data', (c) => client.stderr.push(c));
-  return client;
+  return spawnJsonClient(PYTHON, [CLIENT, ...args]);
 }
 
 /** The last JSON line of a finished client (its result). */
