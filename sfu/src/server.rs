@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use cascade_signaling::protocol::IceCandidate;
 use crossbeam_channel::{Sender, TrySendError};
-use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
 };
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -182,41 +182,18 @@ impl MediaServer {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();
         let (ufrag, pwd) = (random_token(16), random_token(32));
-        let setting = SettingEngineBuilder::new()
-            .with_lite(true)
-            .with_ice_credentials(ufrag.clone(), pwd.clone())
-            .with_ice_timeouts(Some(self.ice_timeouts.0), Some(self.ice_timeouts.1), None)
-            // The server is always the DTLS server: answers say `setup:passive`, which matches
-            // the `active` a browser answers to the server's own first offer. Otherwise a
-            // client that received before publishing would see the role flip on its offer.
-            .with_answering_dtls_role(RTCDtlsRole::Server)
-            .build();
-        let (engine, registry) = media_engine_and_interceptors(self.shared.stats.clone())
-            .map_err(|e| MediaError::Internal(e.to_string()))?;
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(setting)
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .build(Instant::now())
-            .map_err(|e| MediaError::Internal(format!("peer connection: {e}")))?;
-        for ip in &self.candidate_ips {
-            let candidate = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: ip.to_string(),
-                    port: self.port,
-                    component: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
-            }
-            .new_candidate_host()
-            .and_then(|c| RTCIceCandidate::from(&c).to_json())
-            .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
-            pc.add_local_candidate(candidate)
-                .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
-        }
+        let candidates: Vec<SocketAddr> = self
+            .candidate_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, self.port))
+            .collect();
+        let pc = server_peer_connection(
+            &ufrag,
+            &pwd,
+            Some(self.ice_timeouts),
+            self.shared.stats.clone(),
+            &candidates,
+        )?;
         let me = PeerRef {
             id,
             worker,
@@ -419,4 +396,55 @@ fn random_token(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rand::random::<u8>() as usize % ALPHABET.len()] as char)
         .collect()
+}
+
+/// Builds the server side of a peer connection: ICE-lite with the given credentials (and ICE
+/// timeouts, else rtc's), always the DTLS server, Cascade's codecs and interceptors, and one
+/// host candidate per address. `MediaServer::create_peer` and the fuzz harness use it.
+pub fn server_peer_connection(
+    ufrag: &str,
+    pwd: &str,
+    ice_timeouts: Option<(Duration, Duration)>,
+    stats: Arc<MediaStats>,
+    candidates: &[SocketAddr],
+) -> Result<RTCPeerConnection, MediaError> {
+    let mut setting = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(ufrag.to_owned(), pwd.to_owned());
+    if let Some((disconnected, failed)) = ice_timeouts {
+        setting = setting.with_ice_timeouts(Some(disconnected), Some(failed), None);
+    }
+    // The server is always the DTLS server: answers say `setup:passive`, which matches the
+    // `active` a browser answers to the server's own first offer. Otherwise a client that
+    // received before publishing would see the role flip on its offer.
+    let setting = setting
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .build();
+    let (engine, registry) =
+        media_engine_and_interceptors(stats).map_err(|e| MediaError::Internal(e.to_string()))?;
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(setting)
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .build(Instant::now())
+        .map_err(|e| MediaError::Internal(format!("peer connection: {e}")))?;
+    for addr in candidates {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .and_then(|c| RTCIceCandidate::from(&c).to_json())
+        .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
+        pc.add_local_candidate(candidate)
+            .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
+    }
+    Ok(pc)
 }

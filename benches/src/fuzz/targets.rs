@@ -17,13 +17,7 @@ use cascade_sfu::stats::MediaStats;
 use cascade_signaling::protocol::{ClientMessage, parse_client};
 use rtc::ice::candidate::unmarshal_candidate;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::RTCPeerConnectionBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
-};
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -287,39 +281,14 @@ const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0,
 /// A server peer connection configured as `MediaServer::create_peer` configures it (ICE-lite,
 /// fixed credentials, DTLS server, Cascade's codecs and interceptors, one host candidate).
 pub fn server_peer() -> RTCPeerConnection {
-    let setting = SettingEngineBuilder::new()
-        .with_lite(true)
-        .with_ice_credentials(
-            "serverufrag".to_owned(),
-            "serverpassword0123456789abcdef01".to_owned(),
-        )
-        .with_answering_dtls_role(RTCDtlsRole::Server)
-        .build();
-    let (engine, registry) =
-        cascade_sfu::codecs::media_engine_and_interceptors(Arc::new(MediaStats::default()))
-            .expect("media engine");
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(setting)
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .build(Instant::now())
-        .expect("peer connection");
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: SERVER_ADDR.ip().to_string(),
-            port: SERVER_ADDR.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .and_then(|c| RTCIceCandidate::from(&c).to_json())
-    .expect("candidate");
-    pc.add_local_candidate(candidate).expect("local candidate");
-    pc
+    cascade_sfu::server::server_peer_connection(
+        "serverufrag",
+        "serverpassword0123456789abcdef01",
+        None,
+        Arc::new(MediaStats::default()),
+        &[SERVER_ADDR],
+    )
+    .expect("server peer connection")
 }
 
 /// A real browser offer (Chromium, audio + video), the one the `peer-datagram` target's
