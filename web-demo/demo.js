@@ -689,26 +689,25 @@ function renderParticipants() {
   $('participant-count').textContent = String(people.length);
 }
 
+/** Renders a mute toggle: `[title, label]` of `live` while unmuted, of `muted` while muted. */
+function renderMuteButton(button, isMuted, enabled, live, muted) {
+  if (!button) return;
+  const [title, label] = isMuted ? muted : live;
+  button.dataset.muted = String(isMuted);
+  button.setAttribute('aria-pressed', String(isMuted));
+  button.toggleAttribute('disabled', !enabled);
+  button.title = title;
+  setLabel(button, label);
+}
+
 function renderControls() {
   const mic = document.getElementById('mic');
   const cam = document.getElementById('camera');
   const screen = document.getElementById('screen');
   const hasMic = client?.localTracks.some((l) => l.source === 'microphone') ?? false;
   const hasCam = client?.localTracks.some((l) => l.source === 'camera') ?? false;
-  if (mic) {
-    mic.dataset.muted = String(state.micMuted);
-    mic.setAttribute('aria-pressed', String(state.micMuted));
-    mic.toggleAttribute('disabled', !hasMic);
-    mic.title = state.micMuted ? 'Unmute microphone' : 'Mute microphone';
-    setLabel(mic, state.micMuted ? 'Unmute' : 'Mute');
-  }
-  if (cam) {
-    cam.dataset.muted = String(state.cameraMuted);
-    cam.setAttribute('aria-pressed', String(state.cameraMuted));
-    cam.toggleAttribute('disabled', !hasCam);
-    cam.title = state.cameraMuted ? 'Turn camera on' : 'Turn camera off';
-    setLabel(cam, state.cameraMuted ? 'Start video' : 'Stop video');
-  }
+  renderMuteButton(mic, state.micMuted, hasMic, ['Mute microphone', 'Mute'], ['Unmute microphone', 'Unmute']);
+  renderMuteButton(cam, state.cameraMuted, hasCam, ['Turn camera off', 'Stop video'], ['Turn camera on', 'Start video']);
   if (screen) {
     screen.dataset.sharing = String(state.sharing);
     screen.setAttribute('aria-pressed', String(state.sharing));

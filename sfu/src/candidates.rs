@@ -69,40 +69,26 @@ mod tests {
 
     #[test]
     fn every_active_m_section_gets_the_component_1_candidates() {
-        let before = sdp(&[
+        // Session header + audio section, active video section, inactive video section.
+        let head = [
             "v=0",
             "a=group:BUNDLE 0 1",
             "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-            "a=mid:0",
-            "a=rtcp-mux",
-            C1,
-            C2,
-            D1,
-            "a=end-of-candidates",
-            "m=video 9 UDP/TLS/RTP/SAVPF 96",
-            "a=mid:1",
-            "a=rtcp-mux",
-            "m=video 0 UDP/TLS/RTP/SAVPF 96",
-            "a=mid:2",
-        ]);
+        ];
+        let audio = ["a=mid:0", "a=rtcp-mux"];
+        let video = ["m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:1", "a=rtcp-mux"];
+        let inactive = ["m=video 0 UDP/TLS/RTP/SAVPF 96", "a=mid:2"];
+        let end = "a=end-of-candidates";
+        let before = sdp(&[&head[..], &audio, &[C1, C2, D1, end], &video, &inactive].concat());
         let after = sdp(&[
-            "v=0",
-            "a=group:BUNDLE 0 1",
-            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-            "a=mid:0",
-            "a=rtcp-mux",
-            C1,
-            D1,
-            "a=end-of-candidates",
-            "m=video 9 UDP/TLS/RTP/SAVPF 96",
-            "a=mid:1",
-            "a=rtcp-mux",
-            C1,
-            D1,
-            "a=end-of-candidates",
-            "m=video 0 UDP/TLS/RTP/SAVPF 96",
-            "a=mid:2",
-        ]);
+            &head[..],
+            &audio,
+            &[C1, D1, end],
+            &video,
+            &[C1, D1, end],
+            &inactive,
+        ]
+        .concat());
         assert_eq!(spread(&before), after);
         assert_eq!(spread(&after), after, "idempotent");
     }

@@ -83,12 +83,19 @@ mod tests {
         assert_eq!(m.rewrite(1, 0, 3010, t), (0, 3010));
     }
 
+    /// A munger of `clock` Hz that has rewritten `packets` (SSRC, seq, ts) at one instant.
+    fn fed(clock: u32, packets: &[(u32, u16, u32)]) -> (Instant, Munger) {
+        let t = Instant::now();
+        let mut m = Munger::new(clock);
+        for &(ssrc, seq, ts) in packets {
+            m.rewrite(ssrc, seq, ts, t);
+        }
+        (t, m)
+    }
+
     #[test]
     fn source_switch_keeps_seq_and_ts_continuous() {
-        let t = Instant::now();
-        let mut m = Munger::new(90_000);
-        m.rewrite(1, 100, 1000, t);
-        m.rewrite(1, 101, 4000, t);
+        let (t, mut m) = fed(90_000, &[(1, 100, 1000), (1, 101, 4000)]);
         // Republished: new SSRC, unrelated seq/ts, 100 ms later.
         let later = t + Duration::from_millis(100);
         let (seq, ts) = m.rewrite(2, 5000, 777_777, later);
@@ -102,11 +109,7 @@ mod tests {
 
     #[test]
     fn reordered_packet_does_not_move_last_sent() {
-        let t = Instant::now();
-        let mut m = Munger::new(48_000);
-        m.rewrite(1, 10, 0, t);
-        m.rewrite(1, 12, 1920, t);
-        m.rewrite(1, 11, 960, t);
+        let (t, mut m) = fed(48_000, &[(1, 10, 0), (1, 12, 1920), (1, 11, 960)]);
         let (seq, _) = m.rewrite(9, 0, 0, t + Duration::from_millis(20));
         assert_eq!(seq, 13);
     }

@@ -1023,6 +1023,21 @@ mod tests {
     use super::*;
     use rtc::shared::marshal::{Marshal, Unmarshal};
 
+    /// The subscriber's copy of an Opus packet with `header` and a payload of `len` bytes
+    /// 0xAB: SSRC 99, PT 111 → 109, extension ids 1 → 10 and 4 → 2 (the rest dropped).
+    fn rewrite_audio(header: rtp::Header, len: usize) -> rtp::Packet {
+        let packet = rtp::Packet {
+            header,
+            payload: vec![0xAB; len].into(),
+        };
+        let m = Mapping {
+            source_pt: 111,
+            pt: 109,
+            extensions: vec![(1, 10), (4, 2)],
+        };
+        rewrite(&packet, 99, &m, 500, 48_000)
+    }
+
     #[test]
     fn rewrite_remaps_ids_drops_the_rest_and_marshals_consistently() {
         let mut header = rtp::Header {
@@ -1036,16 +1051,7 @@ mod tests {
         header.set_extension(1, vec![0x90].into()).unwrap(); // audio level
         header.set_extension(3, vec![1, 2].into()).unwrap(); // TWCC: not forwarded
         header.set_extension(4, vec![5, 6, 7].into()).unwrap(); // abs-send-time
-        let packet = rtp::Packet {
-            header,
-            payload: vec![0xAB; 21].into(),
-        };
-        let m = Mapping {
-            source_pt: 111,
-            pt: 109,
-            extensions: vec![(1, 10), (4, 2)],
-        };
-        let out = rewrite(&packet, 99, &m, 500, 48_000);
+        let out = rewrite_audio(header, 21);
         assert_eq!((out.header.ssrc, out.header.payload_type), (99, 109));
         assert_eq!(
             (out.header.sequence_number, out.header.timestamp),
@@ -1088,16 +1094,7 @@ mod tests {
             id: 4,
             payload: vec![5, 6, 7].into(),
         });
-        let packet = rtp::Packet {
-            header,
-            payload: vec![0xAB; 4].into(),
-        };
-        let m = Mapping {
-            source_pt: 111,
-            pt: 109,
-            extensions: vec![(1, 10), (4, 2)],
-        };
-        let out = rewrite(&packet, 99, &m, 500, 48_000);
+        let out = rewrite_audio(header, 4);
         let bytes = out.marshal().expect("marshals");
         let back = rtp::Packet::unmarshal(&mut &bytes[..]).expect("parses back");
         assert_eq!(

@@ -85,25 +85,29 @@ mod tests {
         ] {
             assert_eq!(check(ok), Ok(()), "{ok:?}");
         }
-        for (bad, why) in [
-            ("", NameError::Length),
-            (&*"x".repeat(129), NameError::Length),
-            (&*"é".repeat(65), NameError::Length),
-            (&*"x".repeat(10_000), NameError::Length),
-            ("evil\u{0}\n\u{1b}[31m", NameError::Control),
-            ("a\tb", NameError::Control),
-            ("a\u{7f}", NameError::Control),
-            ("a\u{85}b", NameError::Control),
-            ("a\u{9f}", NameError::Control),
-            (" demo", NameError::Whitespace),
-            ("demo ", NameError::Whitespace),
-            (" ", NameError::Whitespace),
-            ("\u{a0}x", NameError::Whitespace),
-            ("x\u{3000}", NameError::Whitespace),
-            (".", NameError::DotSegment),
-            ("..", NameError::DotSegment),
-        ] {
-            assert_eq!(check(bad), Err(why), "{bad:?}");
+        let long = ["x".repeat(129), "é".repeat(65), "x".repeat(10_000)];
+        let refused: [(NameError, &[&str]); 4] = [
+            (NameError::Length, &["", &long[0], &long[1], &long[2]]),
+            (
+                NameError::Control,
+                &[
+                    "evil\u{0}\n\u{1b}[31m",
+                    "a\tb",
+                    "a\u{7f}",
+                    "a\u{85}b",
+                    "a\u{9f}",
+                ],
+            ),
+            (
+                NameError::Whitespace,
+                &[" demo", "demo ", " ", "\u{a0}x", "x\u{3000}"],
+            ),
+            (NameError::DotSegment, &[".", ".."]),
+        ];
+        for (why, names) in refused {
+            for bad in names {
+                assert_eq!(check(bad), Err(why), "{bad:?}");
+            }
         }
     }
 

@@ -322,7 +322,8 @@ impl ClientMessage {
     }
 }
 
-const CLIENT_TYPES: &[&str] = &[
+/// The `type` of every message a client may send.
+pub const CLIENT_TYPES: &[&str] = &[
     "join",
     "offer",
     "answer",

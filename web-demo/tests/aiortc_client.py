@@ -19,8 +19,6 @@ import json
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import aioice.ice
 from aiortc import (
@@ -31,6 +29,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import AudioStreamTrack
 from av import VideoFrame
+from http_request import http
 
 # aioice leaves loopback out of the host addresses; the test network has nothing else.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
@@ -47,20 +46,6 @@ class MovingVideo(VideoStreamTrack):
             plane.update(bytes([shade]) * plane.buffer_size)
         frame.pts, frame.time_base = pts, time_base
         return frame
-
-
-def http(method, url, body=None, content_type=None, headers=None):
-    """One HTTP request; returns (status, headers, body text)."""
-    req = urllib.request.Request(url, data=body.encode() if body is not None else None, method=method)
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as res:
-            return res.status, res.headers, res.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
 
 
 def split_candidates(sdp):

@@ -19,8 +19,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ROOT, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
-  mintToken, inboundStats, spawnJsonClient,
+  ROOT, describeValue, waitFor, launchChromium, startServer, stopServer, dumpServerOutput, waitForClientConnected,
+  watchUntilDecoded, mintToken, inboundStats, spawnJsonClient,
 } from './harness.mjs';
 
 const CLIENT = join(ROOT, 'web-demo/tests/gst_whip_client.py');
@@ -74,20 +74,14 @@ test('a GStreamer webrtcbin (libnice) WHIP publisher is decoded by Chromium', { 
     ]);
 
     publisher = gstPublisher(server.base, pubToken);
-    await waitFor('the GStreamer publisher to connect', 20_000, () => {
-      if (publisher.lines.some((l) => l.ok === false)) throw new Error(describeValue(publisher.lines));
-      return publisher.lines.some((l) => l.event === 'connected');
-    });
+    await waitForClientConnected(publisher, 'the GStreamer publisher to connect');
     const connectedAt = Date.now();
 
     browser = await launchChromium();
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`${server.base}/smoke.html?role=watch&token=${encodeURIComponent(pageToken)}`);
-    let seen = null;
-    const first = await waitFor('Chromium to decode the GStreamer publisher\'s video', 20_000, async () => {
-      seen = await inboundStats(page);
-      return seen && seen.framesDecoded > 0 ? seen : null;
-    }, 250, () => seen);
+    const { page, first } = await watchUntilDecoded(
+      browser, server, pageToken, 'Chromium to decode the GStreamer publisher\'s video',
+    );
+    let seen = first;
 
     // Past the server's ICE timeouts the publisher (which sends media but no STUN) still flows.
     await new Promise((r) => setTimeout(r, Math.max(0, connectedAt + PAST_ICE_TIMEOUTS_MS - Date.now())));

@@ -17,8 +17,6 @@ import json
 import select
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import gi
 
@@ -26,6 +24,7 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstSdp", "1.0")
 gi.require_version("GstWebRTC", "1.0")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+from http_request import http  # noqa: E402
 
 PIPELINE = (
     "webrtcbin name=w bundle-policy=max-bundle "
@@ -35,17 +34,9 @@ PIPELINE = (
 )
 
 
-def http(method, url, token, body=None):
-    """One HTTP request; returns (status, headers, body text)."""
-    req = urllib.request.Request(url, data=body, method=method)
-    req.add_header("Authorization", f"Bearer {token}")
-    if body is not None:
-        req.add_header("Content-Type", "application/sdp")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as res:
-            return res.status, res.headers, res.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
+def bearer(token):
+    """The Authorization header of `token`."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def wait_promise(promise):
@@ -103,7 +94,7 @@ def run(args):
     sdp = w.get_property("local-description").sdp.as_text()
     result["offer_candidates"] = sdp.count("a=candidate:")
 
-    status, headers, body = http("POST", f"{args.url}/whip/{args.room}", args.token, sdp.encode())
+    status, headers, body = http("POST", f"{args.url}/whip/{args.room}", sdp, "application/sdp", bearer(args.token))
     result["post_status"] = status
     if status != 201:
         result["error"] = body
@@ -122,7 +113,7 @@ def run(args):
         readable, _, _ = select.select([sys.stdin], [], [], 0.02)
         if readable and not sys.stdin.read(1):
             break  # stdin closed: end the session now
-    result["delete_status"] = http("DELETE", resource, args.token)[0]
+    result["delete_status"] = http("DELETE", resource, headers=bearer(args.token))[0]
     pipe.set_state(Gst.State.NULL)
     result["ok"] = bool(result.get("connected")) and result["delete_status"] == 200
     return result

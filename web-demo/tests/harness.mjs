@@ -211,6 +211,58 @@ export function dumpServerOutput(server, { title = 'server output', from = 0, ta
 }
 
 /**
+ * Prints what a failed browser test needs: the pages' console lines, each page's state (as
+ * `stateOf` reads it, 2 s at most each) and the server's output.
+ * @param {string[]} logs
+ * @param {Record<string, import('playwright-core').Page>} pages
+ * @param {(page: import('playwright-core').Page) => Promise<unknown>} stateOf
+ * @param {Server | null | undefined} server
+ * @param {{tailLines?: number}} [options]
+ */
+export async function dumpBrowserFailure(logs, pages, stateOf, server, { tailLines = Infinity } = {}) {
+  console.error('--- browser console ---');
+  console.error(logs.join('\n') || '(empty)');
+  for (const [role, page] of Object.entries(pages)) {
+    const state = await Promise.race([stateOf(page).catch(String), sleep(2000).then(() => 'no answer')]);
+    console.error(`--- ${role} page state: ${describeValue(state)}`);
+  }
+  dumpServerOutput(server, { tailLines });
+}
+
+/**
+ * Waits (20 s at most) until a JSON-line publisher client reports `connected`; a line with
+ * `ok: false` fails at once.
+ * @param {{lines: any[]}} client
+ * @param {string} what
+ */
+export function waitForClientConnected(client, what) {
+  return waitFor(what, 20_000, () => {
+    if (client.lines.some((l) => l.ok === false)) throw new Error(describeValue(client.lines));
+    return client.lines.some((l) => l.event === 'connected');
+  });
+}
+
+/**
+ * Opens smoke.html as a watcher with `token` and waits (20 s at most) until it has decoded
+ * video (and, with `audio`, received audio); returns the page and those first stats.
+ * @param {import('playwright-core').Browser} browser
+ * @param {Server} server
+ * @param {string} token
+ * @param {string} what
+ * @param {{audio?: boolean}} [options]
+ */
+export async function watchUntilDecoded(browser, server, token, what, { audio = false } = {}) {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${server.base}/smoke.html?role=watch&token=${encodeURIComponent(token)}`);
+  let seen = null;
+  const first = await waitFor(what, 20_000, async () => {
+    seen = await inboundStats(page);
+    return seen && seen.framesDecoded > 0 && (!audio || seen.audioPackets > 0) ? seen : null;
+  }, 250, () => seen);
+  return { page, first };
+}
+
+/**
  * Mints an access token for `room` with `cascade token` (extra flags e.g. `--no-publish`).
  * @param {Server} server
  * @param {string} room

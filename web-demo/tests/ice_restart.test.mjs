@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken, openSmokePage,
+  sleep, describeValue, waitFor, launchChromium, startServer, stopServer, dumpBrowserFailure, mintToken,
+  openSmokePage,
 } from './harness.mjs';
 
 const run = promisify(execFile);
@@ -167,13 +168,7 @@ test('the browser client restarts ICE when its media path dies, and stays in the
     assert.ok(publisherAfter.others.includes(watcherBefore.participantId), 'the watcher was not removed from the room');
     assert.deepEqual(publisherAfter.events.filter((e) => e.type === 'participant_left'), [], 'nobody left the room');
   } catch (e) {
-    console.error('--- browser console ---');
-    console.error(logs.join('\n') || '(empty)');
-    for (const [role, page] of Object.entries(pages)) {
-      const state = await Promise.race([pageState(page).catch(String), sleep(2000).then(() => 'no answer')]);
-      console.error(`--- ${role} page state: ${describeValue(state)}`);
-    }
-    dumpServerOutput(server, { tailLines: 200 });
+    await dumpBrowserFailure(logs, pages, pageState, server, { tailLines: 200 });
     throw e;
   }
 });

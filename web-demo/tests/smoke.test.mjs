@@ -9,8 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput,
-  mintToken, inboundStats, openSmokePage,
+  sleep, describeValue, waitFor, launchChromium, startServer, stopServer, dumpBrowserFailure, mintToken,
+  inboundStats, openSmokePage,
 } from './harness.mjs';
 
 const MEDIA_TIMEOUT_MS = 20_000;
@@ -79,13 +79,7 @@ test('a watcher receives the publisher\'s audio and video through cascade', { ti
     assert.deepEqual(watchState.errors, [], 'watcher reported no errors');
     assert.deepEqual(watchState.tracks.map((x) => x.kind).sort(), ['audio', 'video'], 'watcher got one audio and one video track');
   } catch (e) {
-    console.error('--- browser console ---');
-    console.error(logs.join('\n') || '(empty)');
-    for (const [role, page] of Object.entries(pages)) {
-      const state = await Promise.race([smokeState(page).catch(String), sleep(2000).then(() => 'no answer')]);
-      console.error(`--- ${role} page state: ${describeValue(state)}`);
-    }
-    dumpServerOutput(server);
+    await dumpBrowserFailure(logs, pages, smokeState, server);
     throw e;
   }
 });

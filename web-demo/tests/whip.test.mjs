@@ -13,8 +13,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ROOT, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput, mintToken, inboundStats,
-  spawnJsonClient,
+  ROOT, describeValue, waitFor, launchChromium, startServer, stopServer, dumpServerOutput, waitForClientConnected,
+  watchUntilDecoded, mintToken, inboundStats, spawnJsonClient,
 } from './harness.mjs';
 
 const PYTHON = process.env.CASCADE_PYTHON ?? join(ROOT, 'target/ci-venv/bin/python');
@@ -65,19 +65,13 @@ test('aiortc publishes over WHIP; Chromium and aiortc over WHEP receive it', { t
 
     const publisher = aiortc(['publish', server.base, pubToken, '--room', ROOM, '--seconds', '120']);
     clients.push(publisher);
-    await waitFor('the WHIP publisher to connect', 20_000, () => {
-      if (publisher.lines.some((l) => l.ok === false)) throw new Error(describeValue(publisher.lines));
-      return publisher.lines.some((l) => l.event === 'connected');
-    });
+    await waitForClientConnected(publisher, 'the WHIP publisher to connect');
 
     browser = await launchChromium();
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`${server.base}/smoke.html?role=watch&token=${encodeURIComponent(pageToken)}`);
-    let seen = null;
-    const first = await waitFor('Chromium to decode the WHIP publisher\'s video', 20_000, async () => {
-      seen = await inboundStats(page);
-      return seen && seen.framesDecoded > 0 && seen.audioPackets > 0 ? seen : null;
-    }, 250, () => seen);
+    const { page, first } = await watchUntilDecoded(
+      browser, server, pageToken, 'Chromium to decode the WHIP publisher\'s video', { audio: true },
+    );
+    let seen = first;
     const later = await waitFor('Chromium\'s decoded frames to grow', 10_000, async () => {
       seen = await inboundStats(page);
       return seen.framesDecoded > first.framesDecoded + 5 ? seen : null;

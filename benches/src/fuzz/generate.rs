@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use cascade_signaling::protocol::CLIENT_TYPES;
+
 use super::mutate::Rng;
 use super::targets::{JWT_KEY, JWT_SECRET};
 
@@ -127,21 +129,8 @@ fn json_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
 /// A signaling message: a known or unknown `type`, known fields with values of random JSON
 /// types, sometimes deep nesting.
 pub fn signaling(rng: &mut Rng) -> Vec<u8> {
-    let types = [
-        "join",
-        "offer",
-        "answer",
-        "candidate",
-        "subscribe",
-        "unsubscribe",
-        "mute",
-        "data",
-        "leave",
-        "ping",
-        "pong",
-        "",
-        "JOIN",
-    ];
+    // Every client type, plus a server-only type, an empty and a wrongly cased one.
+    let odd_types = ["pong", "", "JOIN"];
     let fields = [
         "token",
         "room",
@@ -159,7 +148,12 @@ pub fn signaling(rng: &mut Rng) -> Vec<u8> {
     ];
     let mut obj = serde_json::Map::new();
     if !rng.one_in(16) {
-        obj.insert("type".into(), (*rng.pick(&types)).into());
+        let ty = if rng.one_in(5) {
+            rng.pick(&odd_types)
+        } else {
+            rng.pick(CLIENT_TYPES)
+        };
+        obj.insert("type".into(), (*ty).into());
     }
     for _ in 0..rng.below(5) {
         let field = *rng.pick(&fields);

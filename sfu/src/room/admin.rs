@@ -7,7 +7,7 @@ use cascade_signaling::ErrorCode;
 use cascade_signaling::protocol::{ServerMessage, TrackInfo};
 use tracing::info;
 
-use super::events::{ParticipantSummary, RoomEvent, RoomSummary};
+use super::events::{Observer, ParticipantSummary, RoomEvent, RoomSummary};
 use super::{
     Participant, Permissions, Room, RoomSettings, Rooms, SessionSignal, remove_participant,
 };
@@ -99,17 +99,13 @@ impl Rooms {
         room: &str,
         identity: &str,
     ) -> Result<ParticipantSummary, (ErrorCode, String)> {
-        let mut rooms = self.lock();
-        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        let p = &r.participants[&id];
-        let summary = p.summary(&r.tracks);
-        p.signal(SessionSignal::Kick("removed".into()));
-        remove_participant(r, &id, "removed", &self.observer);
-        r.evict_slow(&self.observer);
-        Ok(summary)
+        self.with_member(room, identity, |r, id, observer| {
+            let p = &r.participants[&id];
+            let summary = p.summary(&r.tracks);
+            p.signal(SessionSignal::Kick("removed".into()));
+            remove_participant(r, &id, "removed", observer);
+            Ok(summary)
+        })
     }
 
     /// Changes a participant's permissions live. Revoking `can_publish` unpublishes its
@@ -121,48 +117,43 @@ impl Rooms {
         identity: &str,
         permissions: Permissions,
     ) -> Result<ParticipantSummary, (ErrorCode, String)> {
-        let mut rooms = self.lock();
-        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        let p = r.participants.get_mut(&id).expect("found");
-        let before = std::mem::replace(&mut p.permissions, permissions);
-        p.info.can_publish = permissions.can_publish;
-        p.send(ServerMessage::PermissionsChanged { permissions });
-        if before.can_subscribe && !permissions.can_subscribe {
-            let subs: Vec<String> = p.subscriptions.iter().cloned().collect();
-            let mut any = false;
-            for t in subs {
-                any |= p.unsubscribe(&t);
-            }
-            if any && p.follow.is_none() {
-                p.renegotiate();
-            }
-        }
-        if before.can_publish && !permissions.can_publish {
-            for t in r.tracks_of(&id) {
-                r.unpublish(&t, &self.observer, None);
-            }
-        }
-        if !before.can_subscribe && permissions.can_subscribe {
-            let tracks: Vec<_> = r.tracks.values().cloned().collect();
+        self.with_member(room, identity, |r, id, observer| {
             let p = r.participants.get_mut(&id).expect("found");
-            if p.follow.is_some() {
-                r.fill_slots(&id);
-            } else if p.auto_subscribe {
+            let before = std::mem::replace(&mut p.permissions, permissions);
+            p.info.can_publish = permissions.can_publish;
+            p.send(ServerMessage::PermissionsChanged { permissions });
+            if before.can_subscribe && !permissions.can_subscribe {
+                let subs: Vec<String> = p.subscriptions.iter().cloned().collect();
                 let mut any = false;
-                for t in &tracks {
-                    any |= p.subscribe(t);
+                for t in subs {
+                    any |= p.unsubscribe(&t);
                 }
-                if any {
+                if any && p.follow.is_none() {
                     p.renegotiate();
                 }
             }
-        }
-        let summary = r.participants[&id].summary(&r.tracks);
-        r.evict_slow(&self.observer);
-        Ok(summary)
+            if before.can_publish && !permissions.can_publish {
+                for t in r.tracks_of(&id) {
+                    r.unpublish(&t, observer, None);
+                }
+            }
+            if !before.can_subscribe && permissions.can_subscribe {
+                let tracks: Vec<_> = r.tracks.values().cloned().collect();
+                let p = r.participants.get_mut(&id).expect("found");
+                if p.follow.is_some() {
+                    r.fill_slots(&id);
+                } else if p.auto_subscribe {
+                    let mut any = false;
+                    for t in &tracks {
+                        any |= p.subscribe(t);
+                    }
+                    if any {
+                        p.renegotiate();
+                    }
+                }
+            }
+            Ok(r.participants[&id].summary(&r.tracks))
+        })
     }
 
     /// Mutes or unmutes a published track as an administrator. While muted this way the track
@@ -175,38 +166,33 @@ impl Rooms {
         track_id: &str,
         muted: bool,
     ) -> Result<TrackInfo, (ErrorCode, String)> {
-        let mut rooms = self.lock();
-        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
-        let id = r
-            .find(identity)
-            .ok_or_else(|| participant_not_found(identity))?;
-        let track = r
-            .tracks
-            .get(track_id)
-            .filter(|t| t.participant == id)
-            .ok_or_else(|| {
-                (
-                    ErrorCode::TrackNotFound,
-                    format!("`{identity}` publishes no track `{track_id}`"),
-                )
-            })?;
-        track.set_blocked(muted);
-        if track.set_muted(muted) {
-            r.broadcast(
-                "",
-                &ServerMessage::TrackMuted {
-                    track: track.id.clone(),
-                    participant: id,
-                    muted,
-                },
-            );
-        }
-        if !muted {
-            crate::peer::request_keyframe(track, Instant::now());
-        }
-        let info = track.info();
-        r.evict_slow(&self.observer);
-        Ok(info)
+        self.with_member(room, identity, |r, id, _| {
+            let track = r
+                .tracks
+                .get(track_id)
+                .filter(|t| t.participant == id)
+                .ok_or_else(|| {
+                    (
+                        ErrorCode::TrackNotFound,
+                        format!("`{identity}` publishes no track `{track_id}`"),
+                    )
+                })?;
+            track.set_blocked(muted);
+            if track.set_muted(muted) {
+                r.broadcast(
+                    "",
+                    &ServerMessage::TrackMuted {
+                        track: track.id.clone(),
+                        participant: id,
+                        muted,
+                    },
+                );
+            }
+            if !muted {
+                crate::peer::request_keyframe(track, Instant::now());
+            }
+            Ok(track.info())
+        })
     }
 
     /// Sends a data message from the server to a room: to every participant, or to those with
@@ -233,6 +219,24 @@ impl Rooms {
         }
         r.evict_slow(&self.observer);
         Ok(sent)
+    }
+
+    /// Runs `edit` on the room `room` and the id of its participant `identity` (errors
+    /// `room_not_found` / `participant_not_found`), then evicts whoever that made a slow reader.
+    fn with_member<T>(
+        &self,
+        room: &str,
+        identity: &str,
+        edit: impl FnOnce(&mut Room, String, &Observer) -> Result<T, (ErrorCode, String)>,
+    ) -> Result<T, (ErrorCode, String)> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| room_not_found(room))?;
+        let id = r
+            .find(identity)
+            .ok_or_else(|| participant_not_found(identity))?;
+        let result = edit(r, id, &self.observer);
+        r.evict_slow(&self.observer);
+        result
     }
 }
 
