@@ -29,6 +29,7 @@ async fn call(srv: &ServerHandle, room: &str) -> (Publisher, String, TestClient)
     (p, video, sub)
 }
 
+/// The id of the video track in `room`.
 fn video_track(srv: &ServerHandle, room: &str) -> String {
     srv.state
         .rooms
@@ -39,6 +40,7 @@ fn video_track(srv: &ServerHandle, room: &str) -> String {
         .expect("a video track")
 }
 
+/// How many video PLIs the publisher `c` got since `since`.
 fn plis_since(c: &TestClient, since: Instant) -> usize {
     c.publisher_rtcp()
         .iter()

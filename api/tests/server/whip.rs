@@ -34,18 +34,24 @@ pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 /// One RTP packet a [`HttpPeer`] received.
 #[derive(Debug, Clone)]
 pub struct Got {
+    /// The kind of the track it arrived on.
     pub kind: MediaKind,
+    /// Its SSRC.
     pub ssrc: u32,
+    /// Its sequence number.
     pub seq: u16,
+    /// The payload counter it carries, if any.
     pub counter: Option<u32>,
 }
 
+/// What a [`HttpPeer`]'s event handler recorded.
 #[derive(Default)]
 struct Inbox {
     packets: Mutex<Vec<Got>>,
     state: Mutex<Option<RTCPeerConnectionState>>,
 }
 
+/// The event handler of a [`HttpPeer`].
 struct Events(Arc<Inbox>);
 
 #[async_trait::async_trait]
@@ -200,6 +206,7 @@ impl HttpPeer {
     }
 }
 
+/// An odd SSRC from the clock.
 fn rand_ssrc() -> u32 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
