@@ -10,60 +10,61 @@ use std::net::UdpSocket;
 use std::time::{Duration, SystemTime};
 
 use cascade_api::auth::{self, Grants};
+use cascade_api::config::Config;
 use cascade_api::server::ServerHandle;
 use serde_json::{Value, json};
-use support::{MediaKind, MediaPump, Published, TestClient};
+use server::clients::{Publisher, VIDEO, join, participant_id, publisher, track_of};
+use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 
-/// A publisher streaming VP8 to an auto-subscribed subscriber in `room`.
+/// A publisher streaming VP8 to an auto-subscribed subscriber in `room`, on a server of its
+/// own.
 struct Pair {
-    publisher: TestClient,
+    srv: ServerHandle,
+    room: String,
+    publisher: Publisher,
     subscriber: TestClient,
-    published: Published,
     track: String,
-    pump: MediaPump,
 }
 
 impl Pair {
-    async fn start(srv: &ServerHandle, room: &str) -> Self {
+    /// Starts a server with the test config tweaked by `f`, and the pair in `room`.
+    async fn start(room: &str, f: impl FnOnce(&mut Config)) -> Self {
+        let srv = server::start_with(f).await;
         let url = srv.ws_url();
-        let publisher = TestClient::connect(&url).await.unwrap();
-        let joined = publisher
-            .join(&server::token(room, "healthy-pub"), true)
-            .await
-            .unwrap();
-        let publisher_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-        let published = publisher.publish(false, true).await.unwrap();
-        let pump = published
-            .pump(MediaKind::Video, 0, 1_000_000, Duration::from_millis(10))
-            .unwrap();
-        let subscriber = TestClient::connect(&url).await.unwrap();
-        subscriber
-            .join(&server::token(room, "healthy-sub"), true)
-            .await
-            .unwrap();
-        let mut track = None;
-        server::eventually(T, "the healthy track is published", || {
-            track = srv
-                .state
-                .rooms
-                .tracks(room)
-                .into_iter()
-                .find(|t| t.participant == publisher_id)
-                .map(|t| t.id);
-            track.is_some()
-        })
-        .await;
+        let token = server::token(room, "healthy-pub");
+        let publisher = publisher(&url, &token, VIDEO, VIDEO, T).await;
+        let subscriber = join(&url, &server::token(room, "healthy-sub"), true).await;
+        let track = track_of(&srv, room, &publisher.id, T).await;
         let pair = Self {
+            srv,
+            room: room.to_owned(),
             publisher,
             subscriber,
-            published,
-            track: track.unwrap(),
-            pump,
+            track,
         };
         pair.assert_flowing("at start").await;
         pair
+    }
+
+    /// A new connection to the pair's server, not joined.
+    async fn connect(&self) -> TestClient {
+        TestClient::connect(&self.srv.ws_url()).await.unwrap()
+    }
+
+    /// A new connection that joined the pair's room as `identity`, and its `joined`.
+    async fn join(&self, identity: &str, auto_subscribe: bool) -> (TestClient, Value) {
+        let c = self.connect().await;
+        let token = server::token(&self.room, identity);
+        let joined = c.join(&token, auto_subscribe).await.unwrap();
+        (c, joined)
+    }
+
+    /// Asserts that media still flows (`when`), then shuts the server down.
+    async fn finish(self, when: &str) {
+        self.assert_flowing(when).await;
+        self.srv.shutdown().await;
     }
 
     /// The subscriber receives newer payload counters, and both sessions answer `ping`.
@@ -80,8 +81,9 @@ impl Pair {
             now > last,
             "payload counters stopped {when}: {last:?} -> {now:?}"
         );
-        assert!(!self.pump.failed(), "the publisher's pump failed {when}");
-        assert_alive(&self.publisher).await;
+        let pump = &self.publisher.pumps[0];
+        assert!(!pump.failed(), "the publisher's pump failed {when}");
+        assert_alive(&self.publisher.client).await;
         assert_alive(&self.subscriber).await;
     }
 }
@@ -116,10 +118,6 @@ async fn expect_rejected(c: &TestClient, msg: Value, code: &str) {
     assert_alive(c).await;
 }
 
-async fn connect(srv: &ServerHandle) -> TestClient {
-    TestClient::connect(&srv.ws_url()).await.unwrap()
-}
-
 /// The `error` code a failed join got.
 async fn join_error(c: &TestClient, token: &str, room: Option<&str>) -> String {
     let result = match room {
@@ -137,14 +135,9 @@ async fn join_error(c: &TestClient, token: &str, room: Option<&str>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_are_refused_and_the_session_survives() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "frames").await;
-    let unjoined = connect(&srv).await;
-    let joined = connect(&srv).await;
-    joined
-        .join(&server::token("frames", "mallory"), false)
-        .await
-        .unwrap();
+    let pair = Pair::start("frames", |_| {}).await;
+    let unjoined = pair.connect().await;
+    let (joined, _) = pair.join("mallory", false).await;
     let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(70 * 1024));
     let cases = [
         ("hello, not json", "invalid_message", Value::Null),
@@ -178,15 +171,13 @@ async fn malformed_frames_are_refused_and_the_session_survives() {
         assert_alive(c).await;
     }
     assert!(joined.closed().is_none() && unjoined.closed().is_none());
-    pair.assert_flowing("after malformed frames").await;
-    srv.shutdown().await;
+    pair.finish("after malformed frames").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_before_join_are_not_joined() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "early").await;
-    let c = connect(&srv).await;
+    let pair = Pair::start("early", |_| {}).await;
+    let c = pair.connect().await;
     for msg in [
         json!({"type": "offer", "sdp": "v=0\r\n", "ref": "early-offer"}),
         json!({"type": "answer", "sdp": "v=0\r\n", "ref": "early-answer"}),
@@ -201,14 +192,12 @@ async fn requests_before_join_are_not_joined() {
         .await
         .unwrap();
     c.wait_for_packets(&pair.track, 5, T).await.unwrap();
-    pair.assert_flowing("after requests before join").await;
-    srv.shutdown().await;
+    pair.finish("after requests before join").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_refused_and_the_connection_can_still_join() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "tokens").await;
+    let pair = Pair::start("tokens", |_| {}).await;
     let mint = |key: &str, secret: &str, grants: Grants, ttl: u64, now: SystemTime| {
         auth::mint(key, secret, "eve", grants, Duration::from_secs(ttl), now).unwrap()
     };
@@ -255,12 +244,12 @@ async fn bad_tokens_are_refused_and_the_connection_can_still_join() {
             "permission_denied",
         ),
     ];
-    let c = connect(&srv).await;
+    let c = pair.connect().await;
     for (what, token, room, code) in &cases {
         assert_eq!(join_error(&c, token, *room).await, *code, "{what} token");
         assert_alive(&c).await;
     }
-    let counts = srv.state.rooms.counts();
+    let counts = pair.srv.state.rooms.counts();
     assert_eq!(
         (counts.rooms, counts.participants),
         (1, 2),
@@ -269,21 +258,15 @@ async fn bad_tokens_are_refused_and_the_connection_can_still_join() {
     // The same connection joins with a valid token and receives media.
     c.join(&server::token("tokens", "eve"), true).await.unwrap();
     c.wait_for_packets(&pair.track, 5, T).await.unwrap();
-    pair.assert_flowing("after bad tokens").await;
-    srv.shutdown().await;
+    pair.finish("after bad tokens").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signaling_errors_after_join_keep_the_session_usable() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "sig").await;
-    let c = connect(&srv).await;
+    let pair = Pair::start("sig", |_| {}).await;
     // No auto-subscribe: no server offer is outstanding, so no client offer is ignored as glare.
-    let joined = c
-        .join(&server::token("sig", "mallory"), false)
-        .await
-        .unwrap();
-    let me = joined["participant"]["id"].as_str().unwrap().to_owned();
+    let (c, joined) = pair.join("mallory", false).await;
+    let me = participant_id(&joined);
 
     let again = c.join(&server::token("sig", "mallory"), false).await;
     assert_eq!(again.unwrap_err().code, "already_joined");
@@ -321,7 +304,7 @@ async fn signaling_errors_after_join_keep_the_session_usable() {
     ] {
         expect_rejected(&c, msg, code).await;
     }
-    let track = srv.state.rooms.tracks("sig");
+    let track = pair.srv.state.rooms.tracks("sig");
     assert!(track.iter().all(|t| !t.muted), "another's track got muted");
     pair.subscriber
         .expect_no_message(|m| m["type"] == "track_muted", Duration::from_millis(200))
@@ -336,66 +319,44 @@ async fn signaling_errors_after_join_keep_the_session_usable() {
     let _pump = published
         .pump(MediaKind::Audio, 0, 1_000_000, Duration::from_millis(20))
         .unwrap();
-    let mut mine = None;
-    server::eventually(T, "mallory's track is published", || {
-        mine = srv
-            .state
-            .rooms
-            .tracks("sig")
-            .into_iter()
-            .find(|t| t.participant == me)
-            .map(|t| t.id);
-        mine.is_some()
-    })
-    .await;
+    let mine = track_of(&pair.srv, "sig", &me, T).await;
     pair.subscriber
-        .wait_for_packets(&mine.unwrap(), 10, T)
+        .wait_for_packets(&mine, 10, T)
         .await
         .expect("mallory's media is forwarded");
-    pair.assert_flowing("after signaling errors").await;
-    srv.shutdown().await;
+    pair.finish("after signaling errors").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn third_join_in_a_full_room_is_room_full() {
-    let srv = server::start_with(|c| c.max_participants = 2).await;
-    let pair = Pair::start(&srv, "full").await;
-    let c = connect(&srv).await;
+    let pair = Pair::start("full", |c| c.max_participants = 2).await;
+    let c = pair.connect().await;
     assert_eq!(
         join_error(&c, &server::token("full", "third"), None).await,
         "room_full"
     );
     assert_alive(&c).await;
-    assert_eq!(srv.state.rooms.counts().participants, 2);
+    assert_eq!(pair.srv.state.rooms.counts().participants, 2);
     pair.publisher
+        .client
         .expect_no_message(
             |m| m["type"] == "participant_joined" && m["participant"]["identity"] == "third",
             Duration::from_millis(200),
         )
         .await
         .unwrap();
-    pair.assert_flowing("after a refused join").await;
-    srv.shutdown().await;
+    pair.finish("after a refused join").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_identity_replaces_the_first_session() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "dup").await;
-    let first = connect(&srv).await;
-    let old = first
-        .join(&server::token("dup", "carol"), true)
-        .await
-        .unwrap();
-    let old_id = old["participant"]["id"].as_str().unwrap().to_owned();
+    let pair = Pair::start("dup", |_| {}).await;
+    let (first, old) = pair.join("carol", true).await;
     first.wait_for_packets(&pair.track, 5, T).await.unwrap();
+    let old_id = participant_id(&old);
 
-    let second = connect(&srv).await;
-    let new = second
-        .join(&server::token("dup", "carol"), true)
-        .await
-        .unwrap();
-    let new_id = new["participant"]["id"].as_str().unwrap().to_owned();
+    let (second, new) = pair.join("carol", true).await;
+    let new_id = participant_id(&new);
     assert_ne!(old_id, new_id);
     let others: Vec<&str> = new["participants"]
         .as_array()
@@ -412,7 +373,7 @@ async fn duplicate_identity_replaces_the_first_session() {
     assert_eq!(leave["reason"], "replaced");
     first.wait_closed(T).await.unwrap();
 
-    for c in [&pair.publisher, &pair.subscriber] {
+    for c in [&pair.publisher.client, &pair.subscriber] {
         let (o, n) = (old_id.clone(), new_id.clone());
         c.next_message(
             move |m| {
@@ -443,20 +404,18 @@ async fn duplicate_identity_replaces_the_first_session() {
     }
     assert_alive(&second).await;
     second.wait_for_packets(&pair.track, 5, T).await.unwrap();
-    assert_eq!(srv.state.rooms.counts().participants, 3);
+    assert_eq!(pair.srv.state.rooms.counts().participants, 3);
     server::eventually(T, "the replaced peer is closed", || {
-        srv.state.media().peer_count() == 3
+        pair.srv.state.media().peer_count() == 3
     })
     .await;
-    pair.assert_flowing("after a replaced session").await;
-    srv.shutdown().await;
+    pair.finish("after a replaced session").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_offering_a_send_track_is_denied_and_keeps_receiving() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "viewer").await;
-    let viewer = connect(&srv).await;
+    let pair = Pair::start("viewer", |_| {}).await;
+    let viewer = pair.connect().await;
     viewer
         .join(&server::viewer_token("viewer", "watcher"), true)
         .await
@@ -475,12 +434,11 @@ async fn viewer_offering_a_send_track_is_denied_and_keeps_receiving() {
         .await
         .expect("viewer keeps receiving");
     assert_eq!(
-        srv.state.rooms.tracks("viewer").len(),
+        pair.srv.state.rooms.tracks("viewer").len(),
         1,
         "viewer's track published"
     );
-    pair.assert_flowing("after a denied viewer offer").await;
-    srv.shutdown().await;
+    pair.finish("after a denied viewer offer").await;
 }
 
 /// A small deterministic PRNG (xorshift64*) for garbage datagrams.
@@ -536,9 +494,9 @@ fn server_ufrag(c: &TestClient, ty: &str) -> String {
         .find(|m| m["type"] == ty)
         .and_then(|m| m["sdp"].as_str().map(str::to_owned))
         .expect("a server SDP");
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+    cascade_sfu::sdp::ice_ufrag(&sdp)
         .expect("an ice-ufrag")
+        .to_owned()
 }
 
 /// Garbage a peer's stack may see: random bytes in every first-byte class (STUN, DTLS, RTP).
@@ -573,13 +531,12 @@ fn garbage(rng: &mut Rng, ssrc: u32) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_udp_does_not_disturb_media() {
-    let srv = server::start().await;
-    let pair = Pair::start(&srv, "udp").await;
-    let peers = srv.state.media().peer_count();
+    let pair = Pair::start("udp", |_| {}).await;
+    let peers = pair.srv.state.media().peer_count();
     assert_eq!(peers, 2);
-    let target = ("127.0.0.1", srv.udp_port());
+    let target = ("127.0.0.1", pair.srv.udp_port());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let ssrc = pair.published.video.as_ref().unwrap().ssrc;
+    let ssrc = pair.publisher.published.video.as_ref().unwrap().ssrc;
 
     // From unknown addresses: random bytes, truncated STUN, unknown ufrags, fake RTP.
     let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -598,7 +555,7 @@ async fn garbage_udp_does_not_disturb_media() {
     // MESSAGE-INTEGRITY) bind these addresses to their peers, so the garbage after them
     // reaches the peers' ICE/DTLS/SRTP stacks.
     let ufrags = [
-        server_ufrag(&pair.publisher, "answer"),
+        server_ufrag(&pair.publisher.client, "answer"),
         server_ufrag(&pair.subscriber, "offer"),
     ];
     for ufrag in &ufrags {
@@ -620,13 +577,17 @@ async fn garbage_udp_does_not_disturb_media() {
 
     pair.assert_flowing("after garbage UDP").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(srv.state.media().peer_count(), peers, "a peer was closed");
-    assert_eq!(srv.state.media().stats().peer_connection_failures, 0);
+    assert_eq!(
+        pair.srv.state.media().peer_count(),
+        peers,
+        "a peer was closed"
+    );
+    assert_eq!(pair.srv.state.media().stats().peer_connection_failures, 0);
     pair.assert_flowing("after garbage UDP, later").await;
     // Nothing forged reached the subscriber: every counter it got is the publisher's own.
     for p in pair.subscriber.received(&pair.track) {
         assert!(p.counter().is_some(), "forged payload forwarded: {p:?}");
     }
-    assert_eq!(srv.state.rooms.counts().participants, 2);
-    srv.shutdown().await;
+    assert_eq!(pair.srv.state.rooms.counts().participants, 2);
+    pair.srv.shutdown().await;
 }

@@ -7,6 +7,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use server::clients::{assert_told_to_leave, join};
+use server::rest::assert_subscribe_only_token;
 use support::TestClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -44,18 +46,8 @@ fn token_command_prints_a_verifiable_token() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap();
-    let claims = cascade_api::auth::verify(
-        token.trim(),
-        server::KEY,
-        server::SECRET,
-        std::time::SystemTime::now(),
-    )
-    .unwrap();
-    assert_eq!(
-        (claims.sub.as_str(), claims.video.room.as_str()),
-        ("ida", "r1")
-    );
-    assert!(!claims.video.can_publish && claims.video.can_subscribe);
+    let (key, secret) = (server::KEY, server::SECRET);
+    assert_subscribe_only_token(token.trim(), key, secret, "ida", "r1");
 }
 
 /// A running `cascade` on loopback with ephemeral UDP, and its stderr lines.
@@ -131,6 +123,25 @@ impl Running {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
+    /// Starts the binary with `drain_timeout`, and a participant "x" that joined room "bin".
+    async fn with_participant(drain_timeout: &str) -> (Self, TestClient) {
+        let srv = Self::start(&[("CASCADE_DRAIN_TIMEOUT", drain_timeout)]).await;
+        let c = join(&srv.ws_url(), &server::token("bin", "x"), true).await;
+        (srv, c)
+    }
+
+    /// Sends SIGTERM and waits until the server says it is draining.
+    async fn drain(&mut self) {
+        self.sigterm();
+        self.read_until("draining").await;
+    }
+
+    /// Waits for a successful exit (at most 8 s).
+    async fn exits_cleanly(&mut self) {
+        let status = self.wait_exit(Duration::from_secs(8)).await;
+        assert!(status.success(), "{status:?}");
+    }
+
     /// Waits for the exit (at most `limit`), then reads the rest of stderr.
     async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let status = tokio::time::timeout(limit, self.child.wait())
@@ -148,7 +159,7 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_then_drains_on_sigterm_and_tells_participants_at_the_drain_timeout() {
-    let mut srv = Running::start(&[("CASCADE_DRAIN_TIMEOUT", "1s")]).await;
+    let (mut srv, c) = Running::with_participant("1s").await;
     let banner = srv.stderr.join("\n");
     assert!(
         banner.contains(&format!("http://127.0.0.1:{}/", srv.http)),
@@ -177,31 +188,23 @@ async fn serves_then_drains_on_sigterm_and_tells_participants_at_the_drain_timeo
         "{port} is bound"
     );
 
-    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
-    c.join(&server::token("bin", "x"), true).await.unwrap();
     assert_eq!(srv.readyz().await, (200, "ready".into()));
     let sent = Instant::now();
-    srv.sigterm();
     // Draining: not ready, but still serving the participant until the 1 s drain timeout.
-    srv.read_until("draining").await;
+    srv.drain().await;
     assert_eq!(srv.readyz().await, (503, "draining".into()));
-    let leave = c.next_message_of_type("leave", T).await.unwrap();
-    assert_eq!(leave["reason"], "server_shutdown");
+    assert_told_to_leave(&c, "server_shutdown", T).await;
     assert!(
         sent.elapsed() >= Duration::from_millis(900),
         "told to leave before the drain timeout"
     );
-    let status = srv.wait_exit(Duration::from_secs(8)).await;
-    assert!(status.success(), "{status:?}");
+    srv.exits_cleanly().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drain_exits_when_the_last_participant_leaves() {
-    let mut srv = Running::start(&[("CASCADE_DRAIN_TIMEOUT", "60s")]).await;
-    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
-    c.join(&server::token("bin", "x"), true).await.unwrap();
-    srv.sigterm();
-    srv.read_until("draining").await;
+    let (mut srv, c) = Running::with_participant("60s").await;
+    srv.drain().await;
     assert_eq!(srv.readyz().await, (503, "draining".into()));
     let late = TestClient::connect(&srv.ws_url()).await.unwrap();
     let refused = late
@@ -214,17 +217,13 @@ async fn sigterm_drain_exits_when_the_last_participant_leaves() {
     assert!(srv.child.try_wait().unwrap().is_none(), "exited early");
     assert_eq!(srv.readyz().await.0, 503);
     c.leave().await.unwrap();
-    let status = srv.wait_exit(Duration::from_secs(8)).await;
-    assert!(status.success(), "{status:?}");
+    srv.exits_cleanly().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_exits_at_once() {
-    let mut srv = Running::start(&[("CASCADE_DRAIN_TIMEOUT", "60s")]).await;
-    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
-    c.join(&server::token("bin", "x"), true).await.unwrap();
-    srv.sigterm();
-    srv.read_until("draining").await;
+    let (mut srv, _c) = Running::with_participant("60s").await;
+    srv.drain().await;
     let sent = Instant::now();
     srv.sigterm();
     let status = srv.wait_exit(Duration::from_secs(3)).await;
@@ -262,8 +261,7 @@ async fn json_log_format_writes_only_json_lines() {
     c.join(&token, true).await.unwrap();
     c.leave().await.unwrap();
     srv.sigterm();
-    let status = srv.wait_exit(Duration::from_secs(8)).await;
-    assert!(status.success(), "{status:?}");
+    srv.exits_cleanly().await;
     let mut events = Vec::new();
     for line in &srv.stderr {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {

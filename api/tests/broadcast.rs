@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use server::clients::{AV, join, publisher, track_ids};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -13,37 +13,13 @@ const T: Duration = Duration::from_secs(20);
 async fn twenty_viewers_receive_and_a_viewer_cannot_publish() {
     let srv = server::start().await;
     let url = srv.ws_url();
-    let host = TestClient::connect(&url).await.unwrap();
-    host.join(&server::token("show", "host"), true)
-        .await
-        .unwrap();
-    let p = host.publish(true, true).await.unwrap();
-    host.wait_connected(T).await.unwrap();
-    let _pumps = [
-        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
-    server::eventually(T, "host tracks", || {
-        srv.state.rooms.tracks("show").len() == 2
-    })
-    .await;
-    let tracks: Vec<String> = srv
-        .state
-        .rooms
-        .tracks("show")
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let _host = publisher(&url, &server::token("show", "host"), AV, AV, T).await;
+    let tracks = track_ids(&srv, "show", 2, T).await;
 
     let mut viewers = Vec::new();
     for i in 0..20 {
-        let v = TestClient::connect(&url).await.unwrap();
-        v.join(&server::viewer_token("show", &format!("viewer{i}")), true)
-            .await
-            .unwrap();
-        viewers.push(v);
+        let token = server::viewer_token("show", &format!("viewer{i}"));
+        viewers.push(join(&url, &token, true).await);
     }
     for (i, v) in viewers.iter().enumerate() {
         for t in &tracks {

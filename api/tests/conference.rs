@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use server::clients::{AV, publisher, room_tracks};
 
 const T: Duration = Duration::from_secs(15);
 
@@ -16,46 +16,27 @@ async fn three_party_conference_forwards_byte_identical_payloads_without_gaps() 
     let url = srv.ws_url();
     let names = ["alice", "bob", "carol"];
     let mut clients = Vec::new();
-    let mut pumps = Vec::new();
     for name in names {
-        let c = TestClient::connect(&url).await.unwrap();
-        let joined = c.join(&server::token("conf", name), true).await.unwrap();
-        let me = joined["participant"]["id"].as_str().unwrap().to_owned();
-        let published = c.publish(true, true).await.unwrap();
-        c.wait_connected(T).await.unwrap();
-        pumps.push(
-            published
-                .pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-                .unwrap(),
-        );
-        pumps.push(
-            published
-                .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-                .unwrap(),
-        );
-        clients.push((c, me, published));
+        clients.push(publisher(&url, &server::token("conf", name), AV, AV, T).await);
     }
     // Each participant's tracks, by publisher id, from the others' point of view.
     let mut tracks_of: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    server::eventually(T, "six published tracks", || {
-        srv.state.rooms.tracks("conf").len() == 6
-    })
-    .await;
-    for t in srv.state.rooms.tracks("conf") {
+    for t in room_tracks(&srv, "conf", 6, T).await {
         tracks_of
             .entry(t.participant.clone())
             .or_default()
             .push((t.id.clone(), format!("{:?}", t.kind)));
     }
-    for (i, (c, me, _)) in clients.iter().enumerate() {
+    for (i, c) in clients.iter().enumerate() {
         let others: Vec<_> = tracks_of
             .iter()
-            .filter(|(p, _)| *p != me)
+            .filter(|(p, _)| **p != c.id)
             .flat_map(|(_, v)| v.clone())
             .collect();
         assert_eq!(others.len(), 4, "{} should receive 4 tracks", names[i]);
         for (track, kind) in others {
             let pkts = c
+                .client
                 .wait_for_packets(&track, 30, T)
                 .await
                 .unwrap_or_else(|e| panic!("{} got no {kind} on {track}: {e:#}", names[i]));
@@ -85,6 +66,8 @@ async fn three_party_conference_forwards_byte_identical_payloads_without_gaps() 
             }
         }
     }
-    drop(pumps);
+    for c in &mut clients {
+        c.pumps.clear();
+    }
     srv.shutdown().await;
 }

@@ -6,15 +6,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::TestClient;
+use server::clients::{assert_data, joined};
 
 const T: Duration = Duration::from_secs(10);
-
-async fn joined(url: &str, token: &str) -> (TestClient, String) {
-    let c = TestClient::connect(url).await.unwrap();
-    let j = c.join(token, true).await.unwrap();
-    (c, j["participant"]["id"].as_str().unwrap().to_owned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_reaches_the_room_and_nobody_else() {
@@ -34,12 +28,7 @@ async fn data_reaches_the_room_and_nobody_else() {
         .await
         .unwrap();
     for c in [&b, &mute] {
-        let m = c.next_message_of_type("data", T).await.unwrap();
-        assert_eq!(
-            (m["participant"].as_str(), m["identity"].as_str()),
-            (Some(a_id.as_str()), Some("ann"))
-        );
-        assert_eq!(m["payload"], payload);
+        assert_data(c, (&a_id, "ann"), &payload, T).await;
     }
     a.expect_no_message(|m| m["type"] == "data", Duration::from_millis(300))
         .await

@@ -10,98 +10,67 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{MediaKind, TestClient};
+use server::clients::{VIDEO, assert_told_to_leave, join, publisher, track_ids};
+use server::rest::{Api, Cred, Res, basic};
+use support::TestClient;
 
 const T: Duration = Duration::from_secs(15);
 
-struct Http {
-    base: String,
-    client: reqwest::Client,
+/// `POST /api/drain` with the API key and secret; asserts 202 and returns the body.
+async fn drain(api: &Api) -> Value {
+    let res = api
+        .request(Method::POST, "/api/drain", &basic(), None, None)
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
+    serde_json::from_str(&res.text).unwrap()
 }
 
-impl Http {
-    fn new(srv: &cascade_api::server::ServerHandle) -> Self {
-        Self {
-            base: format!("http://{}", srv.http_addr),
-            client: reqwest::Client::new(),
-        }
-    }
+/// `GET /readyz`: status and body.
+async fn readyz(api: &Api) -> (StatusCode, String) {
+    let res = api
+        .request(Method::GET, "/readyz", &basic(), None, None)
+        .await;
+    (res.status, res.text)
+}
 
-    /// A request with Basic API credentials, or the given bearer token.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<(&str, String)>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        req = match bearer {
-            Some(t) => req.bearer_auth(t),
-            None => req.basic_auth(server::KEY, Some(server::SECRET)),
-        };
-        if let Some((content_type, body)) = body {
-            req = req.header("content-type", content_type).body(body);
-        }
-        let res = req.send().await.expect("request");
-        let (status, headers) = (res.status(), res.headers().clone());
-        (status, headers, res.text().await.unwrap())
-    }
-
-    async fn drain(&self) -> Value {
-        let (status, _, body) = self.call(Method::POST, "/api/drain", None, None).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    async fn readyz(&self) -> (StatusCode, String) {
-        let (status, _, body) = self.call(Method::GET, "/readyz", None, None).await;
-        (status, body)
-    }
+/// Asserts that a request was refused with 503 `server_draining` and `Retry-After: 5`.
+#[track_caller]
+fn assert_draining(res: &Res) {
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.text);
+    assert!(res.text.contains("server_draining"), "{}", res.text);
+    assert_eq!(res.headers["retry-after"], "5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_refuses_newcomers_keeps_the_call_and_ends_when_the_rooms_empty() {
     let srv = server::start_with(|c| c.drain_timeout = Duration::from_secs(60)).await;
-    let http = Http::new(&srv);
-    assert_eq!(http.readyz().await, (StatusCode::OK, "ready".into()));
+    let api = Api::new(&srv);
+    assert_eq!(readyz(&api).await, (StatusCode::OK, "ready".into()));
 
     // A call: a publisher and a viewer that receives its video.
     let url = srv.ws_url();
-    let a = TestClient::connect(&url).await.unwrap();
-    a.join(&server::token("call", "a"), true).await.unwrap();
-    let published = a.publish(false, true).await.unwrap();
-    a.wait_connected(T).await.unwrap();
-    let _pump = published
-        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-        .unwrap();
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::viewer_token("call", "b"), true)
-        .await
-        .unwrap();
-    server::eventually(T, "the video track", || {
-        srv.state.rooms.tracks("call").len() == 1
-    })
-    .await;
-    let video = srv.state.rooms.tracks("call")[0].id.clone();
+    let a = publisher(&url, &server::token("call", "a"), VIDEO, VIDEO, T).await;
+    let b = join(&url, &server::viewer_token("call", "b"), true).await;
+    let video = track_ids(&srv, "call", 1, T).await.remove(0);
     b.wait_for_packets(&video, 10, T).await.unwrap();
 
     // A token cannot drain the server; the API key and secret can.
     let admin = server::token_with("", "ops", |g| g.room_admin = true);
-    let (status, _, body) = http
-        .call(Method::POST, "/api/drain", Some(&admin), None)
+    let admin = Cred::Bearer(admin);
+    let res = api
+        .request(Method::POST, "/api/drain", &admin, None, None)
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
     assert!(!srv.state.rooms.is_draining());
-    let drain = http.drain().await;
-    assert_eq!(drain["started"], true, "{drain}");
-    assert_eq!(drain["participants"], 2, "{drain}");
-    assert_eq!(drain["drain_timeout_secs"], 60, "{drain}");
-    assert_eq!(http.drain().await["started"], false, "idempotent");
+    let drained = drain(&api).await;
+    assert_eq!(drained["started"], true, "{drained}");
+    assert_eq!(drained["participants"], 2, "{drained}");
+    assert_eq!(drained["drain_timeout_secs"], 60, "{drained}");
+    assert_eq!(drain(&api).await["started"], false, "idempotent");
 
     // Readiness fails at once; newcomers are refused with `server_draining`.
     assert_eq!(
-        http.readyz().await,
+        readyz(&api).await,
         (StatusCode::SERVICE_UNAVAILABLE, "draining".into())
     );
     let c = TestClient::connect(&url).await.unwrap();
@@ -113,29 +82,17 @@ async fn drain_refuses_newcomers_keeps_the_call_and_ends_when_the_rooms_empty() 
         .await
         .unwrap_err();
     assert_eq!(refused.code, "server_draining", "{refused:?}");
-    let (status, headers, body) = http
-        .call(
-            Method::POST,
-            "/api/rooms",
-            None,
-            Some(("application/json", json!({"name": "new-room"}).to_string())),
-        )
-        .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("server_draining"), "{body}");
-    assert_eq!(headers["retry-after"], "5");
-    let whip_token = server::token("call", "w");
-    let (status, headers, body) = http
-        .call(
-            Method::POST,
-            "/whip/call",
-            Some(&whip_token),
-            Some(("application/sdp", "v=0\r\n".into())),
-        )
-        .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("server_draining"), "{body}");
-    assert_eq!(headers["retry-after"], "5");
+    let room = json!({"name": "new-room"});
+    let key = basic();
+    let res = api.request_json(Method::POST, "/api/rooms", &key, Some(room));
+    assert_draining(&res.await);
+    let whip = Cred::Bearer(server::token("call", "w"));
+    let offer = Some(b"v=0\r\n".to_vec());
+    let sdp = Some("application/sdp");
+    assert_draining(
+        &api.request(Method::POST, "/whip/call", &whip, sdp, offer)
+            .await,
+    );
     assert_eq!(srv.state.rooms.list_rooms().len(), 1, "no room was created");
 
     // The call goes on.
@@ -153,7 +110,7 @@ async fn drain_refuses_newcomers_keeps_the_call_and_ends_when_the_rooms_empty() 
 
     // Once the room empties the drain is over.
     b.leave().await.unwrap();
-    a.leave().await.unwrap();
+    a.client.leave().await.unwrap();
     let t0 = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), drained)
         .await
@@ -165,8 +122,7 @@ async fn drain_refuses_newcomers_keeps_the_call_and_ends_when_the_rooms_empty() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_times_out_then_shutdown_tells_who_is_left() {
     let srv = server::start_with(|c| c.drain_timeout = Duration::from_secs(1)).await;
-    let a = TestClient::connect(&srv.ws_url()).await.unwrap();
-    a.join(&server::token("stay", "a"), true).await.unwrap();
+    let a = join(&srv.ws_url(), &server::token("stay", "a"), true).await;
     let started = Instant::now();
     assert!(srv.state.begin_drain());
     tokio::time::timeout(Duration::from_secs(5), srv.state.drained())
@@ -183,6 +139,5 @@ async fn drain_times_out_then_shutdown_tells_who_is_left() {
         "still in the room"
     );
     srv.shutdown().await;
-    let leave = a.next_message_of_type("leave", T).await.unwrap();
-    assert_eq!(leave["reason"], "server_shutdown");
+    assert_told_to_leave(&a, "server_shutdown", T).await;
 }

@@ -7,7 +7,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::TestClient;
+use server::clients::join;
+use server::rest::basic_b64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -55,9 +56,7 @@ async fn metric(addr: SocketAddr, series: &str) -> f64 {
         .unwrap();
     let (text, closed) = read_until_closed(&mut s, T).await;
     assert!(closed, "metrics answered and closed");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
+    server::sample(&text, series) as f64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,14 +107,8 @@ async fn slowloris_is_closed_after_the_header_timeout() {
     let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
     assert!(closed, "the silent connection is still open after 5 s");
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert_eq!(
-        metric(
-            srv.http_addr,
-            r#"cascade_http_timeouts_total{phase="header"}"#
-        )
-        .await,
-        2.0
-    );
+    let header_timeouts = r#"cascade_http_timeouts_total{phase="header"}"#;
+    assert_eq!(metric(srv.http_addr, header_timeouts).await, 2.0);
     // A client that sends its headers in time is served.
     let mut ok = TcpStream::connect(srv.http_addr).await.unwrap();
     assert!(healthz(&mut ok).await);
@@ -126,14 +119,7 @@ async fn slowloris_is_closed_after_the_header_timeout() {
 async fn slow_body_is_answered_408_and_closed_after_the_body_timeout() {
     let srv = server::start_with(|c| c.body_timeout = Duration::from_secs(1)).await;
     let mut s = TcpStream::connect(srv.http_addr).await.unwrap();
-    let basic = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            server::KEY,
-            server::SECRET
-        ))
-    };
+    let basic = basic_b64();
     let head = format!(
         "POST /api/rooms HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {basic}\r\n\
          Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\":"
@@ -165,14 +151,8 @@ async fn slow_body_is_answered_408_and_closed_after_the_body_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "closed after {took:?}, expected about the 1 s body timeout"
     );
-    assert_eq!(
-        metric(
-            srv.http_addr,
-            r#"cascade_http_timeouts_total{phase="body"}"#
-        )
-        .await,
-        1.0
-    );
+    let body_timeouts = r#"cascade_http_timeouts_total{phase="body"}"#;
+    assert_eq!(metric(srv.http_addr, body_timeouts).await, 1.0);
     assert!(srv.state.rooms.list_rooms().is_empty());
     srv.shutdown().await;
 }
@@ -210,22 +190,15 @@ async fn per_source_cap_refuses_the_connection_past_it() {
         srv.state.metrics.connections().open() == 0
     })
     .await;
-    assert!(
-        metric(
-            srv.http_addr,
-            r#"cascade_http_connections_refused_total{reason="max_connections_per_ip"}"#
-        )
-        .await
-            >= 1.0
-    );
+    let refused = r#"cascade_http_connections_refused_total{reason="max_connections_per_ip"}"#;
+    assert!(metric(srv.http_addr, refused).await >= 1.0);
     srv.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_holds_its_place_under_the_global_cap() {
     let srv = server::start_with(|c| c.max_connections = 1).await;
-    let ws = TestClient::connect(&srv.ws_url()).await.unwrap();
-    ws.join(&server::token("cap", "a"), true).await.unwrap();
+    let ws = join(&srv.ws_url(), &server::token("cap", "a"), true).await;
     // The upgraded connection still counts: the next one is refused.
     let mut s = TcpStream::connect(srv.http_addr).await.unwrap();
     let (text, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
@@ -236,13 +209,7 @@ async fn a_websocket_holds_its_place_under_the_global_cap() {
         srv.state.metrics.connections().open() == 0
     })
     .await;
-    assert_eq!(
-        metric(
-            srv.http_addr,
-            r#"cascade_http_connections_refused_total{reason="max_connections"}"#
-        )
-        .await,
-        1.0
-    );
+    let refused = r#"cascade_http_connections_refused_total{reason="max_connections"}"#;
+    assert_eq!(metric(srv.http_addr, refused).await, 1.0);
     srv.shutdown().await;
 }

@@ -5,27 +5,32 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use cascade_api::server::ServerHandle;
+use server::clients::{self, AV, Publisher, join, room_tracks};
 use support::wire::RtcpType;
-use support::{MediaKind, Published, TestClient};
+use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(10);
 
-/// A publisher streaming audio (50/s) and video (100/s) into `room`.
-async fn publisher(url: &str, room: &str) -> (TestClient, Published, Vec<support::MediaPump>) {
-    let c = TestClient::connect(url).await.unwrap();
-    c.join(&server::token(room, "pub"), true).await.unwrap();
-    let p = c.publish(true, true).await.unwrap();
-    c.wait_connected(T).await.unwrap();
-    let pumps = vec![
-        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
-    (c, p, pumps)
+/// A publisher streaming audio (50/s) and video (100/s) into `room`, once both tracks are
+/// published.
+async fn publisher(srv: &ServerHandle, room: &str) -> Publisher {
+    let p = clients::publisher(&srv.ws_url(), &server::token(room, "pub"), AV, AV, T).await;
+    room_tracks(srv, room, 2, T).await;
+    p
 }
 
-fn video_track(srv: &cascade_api::server::ServerHandle, room: &str) -> String {
+/// [`publisher`], its video track, and a subscribe-only `sub` that received 5 of its packets.
+async fn call(srv: &ServerHandle, room: &str) -> (Publisher, String, TestClient) {
+    let p = publisher(srv, room).await;
+    let video = video_track(srv, room);
+    let sub = join(&srv.ws_url(), &server::viewer_token(room, "sub"), true).await;
+    sub.wait_for_packets(&video, 5, T).await.unwrap();
+    (p, video, sub)
+}
+
+/// The id of the video track in `room`.
+fn video_track(srv: &ServerHandle, room: &str) -> String {
     srv.state
         .rooms
         .tracks(room)
@@ -35,14 +40,7 @@ fn video_track(srv: &cascade_api::server::ServerHandle, room: &str) -> String {
         .expect("a video track")
 }
 
-async fn subscriber(url: &str, room: &str, name: &str) -> TestClient {
-    let c = TestClient::connect(url).await.unwrap();
-    c.join(&server::viewer_token(room, name), true)
-        .await
-        .unwrap();
-    c
-}
-
+/// How many video PLIs the publisher `c` got since `since`.
 fn plis_since(c: &TestClient, since: Instant) -> usize {
     c.publisher_rtcp()
         .iter()
@@ -53,13 +51,10 @@ fn plis_since(c: &TestClient, since: Instant) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiner_gets_existing_tracks_and_publisher_gets_a_keyframe_request() {
     let srv = server::start().await;
-    let (publ, _p, _pumps) = publisher(&srv.ws_url(), "late").await;
-    server::eventually(T, "tracks published", || {
-        srv.state.rooms.tracks("late").len() == 2
-    })
-    .await;
+    let p = publisher(&srv, "late").await;
+    let publ = &p.client;
     tokio::time::sleep(Duration::from_millis(700)).await; // past any earlier request's throttle
-    let late = subscriber(&srv.ws_url(), "late", "late").await;
+    let late = join(&srv.ws_url(), &server::viewer_token("late", "late"), true).await;
     late.wait_connected(T).await.unwrap();
     let connected = Instant::now();
     let pli = publ
@@ -85,14 +80,7 @@ async fn late_joiner_gets_existing_tracks_and_publisher_gets_a_keyframe_request(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_pli_and_fir_reach_the_publisher_throttled() {
     let srv = server::start().await;
-    let (publ, _p, _pumps) = publisher(&srv.ws_url(), "pli").await;
-    server::eventually(T, "tracks published", || {
-        srv.state.rooms.tracks("pli").len() == 2
-    })
-    .await;
-    let video = video_track(&srv, "pli");
-    let sub = subscriber(&srv.ws_url(), "pli", "sub").await;
-    sub.wait_for_packets(&video, 5, T).await.unwrap();
+    let (p, video, sub) = call(&srv, "pli").await;
     tokio::time::sleep(Duration::from_millis(700)).await; // the join's own request is past
 
     let t0 = Instant::now();
@@ -100,12 +88,13 @@ async fn subscriber_pli_and_fir_reach_the_publisher_throttled() {
         sub.send_pli(&video).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    publ.wait_for_rtcp(MediaKind::Video, RtcpType::Pli, t0, T)
+    p.client
+        .wait_for_rtcp(MediaKind::Video, RtcpType::Pli, t0, T)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        plis_since(&publ, t0),
+        plis_since(&p.client, t0),
         1,
         "10 PLIs within 100 ms must reach the publisher once"
     );
@@ -114,7 +103,8 @@ async fn subscriber_pli_and_fir_reach_the_publisher_throttled() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t1 = Instant::now();
     sub.send_fir(&video, 1).await.unwrap();
-    publ.wait_for_rtcp(MediaKind::Video, RtcpType::Pli, t1, T)
+    p.client
+        .wait_for_rtcp(MediaKind::Video, RtcpType::Pli, t1, T)
         .await
         .unwrap();
     let stats = srv.state.media().stats();
@@ -128,13 +118,7 @@ async fn subscriber_pli_and_fir_reach_the_publisher_throttled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_nack_is_answered_with_the_lost_packet() {
     let srv = server::start().await;
-    let (_publ, _p, _pumps) = publisher(&srv.ws_url(), "nack").await;
-    server::eventually(T, "tracks published", || {
-        srv.state.rooms.tracks("nack").len() == 2
-    })
-    .await;
-    let video = video_track(&srv, "nack");
-    let sub = subscriber(&srv.ws_url(), "nack", "sub").await;
+    let (_p, video, sub) = call(&srv, "nack").await;
     let got = sub.wait_for_packets(&video, 20, T).await.unwrap();
     let wanted = &got[got.len() - 10];
     sub.send_nack(&video, &[wanted.seq]).await.unwrap();
@@ -151,18 +135,11 @@ async fn subscriber_nack_is_answered_with_the_lost_packet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_loss_is_nacked_and_reports_flow_both_ways() {
     let srv = server::start().await;
-    let (publ, p, pumps) = publisher(&srv.ws_url(), "loss").await;
-    server::eventually(T, "tracks published", || {
-        srv.state.rooms.tracks("loss").len() == 2
-    })
-    .await;
-    let video = video_track(&srv, "loss");
-    let sub = subscriber(&srv.ws_url(), "loss", "sub").await;
-    sub.wait_for_packets(&video, 5, T).await.unwrap();
+    let (p, _, sub) = call(&srv, "loss").await;
 
     // Skip one sequence number: the server must NACK it.
-    pumps[1].stop();
-    let track = p.track(MediaKind::Video).unwrap();
+    p.pumps[1].stop();
+    let track = p.published.track(MediaKind::Video).unwrap();
     track.send(1_000_000).await.unwrap();
     let (seq, ts) = track.next_seq_ts();
     track.set_next_seq_ts(seq.wrapping_add(1), ts);
@@ -171,7 +148,8 @@ async fn upstream_loss_is_nacked_and_reports_flow_both_ways() {
         track.send(1_000_001 + i).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let nack = publ
+    let nack = p
+        .client
         .wait_for_rtcp(MediaKind::Video, RtcpType::Nack, since, T)
         .await
         .unwrap();
@@ -182,7 +160,8 @@ async fn upstream_loss_is_nacked_and_reports_flow_both_ways() {
     );
 
     // Receiver reports reach the publisher, sender reports the subscriber.
-    publ.wait_for_rtcp(MediaKind::Video, RtcpType::ReceiverReport, since, T)
+    p.client
+        .wait_for_rtcp(MediaKind::Video, RtcpType::ReceiverReport, since, T)
         .await
         .unwrap();
     server::eventually(T, "a sender report at the subscriber", || {

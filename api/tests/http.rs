@@ -5,7 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use server::clients::{AV, VIDEO, join, publisher, room_tracks};
+use server::rest::assert_subscribe_only_token;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(15);
@@ -29,12 +30,9 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The value of the sample `name` of a `/metrics` text.
 fn metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing"))
+    server::sample(body, name) as f64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,23 +47,10 @@ async fn health_readiness_pages_and_metrics() {
 
     // Some traffic, then the counters reflect it.
     let url = srv.ws_url();
-    let a = TestClient::connect(&url).await.unwrap();
-    a.join(&server::token("m", "a"), true).await.unwrap();
-    let p = a.publish(true, true).await.unwrap();
-    a.wait_connected(T).await.unwrap();
-    let _pump = p
-        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-        .unwrap();
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::viewer_token("m", "b"), true).await.unwrap();
-    server::eventually(T, "the video track", || {
-        srv.state.rooms.tracks("m").len() == 1
-    })
-    .await;
-    let video = srv
-        .state
-        .rooms
-        .tracks("m")
+    let _a = publisher(&url, &server::token("m", "a"), AV, VIDEO, T).await;
+    let b = join(&url, &server::viewer_token("m", "b"), true).await;
+    let video = room_tracks(&srv, "m", 1, T)
+        .await
         .into_iter()
         .find(|t| t.codec.as_deref() == Some("video/VP8"))
         .unwrap()
@@ -128,18 +113,8 @@ async fn dev_tokens_only_with_the_development_secret() {
     .await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let claims = cascade_api::auth::verify(
-        v["token"].as_str().unwrap(),
-        &dev.api_key,
-        &dev.api_secret,
-        std::time::SystemTime::now(),
-    )
-    .unwrap();
-    assert_eq!(
-        (claims.sub.as_str(), claims.video.room.as_str()),
-        ("v", "r1")
-    );
-    assert!(!claims.video.can_publish && claims.video.can_subscribe);
+    let token = v["token"].as_str().unwrap();
+    assert_subscribe_only_token(token, &dev.api_key, &dev.api_secret, "v", "r1");
     assert_eq!(get(srv.http_addr, "/api/dev/token?room=r1").await.0, 400);
     assert_eq!(
         get(srv.http_addr, "/api/dev/token?room=&identity=x")

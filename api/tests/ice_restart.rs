@@ -6,8 +6,10 @@ mod support;
 
 use std::time::Duration;
 
+use cascade_api::server::ServerHandle;
+use server::clients::{Publisher, VIDEO, join, publisher, track_ids};
 use support::relay::Relay;
-use support::{ClientConfig, MediaKind, TestClient};
+use support::{ClientConfig, ReceivedPacket, TestClient};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -25,30 +27,41 @@ async fn ufrag(c: &TestClient, local: bool) -> String {
         .to_owned()
 }
 
+/// Alice in `room` of `srv`, streaming video; returns her and her track.
+async fn alice(srv: &ServerHandle, room: &str) -> (Publisher, String) {
+    let token = server::token(room, "alice");
+    let alice = publisher(&srv.ws_url(), &token, VIDEO, VIDEO, T).await;
+    (alice, track_ids(srv, room, 1, T).await.remove(0))
+}
+
+/// Waits until more than 50 packets followed the `seen` first on `track`; asserts that each
+/// carries a valid counter (byte-identical payloads) and returns them all.
+async fn more_packets(c: &TestClient, track: &str, seen: usize) -> Vec<ReceivedPacket> {
+    server::eventually(T, "video after the ICE restart", || {
+        c.received(track).len() > seen + 50
+    })
+    .await;
+    let after = c.received(track);
+    assert!(after[seen..].iter().all(|g| g.counter().is_some()));
+    after
+}
+
+/// Asserts that the client saw no signaling error.
+#[track_caller]
+fn assert_no_signaling_errors(c: &TestClient) {
+    assert!(
+        c.signaling_errors().is_empty(),
+        "{:?}",
+        c.signaling_errors()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_restarts_ice_and_media_continues() {
     let srv = server::start().await;
     let url = srv.ws_url();
-    let alice = TestClient::connect(&url).await.unwrap();
-    alice
-        .join(&server::token("r", "alice"), true)
-        .await
-        .unwrap();
-    let p = alice.publish(false, true).await.unwrap();
-    alice.wait_connected(T).await.unwrap();
-    let _pump = p
-        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-        .unwrap();
-    server::eventually(T, "alice's track", || {
-        srv.state.rooms.tracks("r").len() == 1
-    })
-    .await;
-    let track = srv.state.rooms.tracks("r")[0].id.clone();
-
-    let bob = TestClient::connect(&url).await.unwrap();
-    bob.join(&server::viewer_token("r", "bob"), true)
-        .await
-        .unwrap();
+    let (_alice, track) = alice(&srv, "r").await;
+    let bob = join(&url, &server::viewer_token("r", "bob"), true).await;
     bob.wait_for_packets(&track, 10, T).await.unwrap();
     let (bob_ufrag, server_ufrag) = (ufrag(&bob, true).await, ufrag(&bob, false).await);
 
@@ -64,21 +77,11 @@ async fn a_websocket_client_restarts_ice_and_media_continues() {
             server_ufrag,
             "round {round}: the server keeps its credentials"
         );
-        let seen = bob.received(&track).len();
-        server::eventually(T, "video after the ICE restart", || {
-            bob.received(&track).len() > seen + 50
-        })
-        .await;
         // Byte-identical payloads: every packet after the restart carries a valid counter.
-        let after = bob.received(&track);
-        assert!(after[seen..].iter().all(|g| g.counter().is_some()));
+        more_packets(&bob, &track, bob.received(&track).len()).await;
         assert_eq!(bob.connection_state().to_string(), "connected");
     }
-    assert!(
-        bob.signaling_errors().is_empty(),
-        "{:?}",
-        bob.signaling_errors()
-    );
+    assert_no_signaling_errors(&bob);
     assert_eq!(srv.state.rooms.counts().participants, 2);
     srv.shutdown().await;
 }
@@ -87,21 +90,7 @@ async fn a_websocket_client_restarts_ice_and_media_continues() {
 async fn a_client_whose_path_changes_restarts_ice_and_media_flows_again() {
     let srv = server::start().await;
     let url = srv.ws_url();
-    let alice = TestClient::connect(&url).await.unwrap();
-    alice
-        .join(&server::token("m", "alice"), true)
-        .await
-        .unwrap();
-    let p = alice.publish(false, true).await.unwrap();
-    alice.wait_connected(T).await.unwrap();
-    let _pump = p
-        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-        .unwrap();
-    server::eventually(T, "alice's track", || {
-        srv.state.rooms.tracks("m").len() == 1
-    })
-    .await;
-    let track = srv.state.rooms.tracks("m")[0].id.clone();
+    let (_alice, track) = alice(&srv, "m").await;
 
     // Bob reaches the server through a relay (the server's candidate is rewritten to it).
     let media = std::net::SocketAddr::from(([127, 0, 0, 1], srv.udp_port()));
@@ -130,20 +119,11 @@ async fn a_client_whose_path_changes_restarts_ice_and_media_flows_again() {
     let lost = bob.received(&track).len() - before;
     bob.restart_ice().await.unwrap();
     let seen = bob.received(&track).len();
-    server::eventually(T, "video on the new path", || {
-        bob.received(&track).len() > seen + 50
-    })
-    .await;
-    let after = bob.received(&track);
-    assert!(after[seen..].iter().all(|g| g.counter().is_some()));
+    let after = more_packets(&bob, &track, seen).await;
     // Counters continue where the publisher is, byte-identical payloads.
     let last = after.last().unwrap().counter().unwrap();
     assert!(last > after[seen].counter().unwrap());
     eprintln!("packets received on the dead path: {lost}");
-    assert!(
-        bob.signaling_errors().is_empty(),
-        "{:?}",
-        bob.signaling_errors()
-    );
+    assert_no_signaling_errors(&bob);
     srv.shutdown().await;
 }

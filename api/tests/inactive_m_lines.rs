@@ -7,7 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use server::clients::{AV, join, own_track_published, publish, room_tracks, stream, unpublished};
+use support::{MediaKind, MediaPump, Published, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 
@@ -18,23 +19,25 @@ fn m_section<'a>(sdp: &'a str, mid: &str) -> Option<&'a str> {
         .find(|s| s.lines().any(|l| l == format!("a=mid:{mid}")))
 }
 
+/// A publisher of audio and video in `room` (joined without auto-subscribe), streaming both.
+async fn publisher(url: &str, room: &str) -> (TestClient, Published, Vec<MediaPump>) {
+    let a = join(url, &server::token(room, "pub"), false).await;
+    let p = publish(&a, AV, T).await;
+    let pumps = stream(&p, AV);
+    (a, p, pumps)
+}
+
+/// A subscribe-only viewer in `room`.
+async fn viewer(url: &str, room: &str) -> TestClient {
+    join(url, &server::viewer_token(room, "viewer"), true).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsubscribed_track_keeps_its_m_line_as_inactive() {
     let srv = server::start().await;
     let url = srv.ws_url();
-    let a = TestClient::connect(&url).await.unwrap();
-    a.join(&server::token("unsub", "pub"), false).await.unwrap();
-    let p = a.publish(true, true).await.unwrap();
-    let _pumps = [
-        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::viewer_token("unsub", "viewer"), true)
-        .await
-        .unwrap();
+    let (_a, _p, _pumps) = publisher(&url, "unsub").await;
+    let b = viewer(&url, "unsub").await;
     let both = b
         .next_message(
             |m| m["type"] == "offer" && m["tracks"].as_object().is_some_and(|t| t.len() == 2),
@@ -83,27 +86,10 @@ async fn an_unsubscribed_track_keeps_its_m_line_as_inactive() {
 async fn stopping_a_publishing_transceiver_unpublishes_its_track() {
     let srv = server::start().await;
     let url = srv.ws_url();
-    let a = TestClient::connect(&url).await.unwrap();
-    a.join(&server::token("stop", "pub"), false).await.unwrap();
-    let p = a.publish(true, true).await.unwrap();
-    let _pumps = [
-        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
+    let (a, p, _pumps) = publisher(&url, "stop").await;
     let video_mid = p.track(MediaKind::Video).unwrap().mid.clone().unwrap();
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::viewer_token("stop", "viewer"), true)
-        .await
-        .unwrap();
-    let own = a
-        .next_message(
-            |m| m["type"] == "track_published" && m["track"]["kind"] == "video",
-            T,
-        )
-        .await
-        .unwrap();
+    let b = viewer(&url, "stop").await;
+    let own = own_track_published(&a, "video", T).await;
     let video = own["track"]["id"].as_str().unwrap().to_owned();
     b.wait_for_packets(&video, 5, T).await.unwrap();
 
@@ -117,15 +103,8 @@ async fn stopping_a_publishing_transceiver_unpublishes_its_track() {
     }
     assert!(stopped, "no transceiver with mid {video_mid}");
     a.negotiate().await.unwrap();
-    b.next_message(
-        |m| m["type"] == "track_unpublished" && m["track"] == video.as_str(),
-        T,
-    )
-    .await
-    .unwrap();
-    server::eventually(T, "only the audio track left", || {
-        srv.state.rooms.tracks("stop").len() == 1
-    })
-    .await;
+    unpublished(&b, &video, T).await;
+    // Only the audio track is left.
+    room_tracks(&srv, "stop", 1, T).await;
     srv.shutdown().await;
 }

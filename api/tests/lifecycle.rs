@@ -5,38 +5,37 @@ mod support;
 
 use std::time::Duration;
 
+use cascade_api::server::ServerHandle;
 use serde_json::Value;
+use server::clients::{
+    AV, Publisher, VIDEO, assert_muted, assert_told_to_leave, join, left, own_track_published,
+    publisher, room_tracks, stream, track_ids, unpublished,
+};
 use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 
-async fn participant(url: &str, name: &str) -> (TestClient, String, support::Published) {
-    let c = TestClient::connect(url).await.unwrap();
-    let joined = c.join(&server::token("life", name), true).await.unwrap();
-    let id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let p = c.publish(true, true).await.unwrap();
-    c.wait_connected(T).await.unwrap();
-    (c, id, p)
+/// A participant of room "life" that published audio and video (not yet streaming).
+async fn participant(url: &str, name: &str) -> Publisher {
+    publisher(url, &server::token("life", name), AV, &[], T).await
+}
+
+/// A server, a [`participant`] `name` on it, and a second participant that joined room "life"
+/// with `token`.
+async fn publisher_and(name: &str, token: String) -> (ServerHandle, Publisher, TestClient) {
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let a = participant(&url, name).await;
+    let b = join(&url, &token, true).await;
+    (srv, a, b)
 }
 
 /// Waits for `participant_left` of `who`, a `track_unpublished` for each of its tracks, and a
 /// server offer that no longer carries them.
 async fn sees_departure(c: &TestClient, who: &str, tracks: &[String], reason: &str) {
-    let left = c
-        .next_message(
-            |m| m["type"] == "participant_left" && m["participant"] == who,
-            T,
-        )
-        .await
-        .unwrap();
-    assert_eq!(left["reason"], reason);
+    assert_eq!(left(c, who, T).await["reason"], reason);
     for t in tracks {
-        c.next_message(
-            |m| m["type"] == "track_unpublished" && m["track"] == t.as_str(),
-            T,
-        )
-        .await
-        .unwrap();
+        unpublished(c, t, T).await;
     }
     let offer = c
         .next_message(
@@ -57,24 +56,11 @@ async fn sees_departure(c: &TestClient, who: &str, tracks: &[String], reason: &s
 async fn leave_and_disconnect_are_announced_and_everything_is_freed() {
     let srv = server::start_with(|c| c.room_empty_timeout = Duration::from_millis(100)).await;
     let url = srv.ws_url();
-    let mut pumps = Vec::new();
     let mut people = Vec::new();
     for name in ["ann", "ben", "cat"] {
-        let (c, id, p) = participant(&url, name).await;
-        pumps.push(
-            p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-                .unwrap(),
-        );
-        pumps.push(
-            p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-                .unwrap(),
-        );
-        people.push((c, id, p));
+        people.push(publisher(&url, &server::token("life", name), AV, AV, T).await);
     }
-    server::eventually(T, "six tracks", || {
-        srv.state.rooms.tracks("life").len() == 6
-    })
-    .await;
+    room_tracks(&srv, "life", 6, T).await;
     let tracks_of = |id: &str| -> Vec<String> {
         srv.state
             .rooms
@@ -85,20 +71,20 @@ async fn leave_and_disconnect_are_announced_and_everything_is_freed() {
             .collect()
     };
     let (ann, ben, cat) = (&people[0], &people[1], &people[2]);
-    for t in tracks_of(&ben.1) {
-        ann.0.wait_for_packets(&t, 5, T).await.unwrap();
+    for t in tracks_of(&ben.id) {
+        ann.client.wait_for_packets(&t, 5, T).await.unwrap();
     }
 
     // Ben leaves politely.
-    let ben_tracks = tracks_of(&ben.1);
-    ben.0.leave().await.unwrap();
-    sees_departure(&ann.0, &ben.1, &ben_tracks, "leave").await;
-    sees_departure(&cat.0, &ben.1, &ben_tracks, "leave").await;
+    let ben_tracks = tracks_of(&ben.id);
+    ben.client.leave().await.unwrap();
+    sees_departure(&ann.client, &ben.id, &ben_tracks, "leave").await;
+    sees_departure(&cat.client, &ben.id, &ben_tracks, "leave").await;
 
     // Cat vanishes without a word.
-    let cat_tracks = tracks_of(&cat.1);
-    cat.0.close_abruptly().await;
-    sees_departure(&ann.0, &cat.1, &cat_tracks, "disconnected").await;
+    let cat_tracks = tracks_of(&cat.id);
+    cat.client.close_abruptly().await;
+    sees_departure(&ann.client, &cat.id, &cat_tracks, "disconnected").await;
     assert_eq!(
         srv.state.rooms.tracks("life").len(),
         2,
@@ -106,8 +92,10 @@ async fn leave_and_disconnect_are_announced_and_everything_is_freed() {
     );
 
     // Ann leaves: the room empties and is closed; every resource returns to zero.
-    ann.0.leave().await.unwrap();
-    drop(pumps);
+    ann.client.leave().await.unwrap();
+    for p in &mut people {
+        p.pumps.clear();
+    }
     let state = srv.state.clone();
     server::eventually(
         T,
@@ -128,53 +116,33 @@ async fn leave_and_disconnect_are_announced_and_everything_is_freed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_participants_to_leave() {
     let srv = server::start().await;
-    let (c, _, _p) = participant(&srv.ws_url(), "solo").await;
+    let solo = participant(&srv.ws_url(), "solo").await;
     srv.shutdown().await;
-    let leave = c.next_message_of_type("leave", T).await.unwrap();
-    assert_eq!(leave["reason"], "server_shutdown");
+    assert_told_to_leave(&solo.client, "server_shutdown", T).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_is_announced_and_sequence_numbers_stay_continuous_across_it() {
-    let srv = server::start().await;
-    let url = srv.ws_url();
-    let (a, a_id, p) = participant(&url, "muter").await;
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::viewer_token("life", "watcher"), true)
-        .await
-        .unwrap();
-    let pump = p
+    let (srv, a, b) = publisher_and("muter", server::viewer_token("life", "watcher")).await;
+    let pump = a
+        .published
         .pump(MediaKind::Video, 0, 100, Duration::from_millis(10))
         .unwrap();
-    server::eventually(T, "the video track", || {
-        srv.state.rooms.tracks("life").len() == 1
-    })
-    .await;
-    let video = srv.state.rooms.tracks("life")[0].id.clone();
+    let video = track_ids(&srv, "life", 1, T).await.remove(0);
     server::eventually(T, "the first burst sent", || pump.is_finished()).await;
     b.wait_for_counter(&video, 99, T).await.unwrap();
 
     // Mute: the publisher stops sending for a while, the others are told.
-    a.send_json(&serde_json::json!({"type": "mute", "track": video, "muted": true}))
-        .await
-        .unwrap();
-    let m = b.next_message_of_type("track_muted", T).await.unwrap();
-    assert_eq!(
-        (
-            m["track"].as_str(),
-            m["participant"].as_str(),
-            m["muted"].as_bool()
-        ),
-        (Some(video.as_str()), Some(a_id.as_str()), Some(true))
-    );
+    let mute = |muted| serde_json::json!({"type": "mute", "track": video, "muted": muted});
+    a.client.send_json(&mute(true)).await.unwrap();
+    assert_muted(&b, &video, &a.id, true, T).await;
     assert!(srv.state.rooms.tracks("life")[0].muted);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    a.send_json(&serde_json::json!({"type": "mute", "track": video, "muted": false}))
-        .await
-        .unwrap();
+    a.client.send_json(&mute(false)).await.unwrap();
     let m = b.next_message_of_type("track_muted", T).await.unwrap();
     assert_eq!(m["muted"], false);
-    let _resume = p
+    let _resume = a
+        .published
         .pump(MediaKind::Video, 100, 50, Duration::from_millis(10))
         .unwrap();
     b.wait_for_counter(&video, 149, T).await.unwrap();
@@ -196,33 +164,17 @@ async fn mute_is_announced_and_sequence_numbers_stay_continuous_across_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_learns_its_track_ids_and_can_unpublish_one() {
-    let srv = server::start().await;
-    let url = srv.ws_url();
-    let (a, _, p) = participant(&url, "pub").await;
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::viewer_token("life", "viewer"), true)
-        .await
-        .unwrap();
-    let _pumps = [
-        p.pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        p.pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
+    let (srv, a, b) = publisher_and("pub", server::viewer_token("life", "viewer")).await;
+    let _pumps = stream(&a.published, AV);
     // The publisher is told each of its own tracks' id, with the mid of its m-line.
-    let video_mid = p
+    let video_mid = a
+        .published
         .track(MediaKind::Video)
         .unwrap()
         .mid
         .clone()
         .expect("video mid");
-    let own = a
-        .next_message(
-            |m| m["type"] == "track_published" && m["track"]["kind"] == "video",
-            T,
-        )
-        .await
-        .unwrap();
+    let own = own_track_published(&a.client, "video", T).await;
     assert_eq!(own["track"]["mid"].as_str(), Some(video_mid.as_str()));
     let video = own["track"]["id"].as_str().unwrap().to_owned();
     let seen = b
@@ -239,19 +191,11 @@ async fn publisher_learns_its_track_ids_and_can_unpublish_one() {
     b.wait_for_packets(&video, 10, T).await.unwrap();
 
     // Removing the track from the peer connection unpublishes it for everyone.
-    a.unpublish(p.track(MediaKind::Video).unwrap())
-        .await
-        .unwrap();
-    b.next_message(
-        |m| m["type"] == "track_unpublished" && m["track"] == video.as_str(),
-        T,
-    )
-    .await
-    .unwrap();
-    server::eventually(T, "only the audio track left", || {
-        srv.state.rooms.tracks("life").len() == 1
-    })
-    .await;
+    let video_track = a.published.track(MediaKind::Video).unwrap();
+    a.client.unpublish(video_track).await.unwrap();
+    unpublished(&b, &video, T).await;
+    // Only the audio track is left.
+    room_tracks(&srv, "life", 1, T).await;
     srv.shutdown().await;
 }
 
@@ -271,24 +215,12 @@ async fn a_frame_over_the_transport_limit_closes_with_1009() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_peer_connection_removes_the_participant() {
-    let srv = server::start().await;
-    let url = srv.ws_url();
-    let (x, x_id, _p) = participant(&url, "flaky").await;
-    let y = TestClient::connect(&url).await.unwrap();
-    y.join(&server::token("life", "steady"), true)
-        .await
-        .unwrap();
+    let (srv, x, y) = publisher_and("flaky", server::token("life", "steady")).await;
     // The media connection goes away while the WebSocket stays open.
-    x.close_peer_connection().await;
-    let left = y
-        .next_message(
-            |m| m["type"] == "participant_left" && m["participant"] == x_id.as_str(),
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
+    x.client.close_peer_connection().await;
+    let left = left(&y, &x.id, Duration::from_secs(20)).await;
     assert_eq!(left["reason"], "disconnected");
-    x.wait_closed(T).await.unwrap();
+    x.client.wait_closed(T).await.unwrap();
     assert_eq!(srv.state.media().peer_count(), 1);
     srv.shutdown().await;
 }
@@ -297,29 +229,15 @@ async fn losing_the_peer_connection_removes_the_participant() {
 async fn a_participant_that_received_first_can_then_publish() {
     let srv = server::start().await;
     let url = srv.ws_url();
-    let (_a, _, p) = participant(&url, "first").await;
-    let _pump = p
-        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-        .unwrap();
-    server::eventually(T, "the first video", || {
-        srv.state.rooms.tracks("life").len() == 1
-    })
-    .await;
+    let a = participant(&url, "first").await;
+    let _pump = stream(&a.published, VIDEO);
+    let first = track_ids(&srv, "life", 1, T).await.remove(0);
     // The server offers first (existing track), then the newcomer publishes: its offer must be
     // answered with a DTLS role consistent with the first exchange.
-    let b = TestClient::connect(&url).await.unwrap();
-    b.join(&server::token("life", "second"), true)
-        .await
-        .unwrap();
-    let first = srv.state.rooms.tracks("life")[0].id.clone();
+    let b = join(&url, &server::token("life", "second"), true).await;
     b.wait_for_packets(&first, 5, T).await.unwrap();
     let pb = b.publish(false, true).await.unwrap();
-    let _pump_b = pb
-        .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-        .unwrap();
-    server::eventually(T, "the second video", || {
-        srv.state.rooms.tracks("life").len() == 2
-    })
-    .await;
+    let _pump_b = stream(&pb, VIDEO);
+    room_tracks(&srv, "life", 2, T).await;
     srv.shutdown().await;
 }

@@ -13,8 +13,10 @@ use cascade_api::config::{DEFAULT_API_KEY, DEFAULT_API_SECRET};
 use cascade_signaling::names;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
+use server::clients::assert_told_to_leave;
+use server::rest::{Api, Cred, Res, basic, serve};
 use support::TestClient;
 
 const T: Duration = Duration::from_secs(15);
@@ -86,49 +88,26 @@ fn enc(name: &str) -> String {
     utf8_percent_encode(name, NON_ALPHANUMERIC).to_string()
 }
 
-/// A minimal client of the room API with Basic credentials.
-struct Api {
-    base: String,
-    client: reqwest::Client,
+/// A room API request with Basic credentials and a JSON body, if any.
+async fn call(api: &Api, method: Method, path: &str, body: Option<Value>) -> Res {
+    api.request_json(method, path, &basic(), body).await
 }
 
-impl Api {
-    fn new(srv: &cascade_api::server::ServerHandle) -> Self {
-        Self {
-            base: format!("http://{}", srv.http_addr),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// Sends a request; returns the status and the JSON body (Null if none).
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .basic_auth(server::KEY, Some(server::SECRET));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let body = res.json().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    async fn rooms(&self) -> Vec<String> {
-        let (status, body) = self.call(Method::GET, "/api/rooms", None).await;
-        assert_eq!(status, 200, "{body}");
-        body["rooms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_owned())
-            .collect()
-    }
+/// The names of the rooms, as the room API lists them.
+async fn rooms(api: &Api) -> Vec<String> {
+    let res = call(api, Method::GET, "/api/rooms", None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[track_caller]
-fn assert_invalid_name((status, body): &(StatusCode, Value), what: &str) {
+fn assert_invalid_name(res: &Res, what: &str) {
+    let (status, body) = (res.status, &res.body);
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (400, Some("invalid_name")),
@@ -138,8 +117,7 @@ fn assert_invalid_name((status, body): &(StatusCode, Value), what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_join_with_a_bad_name_gets_invalid_name_and_creates_no_room() {
-    let srv = server::start().await;
-    let api = Api::new(&srv);
+    let (srv, api) = serve().await;
     let c = TestClient::connect(&srv.ws_url()).await.unwrap();
     for (what, bad) in bad_names() {
         for (room, identity) in [(bad.as_str(), "alice"), ("fine", bad.as_str())] {
@@ -150,16 +128,15 @@ async fn a_websocket_join_with_a_bad_name_gets_invalid_name_and_creates_no_room(
     }
     let err = c.join(&forged("fine", ""), true).await.unwrap_err();
     assert_eq!(err.code, "invalid_name", "empty identity");
-    assert_eq!(api.rooms().await, Vec::<String>::new());
+    assert_eq!(rooms(&api).await, Vec::<String>::new());
     // The same connection still joins with a good token.
     c.join(&server::token("fine", "alice"), true).await.unwrap();
-    assert_eq!(api.rooms().await, ["fine"]);
+    assert_eq!(rooms(&api).await, ["fine"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minting_a_token_with_a_bad_name_is_refused() {
-    let srv = server::start().await;
-    let api = Api::new(&srv);
+    let (_srv, api) = serve().await;
     let mut bad: Vec<String> = bad_names().into_iter().map(|(_, n)| n).collect();
     bad.extend([".".into(), "..".into()]);
     for name in &bad {
@@ -167,26 +144,20 @@ async fn minting_a_token_with_a_bad_name_is_refused() {
             json!({"room": name, "identity": "alice"}),
             json!({"room": "fine", "identity": name}),
         ] {
-            let r = api.call(Method::POST, "/api/tokens", Some(body)).await;
+            let r = call(&api, Method::POST, "/api/tokens", Some(body)).await;
             assert_invalid_name(&r, name);
         }
     }
-    let r = api
-        .call(
-            Method::POST,
-            "/api/tokens",
-            Some(json!({"room": "", "identity": "alice"})),
-        )
-        .await;
-    assert_invalid_name(&r, "a participant token naming no room");
-    let r = api
-        .call(
-            Method::POST,
-            "/api/tokens",
-            Some(json!({"room": "fine", "identity": ""})),
-        )
-        .await;
-    assert_invalid_name(&r, "empty identity");
+    for (body, what) in [
+        (
+            json!({"room": "", "identity": "alice"}),
+            "a participant token naming no room",
+        ),
+        (json!({"room": "fine", "identity": ""}), "empty identity"),
+    ] {
+        let r = call(&api, Method::POST, "/api/tokens", Some(body)).await;
+        assert_invalid_name(&r, what);
+    }
 
     // The development token endpoint (embedded development secret only).
     let dev = server::start_with(|c| {
@@ -194,18 +165,16 @@ async fn minting_a_token_with_a_bad_name_is_refused() {
         c.api_secret = DEFAULT_API_SECRET.into();
     })
     .await;
-    let client = reqwest::Client::new();
+    let dev_api = Api::new(&dev);
     for name in &bad {
         for query in [
             format!("room={}&identity=alice", enc(name)),
             format!("room=fine&identity={}", enc(name)),
         ] {
-            let res = client
-                .get(format!("http://{}/api/dev/token?{query}", dev.http_addr))
-                .send()
-                .await
-                .unwrap();
-            let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+            let path = format!("/api/dev/token?{query}");
+            let r = dev_api
+                .request(Method::GET, &path, &Cred::None, None, None)
+                .await;
             assert_invalid_name(&r, &query);
         }
     }
@@ -237,96 +206,86 @@ const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_and_whep_with_a_bad_name_get_invalid_name() {
-    let srv = server::start().await;
-    let api = Api::new(&srv);
-    let client = reqwest::Client::new();
-    let post = |path: String, token: String| {
-        client
-            .post(format!("http://{}{path}", srv.http_addr))
-            .bearer_auth(token)
-            .header("content-type", "application/sdp")
-            .body(OFFER)
-            .send()
+    let (_srv, api) = serve().await;
+    let api = &api;
+    let post = |path: String, token: String| async move {
+        let offer = Some(OFFER.as_bytes().to_vec());
+        let token = Cred::Bearer(token);
+        api.request(Method::POST, &path, &token, Some("application/sdp"), offer)
+            .await
     };
     for (what, bad) in bad_names() {
         for endpoint in ["whip", "whep"] {
             // In the path.
-            let res = post(format!("/{endpoint}/{}", enc(&bad)), forged(&bad, "p"))
-                .await
-                .unwrap();
-            let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+            let r = post(format!("/{endpoint}/{}", enc(&bad)), forged(&bad, "p")).await;
             assert_invalid_name(&r, &format!("{endpoint} room {what}"));
             // As the token's identity.
-            let res = post(format!("/{endpoint}/fine"), forged("fine", &bad))
-                .await
-                .unwrap();
-            let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+            let r = post(format!("/{endpoint}/fine"), forged("fine", &bad)).await;
             assert_invalid_name(&r, &format!("{endpoint} identity {what}"));
         }
         // The publisher a WHEP viewer follows.
-        let res = post(
+        let r = post(
             format!("/whep/fine?participant={}", enc(&bad)),
             forged("fine", "v"),
         )
-        .await
-        .unwrap();
-        let r = (res.status(), res.json().await.unwrap_or(Value::Null));
+        .await;
         assert_invalid_name(&r, &format!("whep participant {what}"));
     }
-    assert_eq!(api.rooms().await, Vec::<String>::new());
+    assert_eq!(rooms(api).await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_accepted_name_can_be_listed_inspected_kicked_and_deleted() {
-    let srv = server::start().await;
-    let api = Api::new(&srv);
+    let (srv, api) = serve().await;
     for name in good_names() {
         assert_eq!(names::check(&name), Ok(()), "{name:?}");
         let c = TestClient::connect(&srv.ws_url()).await.unwrap();
         let joined = c.join(&server::token(&name, &name), false).await.unwrap();
         assert_eq!(joined["room"], name.as_str());
         assert_eq!(joined["participant"]["identity"], name.as_str());
-        assert!(api.rooms().await.contains(&name), "{name:?} listed");
+        assert!(rooms(&api).await.contains(&name), "{name:?} listed");
         let room = format!("/api/rooms/{}", enc(&name));
         let who = format!("{room}/participants/{}", enc(&name));
-        let (status, body) = api.call(Method::GET, &room, None).await;
+        let Res { status, body, .. } = call(&api, Method::GET, &room, None).await;
         assert_eq!((status.as_u16(), &body["name"]), (200, &json!(name)));
-        let (status, body) = api
-            .call(Method::GET, &format!("{room}/participants"), None)
-            .await;
+        let Res { status, body, .. } =
+            call(&api, Method::GET, &format!("{room}/participants"), None).await;
         assert_eq!(status, 200, "{name:?}: {body}");
         assert_eq!(body["participants"][0]["identity"], name.as_str());
-        let (status, body) = api
-            .call(
-                Method::POST,
-                &format!("{room}/data"),
-                Some(json!({"payload": 1, "identities": [name]})),
-            )
-            .await;
+        let Res { status, body, .. } = call(
+            &api,
+            Method::POST,
+            &format!("{room}/data"),
+            Some(json!({"payload": 1, "identities": [name]})),
+        )
+        .await;
         assert_eq!((status.as_u16(), &body["recipients"]), (200, &json!(1)));
-        let (status, body) = api.call(Method::GET, &who, None).await;
+        let Res { status, body, .. } = call(&api, Method::GET, &who, None).await;
         assert_eq!((status.as_u16(), &body["identity"]), (200, &json!(name)));
-        let (status, body) = api.call(Method::DELETE, &who, None).await;
+        let Res { status, body, .. } = call(&api, Method::DELETE, &who, None).await;
         assert_eq!(status, 200, "{name:?} kicked: {body}");
-        let leave = c.next_message_of_type("leave", T).await.unwrap();
-        assert_eq!(leave["reason"], "removed");
-        let (status, body) = api.call(Method::DELETE, &room, None).await;
+        assert_told_to_leave(&c, "removed", T).await;
+        let Res { status, body, .. } = call(&api, Method::DELETE, &room, None).await;
         assert_eq!(status, 200, "{name:?} deleted: {body}");
-        assert!(!api.rooms().await.contains(&name));
+        assert!(!rooms(&api).await.contains(&name));
         // The room API creates rooms under the same rule, and mints tokens for them.
-        let (status, _) = api
-            .call(Method::POST, "/api/rooms", Some(json!({"name": name})))
-            .await;
+        let Res { status, .. } = call(
+            &api,
+            Method::POST,
+            "/api/rooms",
+            Some(json!({"name": name})),
+        )
+        .await;
         assert_eq!(status, 201, "{name:?} created");
-        let (status, body) = api
-            .call(
-                Method::POST,
-                "/api/tokens",
-                Some(json!({"room": name, "identity": name})),
-            )
-            .await;
+        let Res { status, body, .. } = call(
+            &api,
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"room": name, "identity": name})),
+        )
+        .await;
         assert_eq!(status, 200, "{name:?} token: {body}");
-        let (status, _) = api.call(Method::DELETE, &room, None).await;
+        let Res { status, .. } = call(&api, Method::DELETE, &room, None).await;
         assert_eq!(status, 200);
     }
 }

@@ -7,8 +7,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use cascade_api::server::ServerHandle;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use server::clients::{join, left, participant_id};
 use support::TestClient;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -17,8 +19,11 @@ use tokio_tungstenite::{WebSocketStream, client_async};
 
 const T: Duration = Duration::from_secs(10);
 
+/// A raw WebSocket client.
+type RawWs = WebSocketStream<TcpStream>;
+
 /// A raw WebSocket client whose TCP receive buffer is as small as the kernel allows.
-async fn raw_client(srv: &cascade_api::server::ServerHandle) -> WebSocketStream<TcpStream> {
+async fn raw_client(srv: &ServerHandle) -> RawWs {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(srv.http_addr).await.unwrap();
@@ -27,7 +32,7 @@ async fn raw_client(srv: &cascade_api::server::ServerHandle) -> WebSocketStream<
 }
 
 /// The next text message of a raw client, as JSON.
-async fn next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
+async fn next_json(ws: &mut RawWs) -> Value {
     loop {
         match tokio::time::timeout(T, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
@@ -35,6 +40,25 @@ async fn next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
             other => panic!("no message: {other:?}"),
         }
     }
+}
+
+/// A raw client (see [`raw_client`]) that sent `join` for `room` as `identity` and read the
+/// reply, and reads nothing more unless asked; and that reply.
+async fn raw_member(srv: &ServerHandle, room: &str, identity: &str) -> (RawWs, Value) {
+    let mut ws = raw_client(srv).await;
+    let join = json!({"type": "join", "token": server::token(room, identity)});
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let joined = next_json(&mut ws).await;
+    (ws, joined)
+}
+
+/// Asserts the `cascade_session_limits_total` sample of `limit`.
+async fn assert_limit_count(srv: &ServerHandle, limit: &str, n: u64) {
+    let text = server::scrape(srv.http_addr).await;
+    let series = format!(r#"cascade_session_limits_total{{limit="{limit}"}}"#);
+    assert_eq!(server::sample(&text, &series), n);
 }
 
 /// Lifts the session rate limits (tests that must flood a member quickly).
@@ -57,25 +81,12 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
     let srv = server::start_with(unlimited_rates).await;
     let url = srv.ws_url();
     // The slow member joins, reads its `joined`, and never reads again.
-    let mut slow = raw_client(&srv).await;
-    let join = json!({"type": "join", "token": server::token("big", "slow")});
-    slow.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    let joined = next_json(&mut slow).await;
+    let (_slow, joined) = raw_member(&srv, "big", "slow").await;
     assert_eq!(joined["type"], "joined", "{joined}");
-    let slow_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+    let slow_id = participant_id(&joined);
 
-    let sender = TestClient::connect(&url).await.unwrap();
-    sender
-        .join(&server::token("big", "sender"), true)
-        .await
-        .unwrap();
-    let reader = TestClient::connect(&url).await.unwrap();
-    reader
-        .join(&server::token("big", "reader"), true)
-        .await
-        .unwrap();
+    let sender = join(&url, &server::token("big", "sender"), true).await;
+    let reader = join(&url, &server::token("big", "reader"), true).await;
 
     // 600 messages of 60 KB (36 MB) to a member whose socket takes a few KB, in bursts of 20
     // that a member that reads takes in stride.
@@ -108,13 +119,7 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
 
     // The others learn that the slow member left as a slow reader, in bounded time.
     for c in [&sender, &reader] {
-        let left = c
-            .next_message(
-                |m| m["type"] == "participant_left" && m["participant"] == slow_id.as_str(),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
+        let left = left(c, &slow_id, Duration::from_secs(30)).await;
         assert_eq!(left["reason"], "slow_reader", "{left}");
     }
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -127,32 +132,16 @@ async fn a_member_that_stops_reading_is_removed_and_nobody_else_notices() {
         || srv.state.sessions() == 2,
     )
     .await;
-    let text = server::scrape(srv.http_addr).await;
-    assert_eq!(
-        server::sample(
-            &text,
-            r#"cascade_session_limits_total{limit="slow_reader"}"#
-        ),
-        1
-    );
+    assert_limit_count(&srv, "slow_reader", 1).await;
     srv.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_socket_takes_nothing_for_the_send_timeout_is_removed() {
     let srv = server::start_with(unlimited_rates).await;
-    let mut slow = raw_client(&srv).await;
-    let join = json!({"type": "join", "token": server::token("stuck", "slow")});
-    slow.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    let joined = next_json(&mut slow).await;
-    let slow_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let sender = TestClient::connect(&srv.ws_url()).await.unwrap();
-    sender
-        .join(&server::token("stuck", "sender"), true)
-        .await
-        .unwrap();
+    let (_slow, joined) = raw_member(&srv, "stuck", "slow").await;
+    let slow_id = participant_id(&joined);
+    let sender = join(&srv.ws_url(), &server::token("stuck", "sender"), true).await;
     // 120 x 60 KB: more than the socket buffers take (4 MiB at most by default), fewer than
     // the session's queue (128): only the send timeout can end the stuck session.
     let blob = "x".repeat(60_000);
@@ -163,13 +152,7 @@ async fn a_member_whose_socket_takes_nothing_for_the_send_timeout_is_removed() {
             .await
             .unwrap();
     }
-    let left = sender
-        .next_message(
-            |m| m["type"] == "participant_left" && m["participant"] == slow_id.as_str(),
-            Duration::from_secs(25),
-        )
-        .await
-        .unwrap();
+    let left = left(&sender, &slow_id, Duration::from_secs(25)).await;
     let waited = started.elapsed();
     assert_eq!(left["reason"], "slow_reader", "{left}");
     assert!(
@@ -212,22 +195,11 @@ async fn a_connection_that_does_not_join_is_closed_after_the_join_deadline() {
         "closed after {waited:?}"
     );
     // A connection that joined in time stays.
-    let member = TestClient::connect(&srv.ws_url()).await.unwrap();
-    member
-        .join(&server::token("room", "ann"), true)
-        .await
-        .unwrap();
+    let member = join(&srv.ws_url(), &server::token("room", "ann"), true).await;
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(member.closed().is_none());
     assert!(ping(&member).await < T);
-    let text = server::scrape(srv.http_addr).await;
-    assert_eq!(
-        server::sample(
-            &text,
-            r#"cascade_session_limits_total{limit="join_timeout"}"#
-        ),
-        1
-    );
+    assert_limit_count(&srv, "join_timeout", 1).await;
     srv.shutdown().await;
 }
 
@@ -235,8 +207,7 @@ async fn a_connection_that_does_not_join_is_closed_after_the_join_deadline() {
 async fn trickled_candidates_are_capped_per_ice_generation() {
     let srv = server::start().await;
     // Joined without a peer connection of its own, so that every candidate is the test's.
-    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
-    c.join(&server::token("cands", "ann"), true).await.unwrap();
+    let c = join(&srv.ws_url(), &server::token("cands", "ann"), true).await;
     let candidate = |i: usize| {
         json!({"type": "candidate", "ref": i, "candidate": {
             "candidate": format!("candidate:{i} 1 udp 2122260223 127.0.0.1 {} typ host", 20_000 + i),
@@ -263,22 +234,14 @@ async fn trickled_candidates_are_capped_per_ice_generation() {
     );
     // The session continues.
     assert!(ping(&c).await < T);
-    let text = server::scrape(srv.http_addr).await;
-    assert_eq!(
-        server::sample(
-            &text,
-            r#"cascade_session_limits_total{limit="too_many_candidates"}"#
-        ),
-        1
-    );
+    assert_limit_count(&srv, "too_many_candidates", 1).await;
     srv.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_flood_is_rate_limited_and_the_session_goes_on() {
     let srv = server::start_with(|c| c.message_rate_limit = 10).await;
-    let c = TestClient::connect(&srv.ws_url()).await.unwrap();
-    c.join(&server::token("flood", "fast"), true).await.unwrap();
+    let c = join(&srv.ws_url(), &server::token("flood", "fast"), true).await;
     // 200 pings at once: the burst (20, less the join) and the refill are answered, the rest
     // refused with `rate_limited`; every one gets exactly one reply.
     for _ in 0..200 {
@@ -303,14 +266,7 @@ async fn a_message_flood_is_rate_limited_and_the_session_goes_on() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(ping(&c).await < Duration::from_secs(1));
     assert_eq!(srv.state.rooms.counts().participants, 1);
-    let text = server::scrape(srv.http_addr).await;
-    assert_eq!(
-        server::sample(
-            &text,
-            r#"cascade_session_limits_total{limit="rate_limited"}"#
-        ),
-        limited
-    );
+    assert_limit_count(&srv, "rate_limited", limited).await;
     srv.shutdown().await;
 }
 
@@ -319,16 +275,8 @@ async fn data_past_the_byte_rate_is_refused_and_never_forwarded() {
     // 20 kB/s after a burst of 80 kB: of 20 messages of ~10 kB sent at once, about 8 pass.
     let srv = server::start_with(|c| c.data_rate_limit = 20_000).await;
     let url = srv.ws_url();
-    let sender = TestClient::connect(&url).await.unwrap();
-    sender
-        .join(&server::token("chat", "sender"), true)
-        .await
-        .unwrap();
-    let reader = TestClient::connect(&url).await.unwrap();
-    reader
-        .join(&server::token("chat", "reader"), true)
-        .await
-        .unwrap();
+    let sender = join(&url, &server::token("chat", "sender"), true).await;
+    let reader = join(&url, &server::token("chat", "reader"), true).await;
     let blob = "x".repeat(10_000);
     for i in 0..20 {
         sender

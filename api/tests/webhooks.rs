@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
+use server::clients::{AV, Publisher, join, publish, publisher, room_tracks, stream};
 use sha2::Sha256;
 use support::{MediaKind, TestClient};
 
@@ -207,22 +208,12 @@ async fn every_event_type_arrives_signed_and_in_order() {
     let url = srv.ws_url();
 
     // A participant joins, publishes audio and video, unpublishes the video, and leaves.
-    let alice = TestClient::connect(&url).await.unwrap();
-    let joined = alice
-        .join(&server::token("hooks", "alice"), true)
-        .await
-        .unwrap();
-    let alice_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let published = alice.publish(true, true).await.unwrap();
-    alice.wait_connected(T).await.unwrap();
-    let pumps = [
-        published
-            .pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        published
-            .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
+    let Publisher {
+        client: alice,
+        id: alice_id,
+        published,
+        pumps,
+    } = publisher(&url, &server::token("hooks", "alice"), AV, AV, T).await;
     let published_hit = |kind: &'static str| {
         move |h: &Hit| h.event() == "track_published" && h.json["track"]["kind"] == kind
     };
@@ -328,10 +319,7 @@ async fn a_receiver_that_fails_twice_gets_the_event_on_retry() {
         c.webhook_secret = Some(secret.into());
     })
     .await;
-    let bob = TestClient::connect(&srv.ws_url()).await.unwrap();
-    bob.join(&server::token("retry", "bob"), true)
-        .await
-        .unwrap();
+    let _bob = join(&srv.ws_url(), &server::token("retry", "bob"), true).await;
     hook.wait_for("participant_joined", |h| h.event() == "participant_joined")
         .await;
 
@@ -405,21 +393,9 @@ async fn dead_receivers_slow_neither_joining_nor_media() {
     }
 
     // Media flows from alice to the others.
-    let published = clients[0].publish(true, true).await.unwrap();
-    clients[0].wait_connected(T).await.unwrap();
-    let _pumps = [
-        published
-            .pump(MediaKind::Audio, 0, 100_000, Duration::from_millis(20))
-            .unwrap(),
-        published
-            .pump(MediaKind::Video, 0, 100_000, Duration::from_millis(10))
-            .unwrap(),
-    ];
-    server::eventually(T, "alice's tracks", || {
-        srv.state.rooms.tracks("dead").len() == 2
-    })
-    .await;
-    for t in srv.state.rooms.tracks("dead") {
+    let published = publish(&clients[0], AV, T).await;
+    let _pumps = stream(&published, AV);
+    for t in room_tracks(&srv, "dead", 2, T).await {
         for c in &clients[1..] {
             c.wait_for_packets(&t.id, 20, T).await.unwrap();
         }

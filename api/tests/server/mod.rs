@@ -1,6 +1,12 @@
-//! Starting an in-process Cascade server and minting tokens for integration tests.
+//! Starting an in-process Cascade server and minting tokens for integration tests, and the
+//! helpers the api tests share: WebSocket clients ([`clients`]), an HTTP client of the
+//! server's endpoints ([`rest`]) and WHIP/WHEP peers ([`whip`]).
 
 #![allow(dead_code)]
+
+pub mod clients;
+pub mod rest;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -39,19 +45,35 @@ pub async fn start() -> ServerHandle {
     start_with(|_| {}).await
 }
 
-/// A token for `identity` in `room` with the given grants tweak.
-pub fn token_with(room: &str, identity: &str, f: impl FnOnce(&mut Grants)) -> String {
+/// A token for `identity` in `room` with the given grants tweak, valid for `ttl` from
+/// `issued_at`.
+fn mint(
+    room: &str,
+    identity: &str,
+    f: impl FnOnce(&mut Grants),
+    ttl: Duration,
+    issued_at: SystemTime,
+) -> String {
     let mut g = Grants::new(room);
     f(&mut g);
-    auth::mint(
-        KEY,
-        SECRET,
+    auth::mint(KEY, SECRET, identity, g, ttl, issued_at).unwrap()
+}
+
+/// A token for `identity` in `room` with the given grants tweak.
+pub fn token_with(room: &str, identity: &str, f: impl FnOnce(&mut Grants)) -> String {
+    mint(
+        room,
         identity,
-        g,
+        f,
         Duration::from_secs(600),
         SystemTime::now(),
     )
-    .unwrap()
+}
+
+/// [`token_with`], but one that expired an hour ago.
+pub fn expired_token_with(room: &str, identity: &str, f: impl FnOnce(&mut Grants)) -> String {
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    mint(room, identity, f, Duration::from_secs(3600), two_hours_ago)
 }
 
 /// A full-permission token.
