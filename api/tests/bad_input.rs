@@ -4,15 +4,14 @@
 //! publisher/subscriber pair in the same room keeps receiving media throughout.
 
 mod server;
-mod support;
 
 use std::net::UdpSocket;
 use std::time::{Duration, SystemTime};
 
 use cascade_api::auth::{self, Grants};
 use cascade_api::server::ServerHandle;
+use cascade_testkit::{MediaKind, MediaPump, Published, TestClient};
 use serde_json::{Value, json};
-use support::{MediaKind, MediaPump, Published, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

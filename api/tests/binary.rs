@@ -2,12 +2,11 @@
 //! exit on SIGTERM, exit at once on a second SIGTERM.
 
 mod server;
-mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::TestClient;
+use cascade_testkit::TestClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cascade");

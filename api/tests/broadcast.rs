@@ -1,11 +1,10 @@
 //! Broadcast: one publisher, many subscribe-only viewers.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use cascade_testkit::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(20);
 

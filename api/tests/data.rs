@@ -1,12 +1,11 @@
 //! `data` messages: relayed to the rest of the room only, and only with `can_publish_data`.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
+use cascade_testkit::TestClient;
 use serde_json::json;
-use support::TestClient;
 
 const T: Duration = Duration::from_secs(10);
 

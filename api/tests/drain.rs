@@ -4,13 +4,12 @@
 //! participants left `leave {reason: "server_shutdown"}`.
 
 mod server;
-mod support;
 
 use std::time::{Duration, Instant};
 
+use cascade_testkit::{MediaKind, TestClient};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

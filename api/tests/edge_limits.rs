@@ -2,12 +2,11 @@
 //! server-wide), WebSockets holding their place in the caps.
 
 mod server;
-mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::TestClient;
+use cascade_testkit::TestClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,17 +1,16 @@
 //! RTCP feedback through the SFU: keyframe requests, NACKs both ways, sender/receiver reports.
 
 mod server;
-mod support;
 
 use std::time::{Duration, Instant};
 
-use support::wire::RtcpType;
-use support::{MediaKind, Published, TestClient};
+use cascade_testkit::wire::RtcpType;
+use cascade_testkit::{MediaKind, MediaPump, Published, TestClient};
 
 const T: Duration = Duration::from_secs(10);
 
 /// A publisher streaming audio (50/s) and video (100/s) into `room`.
-async fn publisher(url: &str, room: &str) -> (TestClient, Published, Vec<support::MediaPump>) {
+async fn publisher(url: &str, room: &str) -> (TestClient, Published, Vec<MediaPump>) {
     let c = TestClient::connect(url).await.unwrap();
     c.join(&server::token(room, "pub"), true).await.unwrap();
     let p = c.publish(true, true).await.unwrap();

@@ -1,11 +1,10 @@
 //! Operational endpoints: health, readiness, metrics, embedded pages.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use cascade_testkit::{MediaKind, TestClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(15);

@@ -2,12 +2,11 @@
 //! answers on the same peer connection with its own (unchanged) credentials, media continues.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
-use support::relay::Relay;
-use support::{ClientConfig, MediaKind, TestClient};
+use cascade_testkit::relay::Relay;
+use cascade_testkit::{ClientConfig, MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(20);
 

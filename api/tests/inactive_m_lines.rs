@@ -3,11 +3,10 @@
 //! `tracks` map; a publisher that stops its transceiver and offers again unpublishes the track.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
-use support::{MediaKind, TestClient};
+use cascade_testkit::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

@@ -1,16 +1,15 @@
 //! Leaving and disconnecting: the others are told and renegotiate; nothing leaks.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
+use cascade_testkit::{MediaKind, TestClient};
 use serde_json::Value;
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 
-async fn participant(url: &str, name: &str) -> (TestClient, String, support::Published) {
+async fn participant(url: &str, name: &str) -> (TestClient, String, cascade_testkit::Published) {
     let c = TestClient::connect(url).await.unwrap();
     let joined = c.join(&server::token("life", name), true).await.unwrap();
     let id = joined["participant"]["id"].as_str().unwrap().to_owned();

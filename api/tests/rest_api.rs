@@ -2,15 +2,14 @@
 //! class, and kicks, mutes and permission changes taking effect on connected clients.
 
 mod server;
-mod support;
 
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use cascade_api::auth::{self, Grants};
+use cascade_testkit::{MediaKind, TestClient};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

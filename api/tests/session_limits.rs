@@ -3,13 +3,12 @@
 //! are capped, and a client that sends too fast has its excess messages refused.
 
 mod server;
-mod support;
 
 use std::time::{Duration, Instant};
 
+use cascade_testkit::TestClient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::TestClient;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

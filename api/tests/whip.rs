@@ -4,13 +4,13 @@
 //! (Interop with aiortc and Chromium is web-demo/tests/whip.test.mjs.)
 
 mod server;
-mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 use cascade_api::auth::{self, Grants};
+use cascade_testkit::{DEFAULT_TIMEOUT, MediaKind, TestClient, payload_counter};
 use reqwest::StatusCode;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
@@ -20,7 +20,6 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use server::{KEY, SECRET, eventually, token, token_with, viewer_token};
-use support::{DEFAULT_TIMEOUT, MediaKind, TestClient, payload_counter};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
