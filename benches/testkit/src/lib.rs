@@ -32,11 +32,12 @@
 //! - [`media`]: local tracks and the media pump; [`payload`]: the test payloads;
 //! - [`remote`]: recording of received media; [`rtcp`] and [`wire`]: RTCP sent and seen;
 //! - [`relay`]: a UDP relay whose server-facing path can be changed;
-//! - [`client`]: [`TestClient`], which ties them together. Configured with
+//! - [`client`] and [`config`]: [`TestClient`], which ties them together. Configured with
 //!   [`Received::Forward`] and no recording, it is the load tester's participant as well.
 
 pub mod client;
 pub mod codec;
+pub mod config;
 pub mod media;
 pub mod negotiator;
 pub mod payload;
@@ -48,8 +49,9 @@ pub mod socket;
 mod util;
 pub mod wire;
 
-pub use client::{ClientConfig, DEFAULT_TIMEOUT, Received, TestClient};
+pub use client::TestClient;
 pub use codec::{MediaKind, OPUS_PT, RTX_PT, VP8_PT};
+pub use config::{ClientConfig, DEFAULT_TIMEOUT, Received};
 pub use media::{Frame, FrameSource, LocalTrack, MediaPump, Published};
 pub use negotiator::NegotiationStats;
 pub use payload::{is_keyframe_counter, payload_counter, vp8_is_keyframe};
