@@ -35,6 +35,8 @@
 //! - [`client`] and [`config`]: [`TestClient`], which ties them together. Configured with
 //!   [`Received::Forward`] and no recording, it is the load tester's participant as well.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod codec;
 pub mod config;
