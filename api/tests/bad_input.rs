@@ -4,7 +4,6 @@
 //! publisher/subscriber pair in the same room keeps receiving media throughout.
 
 mod server;
-mod support;
 
 use std::net::UdpSocket;
 use std::time::{Duration, SystemTime};
@@ -12,9 +11,9 @@ use std::time::{Duration, SystemTime};
 use cascade_api::auth::{self, Grants};
 use cascade_api::config::Config;
 use cascade_api::server::ServerHandle;
+use cascade_testkit::{MediaKind, TestClient};
 use serde_json::{Value, json};
 use server::clients::{Publisher, VIDEO, join, participant_id, publisher, track_of};
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

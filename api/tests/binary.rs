@@ -2,14 +2,13 @@
 //! exit on SIGTERM, exit at once on a second SIGTERM.
 
 mod server;
-mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cascade_testkit::TestClient;
 use server::clients::{assert_told_to_leave, join};
 use server::rest::assert_subscribe_only_token;
-use support::TestClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cascade");

@@ -1,7 +1,6 @@
 //! Broadcast: one publisher, many subscribe-only viewers.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! Conference: every participant publishes Opus and VP8 and receives every other's tracks.
 
 mod server;
-mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -60,7 +59,7 @@ async fn three_party_conference_forwards_byte_identical_payloads_without_gaps() 
             for p in &pkts {
                 assert_eq!(
                     p.payload,
-                    support::payload::payload_for(p.kind, p.counter().unwrap()),
+                    cascade_testkit::payload::payload_for(p.kind, p.counter().unwrap()),
                     "payload differs"
                 );
             }

@@ -1,7 +1,6 @@
 //! `data` messages: relayed to the rest of the room only, and only with `can_publish_data`.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 

@@ -4,15 +4,14 @@
 //! participants left `leave {reason: "server_shutdown"}`.
 
 mod server;
-mod support;
 
 use std::time::{Duration, Instant};
 
+use cascade_testkit::TestClient;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::clients::{VIDEO, assert_told_to_leave, join, publisher, track_ids};
 use server::rest::{Api, Cred, Res, basic};
-use support::TestClient;
 
 const T: Duration = Duration::from_secs(15);
 

@@ -2,7 +2,6 @@
 //! server-wide), WebSockets holding their place in the caps.
 
 mod server;
-mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,14 +1,13 @@
 //! RTCP feedback through the SFU: keyframe requests, NACKs both ways, sender/receiver reports.
 
 mod server;
-mod support;
 
 use std::time::{Duration, Instant};
 
 use cascade_api::server::ServerHandle;
+use cascade_testkit::wire::RtcpType;
+use cascade_testkit::{MediaKind, TestClient};
 use server::clients::{self, AV, Publisher, join, room_tracks};
-use support::wire::RtcpType;
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(10);
 

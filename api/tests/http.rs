@@ -1,7 +1,6 @@
 //! Operational endpoints: health, readiness, metrics, embedded pages.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 

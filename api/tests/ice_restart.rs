@@ -2,14 +2,13 @@
 //! answers on the same peer connection with its own (unchanged) credentials, media continues.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
 use cascade_api::server::ServerHandle;
+use cascade_testkit::relay::Relay;
+use cascade_testkit::{ClientConfig, ReceivedPacket, TestClient};
 use server::clients::{Publisher, VIDEO, join, publisher, track_ids};
-use support::relay::Relay;
-use support::{ClientConfig, ReceivedPacket, TestClient};
 
 const T: Duration = Duration::from_secs(20);
 

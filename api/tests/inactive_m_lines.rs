@@ -3,12 +3,11 @@
 //! `tracks` map; a publisher that stops its transceiver and offers again unpublishes the track.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
+use cascade_testkit::{MediaKind, MediaPump, Published, TestClient};
 use server::clients::{AV, join, own_track_published, publish, room_tracks, stream, unpublished};
-use support::{MediaKind, MediaPump, Published, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

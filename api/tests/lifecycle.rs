@@ -1,17 +1,16 @@
 //! Leaving and disconnecting: the others are told and renegotiate; nothing leaks.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
 use cascade_api::server::ServerHandle;
+use cascade_testkit::{MediaKind, TestClient};
 use serde_json::Value;
 use server::clients::{
     AV, Publisher, VIDEO, assert_muted, assert_told_to_leave, join, left, own_track_published,
     publisher, room_tracks, stream, track_ids, unpublished,
 };
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

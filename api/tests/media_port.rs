@@ -7,7 +7,6 @@
 //! Run in a network namespace (`unshare -n`), like every networked test.
 
 mod server;
-mod support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::time::Duration;
 
 use cascade_sfu::demux::binding_request;
 use cascade_sfu::log_limit::{LINES_PER_INTERVAL, MediaLogLimit, is_media_path};
-use support::TestClient;
+use cascade_testkit::TestClient;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};

@@ -4,20 +4,19 @@
 //! error a token's claims give.
 
 mod server;
-mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cascade_api::auth::{Claims, Grants};
 use cascade_api::config::{DEFAULT_API_KEY, DEFAULT_API_SECRET};
 use cascade_signaling::names;
+use cascade_testkit::TestClient;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde_json::{Value, json};
 use server::clients::assert_told_to_leave;
 use server::rest::{Api, Cred, Res, basic, serve};
-use support::TestClient;
 
 const T: Duration = Duration::from_secs(15);
 

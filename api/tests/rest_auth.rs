@@ -3,7 +3,6 @@
 //! minted through the API; and the OpenAPI document's description of the security schemes.
 
 mod server;
-mod support;
 
 use std::time::{Duration, SystemTime};
 

@@ -3,11 +3,11 @@
 //! taking effect on connected clients.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
 use cascade_api::server::ServerHandle;
+use cascade_testkit::{MediaKind, TestClient};
 use reqwest::Method;
 use serde_json::json;
 use server::clients::{
@@ -15,7 +15,6 @@ use server::clients::{
     publisher, track_ids, unpublished,
 };
 use server::rest::{admin, basic, serve};
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

@@ -3,7 +3,6 @@
 //! messages sent to a room or to named identities.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 

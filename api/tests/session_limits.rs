@@ -3,15 +3,14 @@
 //! are capped, and a client that sends too fast has its excess messages refused.
 
 mod server;
-mod support;
 
 use std::time::{Duration, Instant};
 
 use cascade_api::server::ServerHandle;
+use cascade_testkit::TestClient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use server::clients::{join, left, participant_id};
-use support::TestClient;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

@@ -2,7 +2,6 @@
 //! a dead receiver slows neither joining nor media.
 
 mod server;
-mod support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -11,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use cascade_testkit::{MediaKind, TestClient};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use server::clients::{AV, Publisher, join, publish, publisher, room_tracks, stream};
 use sha2::Sha256;
-use support::{MediaKind, TestClient};
 
 const T: Duration = Duration::from_secs(15);
 

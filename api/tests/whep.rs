@@ -3,15 +3,14 @@
 //! an ICE restart via PATCH keeps media flowing.
 
 mod server;
-mod support;
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use cascade_testkit::{DEFAULT_TIMEOUT, MediaKind, TestClient};
 use reqwest::StatusCode;
 use server::whip::{SDPFRAG, delete, patch, restart_fragment, restarted_answer, whep_viewer};
 use server::{eventually, token, viewer_token};
-use support::{DEFAULT_TIMEOUT, MediaKind, TestClient};
 
 /// Connects to `url` and joins with `token` (no auto-subscribe).
 async fn joined(url: &str, token: &str) -> Result<TestClient> {

@@ -3,16 +3,15 @@
 //! (Interop with aiortc and Chromium is web-demo/tests/whip.test.mjs.)
 
 mod server;
-mod support;
 
 use anyhow::Result;
+use cascade_testkit::DEFAULT_TIMEOUT;
 use reqwest::StatusCode;
 use server::whip::{
     HttpPeer, RTCRtpTransceiverDirection, SDP, SDPFRAG, assert_error, create, delete, http, patch,
     post,
 };
 use server::{eventually, expired_token_with, token, token_with, viewer_token};
-use support::DEFAULT_TIMEOUT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_class_of_the_endpoints_and_resources() -> Result<()> {

@@ -2,7 +2,6 @@
 //! Retry-After), and the candidates trickled into one session are capped.
 
 mod server;
-mod support;
 
 use anyhow::{Context, Result};
 use reqwest::StatusCode;

@@ -12,7 +12,10 @@ mod soak;
 mod stats;
 mod token;
 
+use std::time::Duration;
+
 use clap::Parser;
+use serde::Serialize;
 
 use scenario::{Args, Scenario};
 
@@ -23,28 +26,31 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if let Some(seconds) = args.soak {
-        let report = runtime.block_on(soak::soak(
-            &args,
-            &scenario,
-            std::time::Duration::from_secs(seconds),
-        ))?;
-        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-        if args.json {
-            eprint!("{}", report.table());
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", report.table());
-        }
+        let soak = soak::soak(&args, &scenario, Duration::from_secs(seconds));
+        let report = runtime.block_on(soak)?;
+        print(runtime, &report, report.table(), args.json)?;
         anyhow::ensure!(report.problems.is_empty(), "the soak failed");
-        return Ok(());
-    }
-    let report = runtime.block_on(run::run(&args, &scenario))?;
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    if args.json {
-        eprint!("{}", report.table());
-        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.table());
+        let report = runtime.block_on(run::run(&args, &scenario))?;
+        print(runtime, &report, report.table(), args.json)?;
+    }
+    Ok(())
+}
+
+/// Stops the runtime, then prints `table`, or with `json` the report as JSON on stdout and
+/// `table` on stderr.
+fn print(
+    runtime: tokio::runtime::Runtime,
+    report: &impl Serialize,
+    table: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if json {
+        eprint!("{table}");
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{table}");
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Synthetic media: well-formed VP8 and Opus-sized RTP payloads, each ending in a [`Stamp`]
-//! (stream, sequence number, send time) that subscribers read back, and the pumps that send them.
+//! (stream, sequence number, send time) that subscribers read back, and the pumps that send them
+//! (the test kit's [`MediaPump`]).
 //!
 //! Payload layout (all integers big endian), the stamp last so that a rewritten codec header
 //! at the front never moves it:
@@ -13,14 +14,9 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use rtc::rtp;
-use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use cascade_testkit::{Frame, FrameSource, LocalTrack, MediaKind, MediaPump};
 
 use crate::stats::Collector;
 
@@ -137,79 +133,82 @@ pub enum Media {
     },
 }
 
-/// A local track to send synthetic media on.
+impl Media {
+    /// The kind of track it is sent on.
+    pub fn kind(self) -> MediaKind {
+        match self {
+            Self::Audio => MediaKind::Audio,
+            Self::Video { .. } => MediaKind::Video,
+        }
+    }
+}
+
+/// A negotiated local track to send synthetic media on.
 pub struct Pump {
     /// What to send.
     pub media: Media,
     /// The track to write to.
-    pub track: Arc<TrackLocalStaticRTP>,
-    /// Its SSRC.
-    pub ssrc: u32,
-    /// Its negotiated payload type.
-    pub payload_type: u8,
+    pub track: Arc<LocalTrack>,
     /// Stream number written into the stamps.
     pub stream: u32,
 }
 
 impl Pump {
-    /// Starts sending until the task is aborted, counting the packets in `collector.sent`.
-    pub fn spawn(self, collector: Arc<Collector>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            let (period, clock_step) = match self.media {
-                Media::Audio => (Duration::from_millis(20), 960),
-                Media::Video { fps, .. } => (Duration::from_secs(1) / fps, 90_000 / fps),
-            };
-            let mut tick = tokio::time::interval(period);
-            let (mut seq, mut ts, mut n) = (rand_u16(), u32::from(rand_u16()) << 8, 0u32);
-            for frame in 0u32.. {
-                tick.tick().await;
-                let payloads = match self.media {
-                    Media::Audio => vec![opus_packet()],
-                    Media::Video { kbps, fps } => vp8_frame(
-                        (kbps as usize * 1000 / 8 / fps as usize).max(1),
-                        frame % (KEYFRAME_SECS * fps) == 0,
-                    ),
-                };
-                let last = payloads.len() - 1;
-                for (i, mut payload) in payloads.into_iter().enumerate() {
-                    Stamp {
-                        stream: self.stream,
-                        seq: n,
-                        sent_ns: now_ns(),
-                    }
-                    .write(&mut payload);
-                    let packet = rtp::Packet {
-                        header: rtp::Header {
-                            version: 2,
-                            marker: i == last,
-                            payload_type: self.payload_type,
-                            sequence_number: seq,
-                            timestamp: ts,
-                            ssrc: self.ssrc,
-                            ..Default::default()
-                        },
-                        payload: Bytes::from(payload),
-                    };
-                    if let Err(e) = self.track.write_rtp(packet).await {
-                        eprintln!("cascade-load: stream {} stopped: {e}", self.stream);
-                        return;
-                    }
-                    collector.sent.fetch_add(1, Ordering::Relaxed);
-                    seq = seq.wrapping_add(1);
-                    n += 1;
-                }
-                ts = ts.wrapping_add(clock_step);
-            }
-        })
+    /// Starts sending until the pump is dropped, counting the packets in `collector.sent`.
+    pub fn spawn(self, collector: &Collector) -> MediaPump {
+        let period = match self.media {
+            Media::Audio => Duration::from_millis(20),
+            Media::Video { fps, .. } => Duration::from_secs(1) / fps,
+        };
+        let source = Stamped {
+            media: self.media,
+            stream: self.stream,
+            next: 0,
+        };
+        MediaPump::start(self.track, period, u32::MAX, collector.sent.clone(), source)
     }
 }
 
-/// A random `u16` for initial sequence numbers and timestamps.
-pub fn rand_u16() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(now_ns());
-    h.finish() as u16
+/// The frames of one stream, each payload stamped right before it is written.
+struct Stamped {
+    media: Media,
+    stream: u32,
+    /// Stamp sequence number of the next packet.
+    next: u32,
+}
+
+impl FrameSource for Stamped {
+    fn frame(&mut self, index: u32) -> Frame {
+        let (payloads, ts_step) = match self.media {
+            Media::Audio => (vec![opus_packet()], 960),
+            Media::Video { kbps, fps } => (
+                vp8_frame(
+                    (kbps as usize * 1000 / 8 / fps as usize).max(1),
+                    index.is_multiple_of(KEYFRAME_SECS * fps),
+                ),
+                90_000 / fps,
+            ),
+        };
+        Frame {
+            payloads,
+            marker: true,
+            ts_step,
+        }
+    }
+
+    fn seal(&mut self, payload: &mut [u8]) {
+        Stamp {
+            stream: self.stream,
+            seq: self.next,
+            sent_ns: now_ns(),
+        }
+        .write(payload);
+        self.next += 1;
+    }
+
+    fn stopped(&mut self, error: &anyhow::Error) {
+        eprintln!("cascade-load: stream {} stopped: {error:#}", self.stream);
+    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use cascade_testkit::random_u32;
+
 use crate::client::Participant;
 use crate::cpu::{self, ProcSample};
 use crate::http;
-use crate::media::{Media, rand_u16};
 use crate::report::{Dist, Report, ServerCost};
 use crate::scenario::{Args, Scenario, Transport};
 use crate::stats::{Collector, Counts, Receiver, window_counts};
@@ -45,20 +46,11 @@ struct Edge {
 pub async fn run(args: &Args, sc: &Scenario) -> Result<Report> {
     let minter = Arc::new(Minter::new(&args.api_key, &args.api_secret));
     let collector = Arc::new(Collector::default());
-    let run_id = rand_u16();
+    let run_id = random_u32() as u16;
     let server_pid = args.server_pid.map(|p| p.to_string());
     let addr = http::server_addr(&args.url)?;
     let sample_server = || server_pid.as_deref().map(cpu::sample).transpose();
-    let mut media = vec![];
-    if sc.audio {
-        media.push(Media::Audio);
-    }
-    if sc.video_kbps > 0 {
-        media.push(Media::Video {
-            kbps: sc.video_kbps,
-            fps: sc.fps,
-        });
-    }
+    let media = sc.media();
 
     let mut rss_before = None;
     if sc.publishers_receive {
@@ -87,12 +79,10 @@ pub async fn run(args: &Args, sc: &Scenario) -> Result<Report> {
                     .await
                     .with_context(|| format!("publisher {i} of room {room}"))?;
                 let join_time = started.elapsed();
-                let published = p.publish(&media, stream, STEP_TIMEOUT).await?;
+                let published = p.publish(&media, stream).await?;
                 (p, join_time, published)
             };
-            for pump in published {
-                pumps.push(pump.spawn(collector.clone()));
-            }
+            pumps.extend(published.into_iter().map(|pump| pump.spawn(&collector)));
             stream += media.len() as u32;
             if let Some(receiver) = receiver {
                 joined.push(Joined {
@@ -163,9 +153,7 @@ pub async fn run(args: &Args, sc: &Scenario) -> Result<Report> {
     eprintln!();
 
     let report = build_report(sc, &joined, failed, rss_before, &start, &end);
-    for p in pumps {
-        p.abort();
-    }
+    drop(pumps);
     let leaving: Vec<_> = participants.into_iter().map(Participant::leave).collect();
     let _ = tokio::time::timeout(
         Duration::from_secs(5),

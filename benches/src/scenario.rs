@@ -5,6 +5,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+use crate::media::Media;
+
 /// Development API key of a server run without configuration.
 const DEV_API_KEY: &str = "devkey";
 /// Development API secret of a server run without configuration.
@@ -186,6 +188,21 @@ impl Scenario {
              viewers get one audio and one video stream)"
         );
         Ok(scenario)
+    }
+
+    /// What each publisher sends.
+    pub fn media(&self) -> Vec<Media> {
+        let mut media = vec![];
+        if self.audio {
+            media.push(Media::Audio);
+        }
+        if self.video_kbps > 0 {
+            media.push(Media::Video {
+                kbps: self.video_kbps,
+                fps: self.fps,
+            });
+        }
+        media
     }
 
     /// Tracks each publisher sends.

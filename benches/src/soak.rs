@@ -14,7 +14,9 @@ use tokio::task::JoinSet;
 use crate::client::Participant;
 use crate::cpu;
 use crate::http;
-use crate::media::{Media, rand_u16};
+use cascade_testkit::random_u32;
+
+use crate::media::Media;
 use crate::scenario::{Args, Scenario};
 use crate::stats::{Collector, Receiver};
 use crate::token::Minter;
@@ -199,7 +201,7 @@ async fn cycle(ctx: &Ctx, slot: usize, n: u64, leave_at: Instant) -> Result<()> 
     let (p, pumps) = match role {
         Role::WsPublisher => {
             let p = Participant::join(&ctx.url, token, None, STEP_TIMEOUT).await?;
-            let pumps = p.publish(&ctx.media, stream, STEP_TIMEOUT).await?;
+            let pumps = p.publish(&ctx.media, stream).await?;
             (p, pumps)
         }
         Role::WsSubscriber => {
@@ -218,14 +220,15 @@ async fn cycle(ctx: &Ctx, slot: usize, n: u64, leave_at: Instant) -> Result<()> 
     };
     let pumps: Vec<_> = pumps
         .into_iter()
-        .map(|pump| pump.spawn(ctx.collector.clone()))
+        .map(|pump| pump.spawn(&ctx.collector))
         .collect();
     // Stay between half and one and a half times the mean lifetime.
-    let stay = ctx.lifetime / 2 + ctx.lifetime.mul_f64(f64::from(rand_u16()) / 65_535.0);
+    let stay = ctx.lifetime / 2
+        + ctx
+            .lifetime
+            .mul_f64(f64::from(random_u32() as u16) / 65_535.0);
     tokio::time::sleep_until((Instant::now() + stay).min(leave_at).into()).await;
-    for pump in pumps {
-        pump.abort();
-    }
+    drop(pumps);
     tokio::time::timeout(STEP_TIMEOUT, p.leave())
         .await
         .context("timed out leaving")?;
@@ -254,7 +257,8 @@ async fn churn(ctx: &Arc<Ctx>, population: usize, until: Instant) {
                         .fail(anyhow!("slot {slot} cycle {n}: cycle timed out")),
                 }
                 n += 1;
-                tokio::time::sleep(Duration::from_millis(100 + u64::from(rand_u16() % 400))).await;
+                tokio::time::sleep(Duration::from_millis(100 + u64::from(random_u32() % 400)))
+                    .await;
             }
         });
     }
@@ -315,23 +319,13 @@ pub async fn soak(args: &Args, sc: &Scenario, total: Duration) -> Result<SoakRep
     let addr = http::server_addr(&args.url)?;
     let warmup = Duration::from_secs(args.soak_warmup);
     anyhow::ensure!(total > warmup, "--soak must be longer than --soak-warmup");
-    let mut media = vec![];
-    if sc.audio {
-        media.push(Media::Audio);
-    }
-    if sc.video_kbps > 0 {
-        media.push(Media::Video {
-            kbps: sc.video_kbps,
-            fps: sc.fps,
-        });
-    }
     let ctx = Arc::new(Ctx {
         url: args.url.clone(),
         addr: addr.clone(),
         minter: Minter::new(&args.api_key, &args.api_secret),
-        media,
+        media: sc.media(),
         collector: Arc::new(Collector::default()),
-        run_id: rand_u16(),
+        run_id: random_u32() as u16,
         lifetime: Duration::from_millis(args.soak_lifetime_ms),
         churn: Churn::default(),
     });

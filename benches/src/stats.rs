@@ -15,7 +15,7 @@ pub struct Collector {
     /// Stamped packets received by all participants (duplicates included).
     pub received: AtomicU64,
     /// Packets written by all publishers.
-    pub sent: AtomicU64,
+    pub sent: Arc<AtomicU64>,
 }
 
 /// Per-stream counts at one instant: (unique packets received, sequence numbers spanned from

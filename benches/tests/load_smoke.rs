@@ -58,39 +58,53 @@ fn start_server(extra: &[&str]) -> Option<(Server, String)> {
     Some((server, http))
 }
 
-/// Runs `cascade-load --quick` (1 publisher, 2 subscribers, 3 s) with `extra` arguments against
-/// a fresh server and checks its JSON report; returns early if the binary is missing.
-fn quick_run(extra: &[&str]) {
-    let Some((server, http)) = start_server(&[]) else {
-        return;
-    };
-
+/// Starts a fresh server with `server_args`, runs `cascade-load --json` against it with
+/// `load_args`, checks that it succeeded and returns its JSON report; `None` if the binary is
+/// missing.
+fn load_report(server_args: &[&str], load_args: &[&str]) -> Option<serde_json::Value> {
+    let (server, http) = start_server(server_args)?;
     let out = Command::new(env!("CARGO_BIN_EXE_cascade-load"))
-        .args([
-            "--quick",
-            "--json",
-            "--publishers",
-            "1",
-            "--subscribers",
-            "2",
-        ])
-        .args(["--seconds", "3", "--url", &format!("ws://{http}/ws")])
+        .args(load_args)
+        .args(["--json", "--url", &format!("ws://{http}/ws")])
         .args(["--server-pid", &server.0.id().to_string()])
-        .args(extra)
         .output()
         .expect("running cascade-load");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cascade-load failed:\n{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
     eprintln!("{stderr}");
+    assert!(out.status.success(), "cascade-load failed:\n{stderr}");
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
+    Some(report)
+}
 
-    let num = |path: &str| {
-        report
-            .pointer(path)
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or_else(|| panic!("no number at {path} in {report:#}"))
+/// The number at `path` of `report`, read by `get` (`as_f64`, `as_u64`); panics if there is none.
+fn number<T>(
+    report: &serde_json::Value,
+    path: &str,
+    get: fn(&serde_json::Value) -> Option<T>,
+) -> T {
+    report
+        .pointer(path)
+        .and_then(get)
+        .unwrap_or_else(|| panic!("no number at {path} in {report:#}"))
+}
+
+/// Runs `cascade-load --quick` (1 publisher, 2 subscribers, 3 s) with `extra` arguments against
+/// a fresh server and checks its JSON report; returns early if the binary is missing.
+fn quick_run(extra: &[&str]) {
+    let quick = [
+        "--quick",
+        "--publishers",
+        "1",
+        "--subscribers",
+        "2",
+        "--seconds",
+        "3",
+    ];
+    let Some(report) = load_report(&[], &[&quick[..], extra].concat()) else {
+        return;
     };
+    let num = |path: &str| number(&report, path, serde_json::Value::as_f64);
     assert_eq!(num("/receivers"), 2.0);
     assert_eq!(num("/receivers_complete"), 2.0);
     assert!(num("/forwarded_packets") > 0.0);
@@ -124,44 +138,28 @@ fn quick_run_over_whip_and_whep() {
 /// taken after the warm-up.
 #[test]
 fn short_churn_soak() {
-    let Some((server, http)) = start_server(&["--room-empty-timeout", "1s"]) else {
-        return;
-    };
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade-load"))
-        .args([
-            "--soak",
-            "30",
-            "--soak-warmup",
-            "10",
-            "--soak-population",
-            "4",
-        ])
-        .args([
-            "--soak-lifetime-ms",
-            "2000",
-            "--video-bitrate",
-            "100",
-            "--fps",
-            "10",
-        ])
+    let soak = [
+        "--soak",
+        "30",
+        "--soak-warmup",
+        "10",
+        "--soak-population",
+        "4",
+        "--soak-lifetime-ms",
+        "2000",
+        "--video-bitrate",
+        "100",
+        "--fps",
+        "10",
         // 20 s of churn after a 10 s warm-up: allocator noise is a larger share of RSS than in
         // the 30-minute run (docs/security.md#soak), which keeps the 5% default.
-        .args(["--soak-max-rss-growth-pct", "10"])
-        .args(["--json", "--url", &format!("ws://{http}/ws")])
-        .args(["--server-pid", &server.0.id().to_string()])
-        .output()
-        .expect("running cascade-load");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    assert!(out.status.success(), "the soak failed:\n{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
-    let num = |path: &str| {
-        report
-            .pointer(path)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or_else(|| panic!("no number at {path} in {report:#}"))
+        "--soak-max-rss-growth-pct",
+        "10",
+    ];
+    let Some(report) = load_report(&["--room-empty-timeout", "1s"], &soak) else {
+        return;
     };
+    let num = |path: &str| number(&report, path, serde_json::Value::as_u64);
     // Four slots, ~2 s per cycle, 30 s: a few dozen cycles.
     assert!(num("/cycles") >= 20, "cycles {}", num("/cycles"));
     assert_eq!(num("/failed_cycles"), 0);

@@ -3,8 +3,8 @@
 //! - [`protocol`]: the JSON messages exchanged over the WebSocket (serde types).
 //! - [`error`]: the documented error codes carried by `error` messages.
 //! - [`names`]: the one rule for room names and identities.
-//! - [`negotiation`]: the sans-I/O offer/answer state machine of one participant
-//!   ("perfect negotiation" with the server as the impolite peer).
+//! - [`negotiation`]: the sans-I/O offer/answer state machines of one participant
+//!   ("perfect negotiation"): the server's impolite side and the client's polite side.
 
 pub mod error;
 pub mod names;

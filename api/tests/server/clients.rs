@@ -7,7 +7,7 @@ use cascade_api::server::ServerHandle;
 use cascade_signaling::protocol::TrackInfo;
 use serde_json::Value;
 
-use crate::support::{MediaKind, MediaPump, Published, TestClient};
+use cascade_testkit::{MediaKind, MediaPump, Published, TestClient};
 
 /// Audio and video.
 pub const AV: &[MediaKind] = &[MediaKind::Audio, MediaKind::Video];

@@ -2,29 +2,20 @@
 //! endpoints: creating sessions, error codes, ICE-restart fragments.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use cascade_testkit::media::add_send_track;
+use cascade_testkit::peer::{
+    PcState, PeerEvents, PeerOptions, add_receive_only, build_peer_connection,
+};
+use cascade_testkit::{DEFAULT_TIMEOUT, MediaKind, payload_counter, random_u32};
 use reqwest::{Response, StatusCode};
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::ice::network_type::NetworkType;
 use rtc::peer_connection::configuration::RTCOfferOptions;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use webrtc::media_stream::MediaStreamTrack;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
-    register_default_interceptors,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 pub use webrtc::rtp_transceiver::RTCRtpTransceiverDirection;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-
-use crate::support::{DEFAULT_TIMEOUT, MediaKind, payload_counter};
 
 /// The content type of SDP offers and answers.
 pub const SDP: &str = "application/sdp";
@@ -44,24 +35,15 @@ pub struct Got {
     pub counter: Option<u32>,
 }
 
-/// What a [`HttpPeer`]'s event handler recorded.
-#[derive(Default)]
+/// The event sink of a [`HttpPeer`]: records every packet of its remote tracks.
 struct Inbox {
-    packets: Mutex<Vec<Got>>,
-    state: Mutex<Option<RTCPeerConnectionState>>,
+    packets: Arc<Mutex<Vec<Got>>>,
 }
 
-/// The event handler of a [`HttpPeer`].
-struct Events(Arc<Inbox>);
-
 #[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        *self.0.state.lock().unwrap() = Some(state);
-    }
-
+impl PeerEvents for Inbox {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let inbox = self.0.clone();
+        let packets = self.packets.clone();
         tokio::spawn(async move {
             let kind = match track.kind().await {
                 RtpCodecKind::Audio => MediaKind::Audio,
@@ -69,7 +51,7 @@ impl PeerConnectionEventHandler for Events {
             };
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(p) = event {
-                    inbox.packets.lock().unwrap().push(Got {
+                    packets.lock().unwrap().push(Got {
                         kind,
                         ssrc: p.header.ssrc,
                         seq: p.header.sequence_number,
@@ -81,74 +63,51 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
-/// A webrtc-rs peer connection signalled over WHIP/WHEP.
+/// A webrtc-rs peer connection (the test kit's) signalled over WHIP/WHEP.
 pub struct HttpPeer {
     pc: Arc<dyn PeerConnection>,
-    inbox: Arc<Inbox>,
+    state: PcState,
+    /// Keeps the event sink alive (the peer connection holds it weakly).
+    _events: Arc<dyn PeerEvents>,
+    packets: Arc<Mutex<Vec<Got>>>,
 }
 
 impl HttpPeer {
     /// A peer with audio and video transceivers of the given direction (`Recvonly` for WHEP,
     /// `Sendonly` for WHIP), on loopback.
     pub async fn new(direction: RTCRtpTransceiverDirection) -> Result<Self> {
-        let mut engine = MediaEngine::default();
-        engine.register_default_codecs()?;
-        let registry = register_default_interceptors(Default::default(), &mut engine)?;
-        let settings = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_network_types(vec![NetworkType::Udp4])
-            .with_include_loopback_candidate(true)
-            .build();
-        let inbox = Arc::new(Inbox::default());
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .with_handler(Arc::new(Events(inbox.clone())))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let init = || {
-            Some(RTCRtpTransceiverInit {
-                direction,
-                streams: vec![],
-                send_encodings: vec![],
-            })
-        };
-        for (kind, mime, clock_rate, channels) in [
-            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2),
-            (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0),
-        ] {
+        let packets = Arc::new(Mutex::new(Vec::new()));
+        let inbox: Arc<dyn PeerEvents> = Arc::new(Inbox {
+            packets: packets.clone(),
+        });
+        let state = PcState::default();
+        let pc = build_peer_connection(
+            &PeerOptions::default(),
+            state.clone(),
+            Arc::downgrade(&inbox),
+        )
+        .await?;
+        for kind in [MediaKind::Audio, MediaKind::Video] {
             if direction == RTCRtpTransceiverDirection::Recvonly {
-                pc.add_transceiver_from_kind(kind, init()).await?;
-                continue;
-            }
-            // Sending needs a track (the tests only offer with it; no media is sent).
-            let track = MediaStreamTrack::new(
-                "whip-test".into(),
-                format!("whip-test-{mime}"),
-                format!("whip-test-{mime}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(rand_ssrc()),
-                        ..Default::default()
-                    },
-                    codec: RTCRtpCodec {
-                        mime_type: mime.into(),
-                        clock_rate,
-                        channels,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                }],
-            );
-            pc.add_transceiver_from_track(Arc::new(TrackLocalStaticRTP::new(track)), init())
+                add_receive_only(&pc, kind).await?;
+            } else {
+                // Sending needs a track (the tests only offer with it; no media is sent).
+                add_send_track(
+                    &pc,
+                    kind,
+                    random_u32() | 1,
+                    "whip-test",
+                    format!("whip-test-{kind}"),
+                )
                 .await?;
+            }
         }
-        Ok(Self { pc, inbox })
+        Ok(Self {
+            pc,
+            state,
+            _events: inbox,
+            packets,
+        })
     }
 
     /// Creates and applies an offer (optionally an ICE restart); returns its SDP.
@@ -169,22 +128,12 @@ impl HttpPeer {
 
     /// The packets received so far.
     pub fn packets(&self) -> Vec<Got> {
-        self.inbox.packets.lock().unwrap().clone()
+        self.packets.lock().unwrap().clone()
     }
 
     /// Waits until the peer connection is connected.
     pub async fn wait_connected(&self) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + DEFAULT_TIMEOUT;
-        loop {
-            let state = *self.inbox.state.lock().unwrap();
-            if state == Some(RTCPeerConnectionState::Connected) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(anyhow!("not connected: {state:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.state.wait_connected(DEFAULT_TIMEOUT).await
     }
 
     /// Waits until a received video packet satisfies `f`.
@@ -204,13 +153,6 @@ impl HttpPeer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// An odd SSRC from the clock.
-fn rand_ssrc() -> u32 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(1, |d| d.subsec_nanos() | 1)
 }
 
 /// A created WHIP/WHEP session.

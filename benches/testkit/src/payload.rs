@@ -29,7 +29,7 @@
 //!         19..40 filler 0xA5
 //! ```
 //!
-//! [`send_video`](super::Published::send_video) marks `counter % 30 == 0` as key frames
+//! [`send_video`](crate::Published::send_video) marks `counter % 30 == 0` as key frames
 //! ([`is_keyframe_counter`]). Every video packet is a whole frame: the sender sets the RTP
 //! marker bit and advances the timestamp by 3000 (90 kHz, 30 fps); audio advances it by 960
 //! (48 kHz, 20 ms).
@@ -40,7 +40,7 @@
 
 use bytes::Bytes;
 
-use super::MediaKind;
+use crate::MediaKind;
 
 /// Marks a payload as produced by the test client; follows the counter.
 pub const MAGIC: [u8; 4] = *b"CSCD";
@@ -62,7 +62,7 @@ pub const VIDEO_TS_STEP: u32 = 3000;
 /// Bytes of the VP8 payload (after the descriptor) that precede the counter.
 const VP8_HEADER_LEN: usize = 10;
 
-/// Whether [`super::Published::send_video`] sends `counter` as a key frame.
+/// Whether [`crate::Published::send_video`] sends `counter` as a key frame.
 pub fn is_keyframe_counter(counter: u32) -> bool {
     counter.is_multiple_of(KEYFRAME_INTERVAL)
 }
@@ -93,7 +93,7 @@ pub fn video_payload(counter: u32, keyframe: bool) -> Bytes {
     Bytes::from(p)
 }
 
-/// The payload [`super::Published::send`] writes for `kind` and `counter`.
+/// The payload [`crate::Published::send`] writes for `kind` and `counter`.
 pub fn payload_for(kind: MediaKind, counter: u32) -> Bytes {
     match kind {
         MediaKind::Audio => audio_payload(counter),

@@ -8,8 +8,8 @@
 //! inbound RTP packet, including RTX packets before they are de-encapsulated.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp;
@@ -17,7 +17,8 @@ use rtc::rtcp::header::PacketType;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
-use tokio::sync::watch;
+
+use crate::util::Watched;
 
 /// Most inbound RTP summaries kept (oldest dropped first).
 const MAX_RTP_RECORDS: usize = 50_000;
@@ -125,21 +126,23 @@ pub struct WireLog {
 }
 
 /// Shared handle to a [`WireLog`] plus a change signal for waiters.
-#[derive(Clone)]
-pub struct WireRecorderHandle {
-    /// The log.
-    pub log: Arc<Mutex<WireLog>>,
-    /// Bumped on every record.
-    pub changed: watch::Sender<u64>,
-}
+#[derive(Debug, Clone, Default)]
+pub struct WireRecorderHandle(Arc<Watched<WireLog>>);
 
 impl WireRecorderHandle {
-    /// A fresh, empty log.
-    pub fn new() -> Self {
-        Self {
-            log: Arc::default(),
-            changed: watch::channel(0).0,
-        }
+    /// The log, locked.
+    pub fn log(&self) -> MutexGuard<'_, WireLog> {
+        self.0.lock()
+    }
+
+    /// Waits until `check` finds what it looks for in the log (see [`Watched::wait`]).
+    pub(crate) async fn wait<R>(
+        &self,
+        timeout: Duration,
+        what: impl Fn(&WireLog) -> String,
+        check: impl FnMut(&mut WireLog) -> anyhow::Result<Option<R>>,
+    ) -> anyhow::Result<R> {
+        self.0.wait(timeout, what, check).await
     }
 
     /// The interceptor that fills this log; register it nearest the wire.
@@ -153,43 +156,42 @@ impl WireRecorderHandle {
 
     fn record(&self, packet: &Packet) {
         let now = Instant::now();
-        {
-            let mut log = self.log.lock().expect("wire log");
-            match packet {
-                Packet::Rtp(p) => {
-                    if log.rtp.len() >= MAX_RTP_RECORDS {
-                        log.rtp.pop_front();
-                    }
-                    log.rtp.push_back(RtpRecord {
+        if !matches!(packet, Packet::Rtp(_) | Packet::Rtcp(_)) {
+            return;
+        }
+        self.0.update(|log| match packet {
+            Packet::Rtp(p) => {
+                if log.rtp.len() >= MAX_RTP_RECORDS {
+                    log.rtp.pop_front();
+                }
+                log.rtp.push_back(RtpRecord {
+                    at: now,
+                    ssrc: p.header.ssrc,
+                    pt: p.header.payload_type,
+                    seq: p.header.sequence_number,
+                    ts: p.header.timestamp,
+                    payload_len: p.payload.len(),
+                });
+            }
+            Packet::Rtcp(packets) => {
+                for p in packets {
+                    let packet_type = RtcpType::of(p.as_ref());
+                    let nack_seqs = p
+                        .as_any()
+                        .downcast_ref::<TransportLayerNack>()
+                        .map(|n| n.nacks.iter().flat_map(|pair| pair.packet_list()).collect())
+                        .unwrap_or_default();
+                    log.rtcp.push(RtcpRecord {
                         at: now,
-                        ssrc: p.header.ssrc,
-                        pt: p.header.payload_type,
-                        seq: p.header.sequence_number,
-                        ts: p.header.timestamp,
-                        payload_len: p.payload.len(),
+                        packet_type,
+                        media_ssrcs: p.destination_ssrc(),
+                        nack_seqs,
+                        text: p.to_string(),
                     });
                 }
-                Packet::Rtcp(packets) => {
-                    for p in packets {
-                        let packet_type = RtcpType::of(p.as_ref());
-                        let nack_seqs = p
-                            .as_any()
-                            .downcast_ref::<TransportLayerNack>()
-                            .map(|n| n.nacks.iter().flat_map(|pair| pair.packet_list()).collect())
-                            .unwrap_or_default();
-                        log.rtcp.push(RtcpRecord {
-                            at: now,
-                            packet_type,
-                            media_ssrcs: p.destination_ssrc(),
-                            nack_seqs,
-                            text: p.to_string(),
-                        });
-                    }
-                }
-                _ => return,
             }
-        }
-        self.changed.send_modify(|g| *g += 1);
+            _ => {}
+        });
     }
 }
 

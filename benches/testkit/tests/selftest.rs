@@ -1,12 +1,10 @@
-//! Compiles the integration-test client (`tests/support`) and checks its pure helpers.
+//! Checks the test kit's pure helpers: payloads, server error messages, RTCP classification.
 
-mod support;
-
-use support::payload::{
+use cascade_testkit::payload::{
     AUDIO_PAYLOAD_LEN, VIDEO_PAYLOAD_LEN, audio_payload, payload_for, video_payload,
     vp8_descriptor_len,
 };
-use support::{
+use cascade_testkit::{
     ErrorMsg, MediaKind, RtcpType, is_keyframe_counter, payload_counter, vp8_is_keyframe,
 };
 
