@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use crate::auth::{self, AuthError, Claims};
 use crate::config::Config;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// What an administrator may administer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -426,66 +426,6 @@ fn cursor(key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
 }
 
-/// `{room}` path parameter.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct RoomPath {
-    /// Room name.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub room: String,
-}
-
-/// `{room}/participants/{identity}` path parameters.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct ParticipantPath {
-    /// Room name.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub room: String,
-    /// Participant identity.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub identity: String,
-}
-
-/// `{room}/participants/{identity}/tracks/{track}` path parameters.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TrackPath {
-    /// Room name.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub room: String,
-    /// Participant identity.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub identity: String,
-    /// Track id (`TR_…`).
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub track: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,9 +12,10 @@ use utoipa_axum::routes;
 use super::auth::AdminAuth;
 use super::error::{ApiError, Json, Path, Query};
 use super::model::*;
+use super::params::{ParticipantPath, RoomPath, TrackPath};
 use super::responses::{AuthErrors, BadRequest, BodyErrors, Draining, NotFound};
 use crate::auth::{self, Grants};
-use crate::server::AppState;
+use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
 
