@@ -1,5 +1,21 @@
 //! Cascade's HTTP/WebSocket front end: configuration, access tokens, metrics and the server.
 
+/// Writes `$value` as a `Debug` struct named `$name`: each listed field as itself, or as the
+/// expression given after `=` (to redact a secret).
+macro_rules! debug_struct {
+    ($f:expr, $name:literal, $value:expr, { $($field:ident $(= $shown:expr)?),* $(,)? }) => {
+        $f.debug_struct($name)
+            $(.field(stringify!($field), debug_struct!(@shown $value, $field $(, $shown)?)))*
+            .finish()
+    };
+    (@shown $value:expr, $field:ident) => {
+        &$value.$field
+    };
+    (@shown $value:expr, $field:ident, $shown:expr) => {
+        &$shown
+    };
+}
+
 pub mod auth;
 pub mod config;
 pub mod listener;

@@ -175,18 +175,11 @@ pub struct WebhookSettings {
 
 impl std::fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookSettings")
-            .field(
-                "urls",
-                &self.urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
-            )
-            .field("secret", &"<redacted>")
-            .field("timeout", &self.timeout)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff_initial", &self.backoff_initial)
-            .field("backoff_max", &self.backoff_max)
-            .field("queue_capacity", &self.queue_capacity)
-            .finish()
+        debug_struct!(f, "WebhookSettings", self, {
+            urls = self.urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+            secret = "<redacted>",
+            timeout, max_attempts, backoff_initial, backoff_max, queue_capacity,
+        })
     }
 }
 
@@ -518,30 +511,29 @@ mod tests {
         assert_eq!(verify(b"secret", "1000", &sig, b"{}", 1100, tol), Ok(()));
         let both = format!("v1=00, {sig}");
         assert_eq!(verify(b"secret", "1000", &both, b"{}", 1000, tol), Ok(()));
-        assert_eq!(
-            verify(b"secret", "1000", &sig, b"{ }", 1000, tol),
-            Err(VerifyError::BadSignature)
-        );
-        assert_eq!(
-            verify(b"other", "1000", &sig, b"{}", 1000, tol),
-            Err(VerifyError::BadSignature)
-        );
-        assert_eq!(
-            verify(b"secret", "1001", &sig, b"{}", 1000, tol),
-            Err(VerifyError::BadSignature)
-        );
-        assert_eq!(
-            verify(b"secret", "1000", &sig, b"{}", 1400, tol),
-            Err(VerifyError::Stale)
-        );
-        assert_eq!(
-            verify(b"secret", "soon", &sig, b"{}", 1000, tol),
-            Err(VerifyError::BadTimestamp)
-        );
-        assert_eq!(
-            verify(b"secret", "1000", "v1=zz", b"{}", 1000, tol),
-            Err(VerifyError::BadSignature)
-        );
+        use VerifyError::{BadSignature, BadTimestamp, Stale};
+        let refused = [
+            ("secret", "1000", sig.as_str(), "{ }", 1000, BadSignature),
+            ("other", "1000", &sig, "{}", 1000, BadSignature),
+            ("secret", "1001", &sig, "{}", 1000, BadSignature),
+            ("secret", "1000", &sig, "{}", 1400, Stale),
+            ("secret", "soon", &sig, "{}", 1000, BadTimestamp),
+            ("secret", "1000", "v1=zz", "{}", 1000, BadSignature),
+        ];
+        for (secret, timestamp, signature, body, now, error) in refused {
+            assert_eq!(
+                verify(
+                    secret.as_bytes(),
+                    timestamp,
+                    signature,
+                    body.as_bytes(),
+                    now,
+                    tol
+                ),
+                Err(error),
+                "{timestamp} {signature}"
+            );
+        }
     }
 
     #[test]

@@ -146,33 +146,14 @@ impl Default for Config {
 /// Like a derived `Debug`, but never prints the API secret.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("http_addr", &self.http_addr)
-            .field("udp_port", &self.udp_port)
-            .field("public_ips", &self.public_ips)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"<redacted>")
-            .field("room_empty_timeout", &self.room_empty_timeout)
-            .field("max_participants", &self.max_participants)
-            .field("log_format", &self.log_format)
-            .field("workers", &self.workers)
-            .field("ice_servers", &self.ice_servers)
-            .field("webhook_urls", &self.webhook_urls)
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("webhook_timeout", &self.webhook_timeout)
-            .field("webhook_max_attempts", &self.webhook_max_attempts)
-            .field("session_rate_limit", &self.session_rate_limit)
-            .field("max_connections", &self.max_connections)
-            .field("max_connections_per_ip", &self.max_connections_per_ip)
-            .field("header_timeout", &self.header_timeout)
-            .field("body_timeout", &self.body_timeout)
-            .field("drain_timeout", &self.drain_timeout)
-            .field("message_rate_limit", &self.message_rate_limit)
-            .field("data_rate_limit", &self.data_rate_limit)
-            .finish()
+        debug_struct!(f, "Config", self, {
+            http_addr, udp_port, public_ips, api_key, api_secret = "<redacted>",
+            room_empty_timeout, max_participants, log_format, workers, ice_servers, webhook_urls,
+            webhook_secret = self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            webhook_timeout, webhook_max_attempts, session_rate_limit, max_connections,
+            max_connections_per_ip, header_timeout, body_timeout, drain_timeout,
+            message_rate_limit, data_rate_limit,
+        })
     }
 }
 

@@ -302,13 +302,8 @@ struct IdentityList;
 impl utoipa::PartialSchema for IdentityList {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::ArrayBuilder;
-        let identity = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(names::MAX_BYTES))
-            .pattern(Some(names::PATTERN));
         ArrayBuilder::new()
-            .items(identity)
+            .items(super::params::name_schema())
             .max_items(Some(MAX_DATA_IDENTITIES))
             .into()
     }

@@ -9,19 +9,23 @@ use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-/// A parameter that follows the name rule: a string of 1 to [`names::MAX_BYTES`] bytes that
-/// matches [`names::PATTERN`].
+/// The schema of a name: a string of 1 to [`names::MAX_BYTES`] bytes that matches
+/// [`names::PATTERN`].
+pub fn name_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(names::MAX_BYTES))
+        .pattern(Some(names::PATTERN))
+}
+
+/// A parameter that follows the name rule ([`name_schema`]).
 pub fn name_param(
     name: &str,
     location: ParameterIn,
     description: Option<&str>,
     required: bool,
 ) -> Parameter {
-    let schema = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(names::MAX_BYTES))
-        .pattern(Some(names::PATTERN));
     ParameterBuilder::new()
         .name(name)
         .parameter_in(location)
@@ -31,7 +35,7 @@ pub fn name_param(
         } else {
             Required::False
         })
-        .schema(Some(schema))
+        .schema(Some(name_schema()))
         .build()
 }
 

@@ -146,7 +146,7 @@ async fn join_and_answer(
     offer: &str,
     follow: Option<String>,
 ) -> Result<Joined, ApiError> {
-    let (outbox, signals) = mpsc::channel(SESSION_QUEUE);
+    let (signal_sender, signals) = mpsc::channel(SESSION_QUEUE);
     let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
     let joined = state.rooms.join(JoinRequest {
         room: room.to_owned(),
@@ -157,7 +157,7 @@ async fn join_and_answer(
             Protocol::Whip => ParticipantKind::Whip,
             Protocol::Whep => ParticipantKind::Whep,
         },
-        outbox,
+        outbox: signal_sender,
         peer_events,
     })?;
     // If the client goes away while its offer is being answered, axum drops this future:

@@ -1,12 +1,13 @@
 //! The HTTP pieces WHIP and WHEP handlers share: the bearer token, typed bodies, resource ids
 //! and entity tags, and their errors.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::resource::Protocol;
+use super::resource::{Protocol, WhipResource};
 use crate::auth::{self, Claims};
 use crate::rest::error::{ApiError, codes};
 use crate::state::AppState;
@@ -33,6 +34,24 @@ pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<Option<Cla
     )
     .map(Some)
     .map_err(crate::rest::auth::auth_error)
+}
+
+/// The live resource `id` of `protocol` in `room`, if the request's token (optional: the
+/// resource URL is the capability) is valid for the room; else 401, 403 or 404.
+pub(super) fn authorized_resource(
+    state: &AppState,
+    protocol: Protocol,
+    room: &str,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Arc<WhipResource>, ApiError> {
+    if let Some(claims) = bearer(state, headers)? {
+        check_room(&claims, room)?;
+    }
+    state
+        .rest_sessions
+        .get(protocol, room, id)
+        .ok_or_else(|| not_found(protocol))
 }
 
 /// Ok if the token is for `room`, else 403 `permission_denied`.

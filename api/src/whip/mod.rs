@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 use crate::rest::error::{ApiError, ErrorBody, Path};
 use crate::rest::params::name_param;
 use crate::state::AppState;
-use http::{bearer, check_room, not_found};
+use http::{authorized_resource, not_found};
 use resource::Protocol;
 
 /// Content type of WHIP/WHEP offers and answers.
@@ -306,13 +306,10 @@ fn delete(
     id: String,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(claims) = bearer(&state, &headers)? {
-        check_room(&claims, &room)?;
-    }
+    authorized_resource(&state, protocol, &room, &id, &headers)?;
     state
         .rest_sessions
-        .get(protocol, &room, &id)
-        .and_then(|_| state.rest_sessions.remove(&id))
+        .remove(&id)
         .map(|s| state.rooms.leave(&s.room, &s.participant, "leave"))
         .ok_or_else(|| not_found(protocol))?;
     Ok(StatusCode::OK.into_response())

@@ -11,7 +11,7 @@ use cascade_signaling::protocol::IceCandidate;
 use tracing::info;
 
 use super::http::{
-    bearer, check_room, etag_matches, header_value, media_error, new_etag, not_found, read_body,
+    authorized_resource, etag_matches, header_value, media_error, new_etag, read_body,
 };
 use super::resource::Protocol;
 use super::{ACCEPT_PATCH, SDPFRAG, sdpfrag};
@@ -27,13 +27,7 @@ pub(super) async fn patch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if let Some(claims) = bearer(&state, &headers)? {
-        check_room(&claims, &room)?;
-    }
-    let resource = state
-        .rest_sessions
-        .get(protocol, &room, &id)
-        .ok_or_else(|| not_found(protocol))?;
+    let resource = authorized_resource(&state, protocol, &room, &id, &headers)?;
     let text = read_body(&headers, body, SDPFRAG, sdpfrag::MAX_FRAGMENT).await?;
     let frag = sdpfrag::parse(&text).map_err(|e| ApiError::invalid(e.to_string()))?;
     let if_match = headers

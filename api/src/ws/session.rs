@@ -254,7 +254,7 @@ impl SignalingSession {
                 format!("token is for room `{}`, not `{asked}`", grants.room),
             ));
         }
-        let (outbox, signals) = mpsc::channel(SESSION_QUEUE);
+        let (signal_sender, signals) = mpsc::channel(SESSION_QUEUE);
         let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
         let joined = self.state.rooms.join(JoinRequest {
             room: grants.room.clone(),
@@ -262,7 +262,7 @@ impl SignalingSession {
             permissions: Permissions::from(&grants),
             auto_subscribe: options.auto_subscribe,
             kind: ParticipantKind::Websocket,
-            outbox,
+            outbox: signal_sender,
             peer_events,
         })?;
         self.signals = Some(signals);
