@@ -263,14 +263,8 @@ fn invalid_webhook_options_are_errors() {
 
 #[test]
 fn edge_and_drain_options_are_read_from_every_layer() {
-    let file = TempToml::new(
-        "edge",
-        r#"
-        max_connections = 500
-        header_timeout = "3s"
-        drain_timeout = "2m"
-        "#,
-    );
+    let toml = "max_connections = 500\nheader_timeout = \"3s\"\ndrain_timeout = \"2m\"\n";
+    let file = TempToml::new("edge", toml);
     let config = load_with_env(
         &cli(&["--config", file.arg(), "--body-timeout", "4s"]),
         &env(&[
