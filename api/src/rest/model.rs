@@ -422,12 +422,13 @@ impl PageQuery {
     }
 }
 
-/// One page of `items` (sorted by `key`, ascending, keys unique) and the next cursor.
-pub fn paginate<T>(
+/// One page of `items` (sorted by `key`, ascending, keys unique), as bodies, and the next
+/// cursor.
+pub fn paginate<T, B: From<T>>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> &str,
     page: &Page,
-) -> (Vec<T>, Option<String>) {
+) -> (Vec<B>, Option<String>) {
     items.sort_by(|a, b| key(a).cmp(key(b)));
     let start = match &page.after {
         Some(after) => items.partition_point(|t| key(t) <= after.as_str()),
@@ -437,7 +438,7 @@ pub fn paginate<T>(
     let more = rest.len() > page.limit;
     rest.truncate(page.limit);
     let next = more.then(|| rest.last().map(|t| cursor(key(t)))).flatten();
-    (rest, next)
+    (rest.into_iter().map(B::from).collect(), next)
 }
 
 fn cursor(key: &str) -> String {
@@ -458,7 +459,7 @@ mod tests {
     #[test]
     fn pages_walk_everything_once() {
         let items: Vec<String> = (0..25).map(|i| format!("r{i:02}")).rev().collect();
-        let mut seen = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         let mut q = PageQuery {
             limit: Some(10),
             cursor: None,
@@ -482,7 +483,8 @@ mod tests {
         }
         .page()
         .unwrap();
-        assert!(paginate(items, |s| s.as_str(), &page).1.is_none());
+        let (_, next): (Vec<String>, _) = paginate(items, |s| s.as_str(), &page);
+        assert!(next.is_none());
     }
 
     #[test]
