@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, ensure};
+use cascade_signaling::protocol::Permissions;
 use cascade_signaling::{ErrorCode, names};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -48,6 +49,17 @@ impl Grants {
             can_subscribe: true,
             can_publish_data: true,
             room_admin: false,
+        }
+    }
+}
+
+/// What a participant joining with these grants may do (WebSocket `join`, WHIP and WHEP).
+impl From<&Grants> for Permissions {
+    fn from(grants: &Grants) -> Self {
+        Self {
+            can_publish: grants.can_publish,
+            can_subscribe: grants.can_subscribe,
+            can_publish_data: grants.can_publish_data,
         }
     }
 }

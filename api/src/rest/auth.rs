@@ -4,8 +4,7 @@
 //!   everything; `Authorization: Bearer <token>` needs a token with the `room_admin` grant: one
 //!   whose `video.room` is empty administers every room, one naming a room only that room
 //!   (handlers call [`AdminAuth::check_room`]).
-//! - [`TokenAuth`]: a participant's token (`Authorization: Bearer`), verified as for `join`;
-//!   for endpoints such as WHIP/WHEP that act as a participant.
+//! - [`OperatorAuth`]: operations on the whole server (draining): Basic credentials only.
 //!
 //! Failures: no or unparsable credentials, a bad signature, a wrong key -> 401 `unauthorized`;
 //! an expired (or not yet valid) token -> 401 `token_expired`; valid credentials without the
@@ -21,9 +20,9 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::auth::{self, AuthError, Claims};
+use crate::auth::{self, AuthError};
 use crate::config::Config;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// What an administrator may administer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,32 +109,16 @@ impl AdminAuth {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for AdminAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        Self::authenticate(authorization(parts)?, &state.config, SystemTime::now())
-    }
-}
-
 /// The server's operator: `Authorization: Basic api_key:api_secret` only, for operations on
 /// the whole server (draining) that no token grants; a valid token gets 403.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OperatorAuth;
 
-impl FromRequestParts<Arc<AppState>> for OperatorAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        let authorization = authorization(parts)?;
+impl OperatorAuth {
+    /// Authenticates an `Authorization` header value: Basic credentials only.
+    fn from_authorization(authorization: Option<&str>, config: &Config) -> Result<Self, ApiError> {
         let basic = matches!(credentials(authorization)?, Credentials::Basic(..));
-        AdminAuth::authenticate(authorization, &state.config, SystemTime::now())?;
+        AdminAuth::authenticate(authorization, config, SystemTime::now())?;
         if !basic {
             return Err(ApiError::forbidden(
                 "this needs the API key and secret (Basic credentials), not a token",
@@ -145,34 +128,31 @@ impl FromRequestParts<Arc<AppState>> for OperatorAuth {
     }
 }
 
-/// A participant's verified token (`Authorization: Bearer`), checked like a `join`'s token:
-/// signature, issuer, validity period, and a `room_join` grant with a room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenAuth(pub Claims);
-
-impl FromRequestParts<Arc<AppState>> for TokenAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        let Credentials::Bearer(token) = credentials(authorization(parts)?)? else {
-            return Err(ApiError::unauthorized(
-                "expected `Authorization: Bearer <token>`",
-            ));
-        };
-        let config = &state.config;
-        auth::verify(
-            token,
-            &config.api_key,
-            &config.api_secret,
-            SystemTime::now(),
-        )
-        .map(Self)
-        .map_err(auth_error)
+impl AdminAuth {
+    /// Authenticates an `Authorization` header value now.
+    fn from_authorization(authorization: Option<&str>, config: &Config) -> Result<Self, ApiError> {
+        Self::authenticate(authorization, config, SystemTime::now())
     }
 }
+
+/// Makes each caller type an extractor: it authenticates the request's `Authorization`
+/// header with the type's `from_authorization`.
+macro_rules! authenticated_extractor {
+    ($($caller:ty),*) => {$(
+        impl FromRequestParts<Arc<AppState>> for $caller {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &Arc<AppState>,
+            ) -> Result<Self, Self::Rejection> {
+                Self::from_authorization(authorization(parts)?, &state.config)
+            }
+        }
+    )*};
+}
+
+authenticated_extractor!(AdminAuth, OperatorAuth);
 
 /// The error for a refused token.
 pub fn auth_error(e: AuthError) -> ApiError {

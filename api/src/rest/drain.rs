@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::auth::OperatorAuth;
 use super::error::Json;
 use super::responses::AuthErrors;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The drain route.
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path as AxumPath, Query as AxumQuery, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -198,23 +198,18 @@ fn from_rejection(status: StatusCode, text: String) -> ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        from_rejection(r.status(), r.body_text())
-    }
+/// Converts each rejection of an axum extractor into an [`ApiError`] ([`from_rejection`]).
+macro_rules! rejections_are_api_errors {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(r: $rejection) -> Self {
+                from_rejection(r.status(), r.body_text())
+            }
+        }
+    )*};
 }
 
-impl From<PathRejection> for ApiError {
-    fn from(r: PathRejection) -> Self {
-        from_rejection(r.status(), r.body_text())
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        from_rejection(r.status(), r.body_text())
-    }
-}
+rejections_are_api_errors!(JsonRejection, PathRejection, QueryRejection);
 
 /// A JSON request body (`Content-Type: application/json`) whose rejections are [`ApiError`]s:
 /// 400 `invalid_request` for malformed JSON or a wrong field, 415 `unsupported_media_type`
@@ -241,40 +236,40 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// Path parameters whose rejections are [`ApiError`]s (400 `invalid_request`).
-#[derive(Debug, Clone)]
-pub struct Path<T>(pub T);
+/// Defines an extractor of request parts that wraps axum's `$axum` and answers its
+/// rejections as [`ApiError`]s.
+macro_rules! parts_extractor {
+    ($(#[$doc:meta])* $name:ident wraps $axum:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name<T>(pub T);
 
-impl<T, S> FromRequestParts<S> for Path<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> FromRequestParts<S> for $name<T>
+        where
+            T: DeserializeOwned + Send,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(value) =
-            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
-        Ok(Self(value))
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                let $axum(value) = $axum::<T>::from_request_parts(parts, state).await?;
+                Ok(Self(value))
+            }
+        }
+    };
 }
 
-/// A query string whose rejections are [`ApiError`]s (400 `invalid_request`).
-#[derive(Debug, Clone)]
-pub struct Query<T>(pub T);
+parts_extractor! {
+    /// Path parameters whose rejections are [`ApiError`]s (400 `invalid_request`).
+    Path wraps AxumPath
+}
 
-impl<T, S> FromRequestParts<S> for Query<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(value) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Self(value))
-    }
+parts_extractor! {
+    /// A query string whose rejections are [`ApiError`]s (400 `invalid_request`).
+    Query wraps AxumQuery
 }
 
 #[cfg(test)]
@@ -283,23 +278,23 @@ mod tests {
 
     #[test]
     fn codes_map_to_statuses() {
-        for (code, status) in [
-            (ErrorCode::RoomNotFound, 404),
-            (ErrorCode::ParticipantNotFound, 404),
-            (ErrorCode::TrackNotFound, 404),
-            (ErrorCode::PermissionDenied, 403),
-            (ErrorCode::Unauthorized, 401),
-            (ErrorCode::TokenExpired, 401),
-            (ErrorCode::InvalidSdp, 400),
-            (ErrorCode::InvalidName, 400),
-            (ErrorCode::RoomFull, 409),
-            (ErrorCode::RateLimited, 429),
-            (ErrorCode::Internal, 500),
-            (ErrorCode::ServerDraining, 503),
-        ] {
-            let e = ApiError::from((code, "x".to_owned()));
-            assert_eq!(e.status.as_u16(), status, "{code}");
-            assert_eq!(e.code, code.as_str());
+        use ErrorCode::*;
+        let by_status: [(u16, &[ErrorCode]); 8] = [
+            (404, &[RoomNotFound, ParticipantNotFound, TrackNotFound]),
+            (403, &[PermissionDenied]),
+            (401, &[Unauthorized, TokenExpired]),
+            (400, &[InvalidSdp, InvalidName]),
+            (409, &[RoomFull]),
+            (429, &[RateLimited]),
+            (500, &[Internal]),
+            (503, &[ServerDraining]),
+        ];
+        for (status, codes) in by_status {
+            for &code in codes {
+                let e = ApiError::from((code, "x".to_owned()));
+                assert_eq!(e.status.as_u16(), status, "{code}");
+                assert_eq!(e.code, code.as_str());
+            }
         }
     }
 

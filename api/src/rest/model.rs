@@ -1,10 +1,14 @@
 //! Request and response bodies of the room API, validation of names, and pagination.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use cascade_sfu::room::{ParticipantKind, ParticipantSummary, RoomSummary};
 use cascade_signaling::names;
 use cascade_signaling::protocol::{Permissions, TrackInfo, TrackKind};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
@@ -28,39 +32,70 @@ pub fn validate_name(what: &str, value: &str) -> Result<(), ApiError> {
     Ok(names::validate(what, value)?)
 }
 
-/// A room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(as = Room)]
-pub struct RoomBody {
-    /// Room name.
-    pub name: String,
-    /// Participants now in the room.
-    pub num_participants: u32,
-    /// Tracks now published.
-    pub num_tracks: u32,
-    /// Most participants; 0 = unlimited.
-    pub max_participants: u32,
-    /// Seconds the room lives once empty.
-    pub empty_timeout_secs: u64,
-    /// Creation time, seconds since the Unix epoch.
-    pub created_at: u64,
-}
+/// A room: the room model's [`RoomSummary`], documented as the `Room` schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RoomBody(pub RoomSummary);
 
 impl From<RoomSummary> for RoomBody {
-    fn from(r: RoomSummary) -> Self {
-        Self {
-            name: r.name,
-            num_participants: r.num_participants,
-            num_tracks: r.num_tracks,
-            max_participants: r.max_participants,
-            empty_timeout_secs: r.empty_timeout_secs,
-            created_at: r.created_at,
-        }
+    fn from(room: RoomSummary) -> Self {
+        Self(room)
+    }
+}
+
+impl ToSchema for RoomBody {
+    fn name() -> Cow<'static, str> {
+        "Room".into()
+    }
+}
+
+impl utoipa::PartialSchema for RoomBody {
+    fn schema() -> RefOr<Schema> {
+        use KnownFormat::{Int32, Int64};
+        let fields = [
+            ("name", None, "Room name."),
+            (
+                "num_participants",
+                Some(Int32),
+                "Participants now in the room.",
+            ),
+            ("num_tracks", Some(Int32), "Tracks now published."),
+            (
+                "max_participants",
+                Some(Int32),
+                "Most participants; 0 = unlimited.",
+            ),
+            (
+                "empty_timeout_secs",
+                Some(Int64),
+                "Seconds the room lives once empty.",
+            ),
+            (
+                "created_at",
+                Some(Int64),
+                "Creation time, seconds since the Unix epoch.",
+            ),
+        ];
+        let room = ObjectBuilder::new().description(Some("A room."));
+        let room = fields
+            .into_iter()
+            .fold(room, |room, (name, format, description)| {
+                let field = match format {
+                    None => ObjectBuilder::new().schema_type(Type::String),
+                    Some(format) => ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(format)))
+                        .minimum(Some(0)),
+                };
+                room.property(name, field.description(Some(description)))
+                    .required(name)
+            });
+        room.into()
     }
 }
 
 /// A page of rooms, sorted by name.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RoomList {
     /// The rooms of this page.
     pub rooms: Vec<RoomBody>,
@@ -81,11 +116,9 @@ pub struct CreateRoom {
     )]
     pub name: String,
     /// Most participants; 0 = unlimited. Default: the server's `max_participants`.
-    #[serde(default)]
     pub max_participants: Option<u32>,
     /// Seconds the room lives once empty, at most 604800. Default: the server's
     /// `room_empty_timeout`.
-    #[serde(default)]
     #[schema(minimum = 0, maximum = 604800)]
     pub empty_timeout_secs: Option<u64>,
 }
@@ -216,7 +249,6 @@ pub struct ParticipantList {
 #[serde(deny_unknown_fields)]
 pub struct UpdateParticipant {
     /// Permissions to change; absent flags keep their value.
-    #[serde(default)]
     pub permissions: Option<PermissionsPatch>,
 }
 
@@ -225,13 +257,10 @@ pub struct UpdateParticipant {
 #[serde(deny_unknown_fields)]
 pub struct PermissionsPatch {
     /// May publish tracks; revoking it unpublishes the participant's tracks.
-    #[serde(default)]
     pub can_publish: Option<bool>,
     /// May subscribe to tracks; revoking it ends its subscriptions.
-    #[serde(default)]
     pub can_subscribe: Option<bool>,
     /// May send data messages.
-    #[serde(default)]
     pub can_publish_data: Option<bool>,
 }
 
@@ -272,14 +301,9 @@ struct IdentityList;
 
 impl utoipa::PartialSchema for IdentityList {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-        let identity = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(names::MAX_BYTES))
-            .pattern(Some(names::PATTERN));
+        use utoipa::openapi::schema::ArrayBuilder;
         ArrayBuilder::new()
-            .items(identity)
+            .items(super::params::name_schema())
             .max_items(Some(MAX_DATA_IDENTITIES))
             .into()
     }
@@ -315,7 +339,6 @@ pub struct CreateToken {
     )]
     pub identity: String,
     /// Lifetime in seconds, 1 to 2592000 (30 days); default 21600 (6 hours).
-    #[serde(default)]
     #[schema(minimum = 1, maximum = 2592000)]
     pub ttl_secs: Option<u64>,
     /// What the token allows; absent flags take their defaults.
@@ -328,19 +351,14 @@ pub struct CreateToken {
 #[serde(deny_unknown_fields)]
 pub struct GrantsPatch {
     /// May join the room (default true).
-    #[serde(default)]
     pub room_join: Option<bool>,
     /// May publish media (default true).
-    #[serde(default)]
     pub can_publish: Option<bool>,
     /// May subscribe to media (default true).
-    #[serde(default)]
     pub can_subscribe: Option<bool>,
     /// May send data messages (default true).
-    #[serde(default)]
     pub can_publish_data: Option<bool>,
     /// May administer the room through this API (default false).
-    #[serde(default)]
     pub room_admin: Option<bool>,
 }
 
@@ -404,12 +422,13 @@ impl PageQuery {
     }
 }
 
-/// One page of `items` (sorted by `key`, ascending, keys unique) and the next cursor.
-pub fn paginate<T>(
+/// One page of `items` (sorted by `key`, ascending, keys unique), as bodies, and the next
+/// cursor.
+pub fn paginate<T, B: From<T>>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> &str,
     page: &Page,
-) -> (Vec<T>, Option<String>) {
+) -> (Vec<B>, Option<String>) {
     items.sort_by(|a, b| key(a).cmp(key(b)));
     let start = match &page.after {
         Some(after) => items.partition_point(|t| key(t) <= after.as_str()),
@@ -419,71 +438,11 @@ pub fn paginate<T>(
     let more = rest.len() > page.limit;
     rest.truncate(page.limit);
     let next = more.then(|| rest.last().map(|t| cursor(key(t)))).flatten();
-    (rest, next)
+    (rest.into_iter().map(B::from).collect(), next)
 }
 
 fn cursor(key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
-}
-
-/// `{room}` path parameter.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct RoomPath {
-    /// Room name.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub room: String,
-}
-
-/// `{room}/participants/{identity}` path parameters.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct ParticipantPath {
-    /// Room name.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub room: String,
-    /// Participant identity.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub identity: String,
-}
-
-/// `{room}/participants/{identity}/tracks/{track}` path parameters.
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TrackPath {
-    /// Room name.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub room: String,
-    /// Participant identity.
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub identity: String,
-    /// Track id (`TR_…`).
-    #[param(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^(?:[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|\.[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000.][^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]|[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]+[^\x00-\x1F\x7F-\x9F\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])$"
-    )]
-    pub track: String,
 }
 
 #[cfg(test)]
@@ -500,7 +459,7 @@ mod tests {
     #[test]
     fn pages_walk_everything_once() {
         let items: Vec<String> = (0..25).map(|i| format!("r{i:02}")).rev().collect();
-        let mut seen = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         let mut q = PageQuery {
             limit: Some(10),
             cursor: None,
@@ -524,7 +483,8 @@ mod tests {
         }
         .page()
         .unwrap();
-        assert!(paginate(items, |s| s.as_str(), &page).1.is_none());
+        let (_, next): (Vec<String>, _) = paginate(items, |s| s.as_str(), &page);
+        assert!(next.is_none());
     }
 
     #[test]

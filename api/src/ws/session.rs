@@ -1,237 +1,83 @@
-//! One participant's signaling session over a WebSocket.
-//!
-//! The session turns client messages into room and peer operations, relays the room's
-//! [`SessionSignal`]s to the client, and drives offer/answer with the sans-I/O
-//! [`Negotiation`] state machine (server impolite, client polite). When it ends, for whatever
-//! reason, the participant leaves its room and every resource it held is freed.
-//!
-//! Every queue of a session is bounded: the room's signals ([`SESSION_QUEUE`]; a full queue
-//! removes the participant as a slow reader), the peer's events ([`PEER_EVENT_QUEUE`]), and the
-//! messages produced by one event (a handful, sent before the next event is taken). A message
-//! the socket does not take within [`SEND_TIMEOUT`] ends the session as a slow reader. Nothing
-//! per member (queues, peer) exists before a successful `join`, which must come within
-//! [`JOIN_TIMEOUT`].
+//! The signaling session of one WebSocket ([`SignalingSession`]): turns client messages into
+//! room and peer operations and drives offer/answer with the sans-I/O [`Negotiation`] state
+//! machine (server impolite, client polite). Its transport, the loop that feeds it, is
+//! [`super::run`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use cascade_sfu::PeerHandle;
 use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
-use cascade_sfu::room::{
-    JoinRequest, ParticipantKind, Permissions, SESSION_QUEUE, SLOW_READER, SessionSignal,
-};
+use cascade_sfu::room::{JoinRequest, ParticipantKind, Permissions, SESSION_QUEUE, SessionSignal};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::negotiation::{Negotiation, OfferAction};
 use cascade_signaling::protocol::{
     ClientMessage, IceServer, JoinOptions, ServerMessage, parse_client,
 };
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::auth;
 use crate::rate_limit::RateLimit;
-use crate::server::AppState;
+use crate::state::AppState;
 
-/// A session that sends nothing for this long is considered gone (clients ping every 10 s).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A connection that has not joined this long after it opened is closed (reason
-/// [`JOIN_TIMEOUT_REASON`], close code [`CLOSE_JOIN_TIMEOUT`]).
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// The end reason (close frame reason) of a connection that did not join in time.
-pub const JOIN_TIMEOUT_REASON: &str = "join_timeout";
-/// A message the socket does not accept within this long ends the session as a slow reader.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the closing frame may take to leave before the connection is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// WebSocket close code of a session ended as a slow reader (reason `slow_reader`).
-pub const CLOSE_SLOW_READER: u16 = 4003;
-/// WebSocket close code of a connection that did not join within [`JOIN_TIMEOUT`].
-pub const CLOSE_JOIN_TIMEOUT: u16 = 4008;
 /// The `cascade_session_limits_total` label of messages dropped by a session rate limit.
 const RATE_LIMITED: &str = "rate_limited";
 
-struct Member {
-    room: String,
-    participant: String,
-    peer: PeerHandle,
+/// The participant a session joined as.
+pub(super) struct Member {
+    /// Its room.
+    pub(super) room: String,
+    /// Its participant id.
+    pub(super) participant: String,
+    /// Its peer.
+    pub(super) peer: PeerHandle,
 }
 
-struct Session {
-    state: Arc<AppState>,
-    member: Option<Member>,
-    negotiation: Negotiation,
+/// One WebSocket's signaling session: the member it joined as, its negotiation state and
+/// what it has to send.
+pub(super) struct SignalingSession {
+    /// The server.
+    pub(super) state: Arc<AppState>,
+    /// The member, once joined.
+    pub(super) member: Option<Member>,
+    /// Offer/answer state (server impolite, client polite).
+    pub(super) negotiation: Negotiation,
     /// The room's signals for this member (created by `join`; the room holds the sender).
-    signals: Option<mpsc::Receiver<SessionSignal>>,
+    pub(super) signals: Option<mpsc::Receiver<SessionSignal>>,
     /// The member's peer events (created by `join`; the peer holds the sender).
-    events: Option<mpsc::Receiver<PeerEvent>>,
+    pub(super) events: Option<mpsc::Receiver<PeerEvent>>,
     /// Replies to one event, sent before the next event is taken.
-    out: Vec<ServerMessage>,
+    pub(super) out: Vec<ServerMessage>,
     /// Set when the session must end, with the reason the participant leaves for.
-    end: Option<String>,
+    pub(super) end: Option<String>,
     /// Every message the client sends (`message_rate_limit`).
     message_rate: RateLimit,
     /// Bytes of the `data` messages the client sends (`data_rate_limit`).
     data_rate: RateLimit,
 }
 
-/// Serves one WebSocket until the client leaves or disconnects.
-pub async fn run(socket: WebSocket, state: Arc<AppState>) {
-    let _live = state.session_guard();
-    let (mut sink, mut stream) = socket.split();
-    let mut s = Session {
-        state: state.clone(),
-        member: None,
-        negotiation: Negotiation::new(),
-        signals: None,
-        events: None,
-        out: Vec::new(),
-        end: None,
-        message_rate: RateLimit::new(state.config.message_rate_limit),
-        data_rate: {
-            let rate = f64::from(state.config.data_rate_limit);
-            RateLimit::with_burst(rate, rate * 4.0)
-        },
-    };
-    let mut shutdown = state.shutdown_signal();
-    let mut close_reason: Option<String> = None;
-    let mut close_code = 1000;
-    let mut idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
-    let join_deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    loop {
-        tokio::select! {
-            // Room signals first: a `Kick` queued before the peer closed must win over the
-            // peer's `Closed` event, so the client learns why it was removed.
-            biased;
-            signal = next(&mut s.signals) => match signal {
-                Some(SessionSignal::Send(msg)) => s.out.push(msg),
-                Some(SessionSignal::Renegotiate) => {
-                    s.negotiation.mark_needed();
-                    s.maybe_offer().await;
-                }
-                Some(SessionSignal::Kick(reason)) => {
-                    s.out.push(ServerMessage::Leave { reason: reason.clone() });
-                    close_reason = Some(reason.clone());
-                    s.end = Some(reason);
-                }
-                // The room let go of the member without a `Kick`: its queue was full.
-                None => {
-                    s.end.get_or_insert_with(|| SLOW_READER.into());
-                }
-            },
-            event = next(&mut s.events) => s.on_peer_event(event).await,
-            frame = stream.next() => {
-                idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
-                match frame {
-                    Some(Ok(Message::Text(text))) => s.on_text(&text).await,
-                    Some(Ok(Message::Binary(_))) => {
-                        if s.within_message_rate() {
-                            s.reject(
-                                ErrorCode::InvalidMessage,
-                                "binary frames are not accepted; send JSON text".into(),
-                                None,
-                            );
-                        }
-                    }
-                    Some(Ok(_)) => {} // ping/pong frames are handled by the library
-                    Some(Err(e)) => {
-                        // A frame over the transport limit ends the connection with 1009.
-                        debug!("websocket error: {e}");
-                        if is_capacity_error(&e) {
-                            close_code = 1009;
-                        }
-                        s.end.get_or_insert_with(|| "disconnected".into());
-                    }
-                    None => {
-                        s.end.get_or_insert_with(|| "disconnected".into());
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                s.end.get_or_insert_with(|| "timeout".into());
-            }
-            _ = tokio::time::sleep_until(join_deadline), if s.member.is_none() => {
-                s.end.get_or_insert_with(|| JOIN_TIMEOUT_REASON.into());
-            }
-            _ = shutdown.changed() => {
-                s.out.push(ServerMessage::Leave { reason: "server_shutdown".into() });
-                close_reason = Some("server_shutdown".into());
-                s.end = Some("server_shutdown".into());
-            }
-        }
-        for msg in s.out.drain(..) {
-            state.metrics.signaling_message("out", msg.kind());
-            let text = serde_json::to_string(&msg).expect("server messages serialize");
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    s.end.get_or_insert_with(|| "disconnected".into());
-                    break;
-                }
-                Err(_) => {
-                    s.end = Some(SLOW_READER.into());
-                    close_reason = None;
-                    break;
-                }
-            }
-        }
-        if s.end.is_some() {
-            break;
+impl SignalingSession {
+    /// A session that has not joined yet, with the configured rate limits.
+    pub(super) fn new(state: Arc<AppState>) -> Self {
+        let message_rate = RateLimit::new(state.config.message_rate_limit);
+        let rate = f64::from(state.config.data_rate_limit);
+        Self {
+            member: None,
+            negotiation: Negotiation::new(),
+            signals: None,
+            events: None,
+            out: Vec::new(),
+            end: None,
+            message_rate,
+            data_rate: RateLimit::with_burst(rate, rate * 4.0),
+            state,
         }
     }
-    let reason = s.end.take().unwrap_or_else(|| "disconnected".into());
-    let limit_code = match reason.as_str() {
-        SLOW_READER => Some(CLOSE_SLOW_READER),
-        JOIN_TIMEOUT_REASON => Some(CLOSE_JOIN_TIMEOUT),
-        _ => None,
-    };
-    if let Some(code) = limit_code {
-        close_code = code;
-        state.metrics.session_limit(&reason);
-    }
-    if let Some(m) = s.member.take() {
-        // A replaced participant was already removed by the room.
-        if reason != "replaced" {
-            state.rooms.leave(&m.room, &m.participant, &reason);
-        }
-        info!(room = %m.room, participant = %m.participant, %reason, "participant left");
-    }
-    let frame = CloseFrame {
-        code: close_code,
-        reason: Utf8Bytes::from(close_reason.unwrap_or(reason)),
-    };
-    // A reader that stopped reading does not get to hold the session any longer.
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        let _ = sink.send(Message::Close(Some(frame))).await;
-        let _ = sink.close().await;
-    })
-    .await;
-}
 
-/// The next item of a receiver that exists once joined; pending before.
-async fn next<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Whether a WebSocket error is a message or frame over the size limit.
-fn is_capacity_error(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
-impl Session {
-    fn reject(&mut self, code: ErrorCode, message: String, reference: Option<Value>) {
+    /// Queues an error reply.
+    pub(super) fn reject(&mut self, code: ErrorCode, message: String, reference: Option<Value>) {
         debug!(%code, %message, "request rejected");
         self.out
             .push(ServerMessage::error(code, message, reference));
@@ -239,7 +85,7 @@ impl Session {
 
     /// Takes one message from the message rate limit; past it, queues a `rate_limited` error
     /// and returns false: the message is dropped.
-    fn within_message_rate(&mut self) -> bool {
+    pub(super) fn within_message_rate(&mut self) -> bool {
         match self.message_rate.take(std::time::Instant::now()) {
             Ok(()) => true,
             Err(wait) => {
@@ -258,7 +104,8 @@ impl Session {
         self.reject(ErrorCode::RateLimited, message, None);
     }
 
-    async fn on_text(&mut self, text: &str) {
+    /// Handles one text message of the client.
+    pub(super) async fn on_text(&mut self, text: &str) {
         if !self.within_message_rate() {
             return;
         }
@@ -407,19 +254,15 @@ impl Session {
                 format!("token is for room `{}`, not `{asked}`", grants.room),
             ));
         }
-        let (outbox, signals) = mpsc::channel(SESSION_QUEUE);
+        let (signal_sender, signals) = mpsc::channel(SESSION_QUEUE);
         let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
         let joined = self.state.rooms.join(JoinRequest {
             room: grants.room.clone(),
             identity: claims.sub,
-            permissions: Permissions {
-                can_publish: grants.can_publish,
-                can_subscribe: grants.can_subscribe,
-                can_publish_data: grants.can_publish_data,
-            },
+            permissions: Permissions::from(&grants),
             auto_subscribe: options.auto_subscribe,
             kind: ParticipantKind::Websocket,
-            outbox,
+            outbox: signal_sender,
             peer_events,
         })?;
         self.signals = Some(signals);
@@ -447,7 +290,7 @@ impl Session {
     }
 
     /// Sends a server offer if one is needed and the negotiation state allows it.
-    async fn maybe_offer(&mut self) {
+    pub(super) async fn maybe_offer(&mut self) {
         let Some(m) = &self.member else {
             return;
         };
@@ -470,7 +313,7 @@ impl Session {
     }
 
     /// Handles a peer event; `None`: the peer is gone (its sender dropped).
-    async fn on_peer_event(&mut self, event: Option<PeerEvent>) {
+    pub(super) async fn on_peer_event(&mut self, event: Option<PeerEvent>) {
         let Some(m) = &self.member else {
             return;
         };

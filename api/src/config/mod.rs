@@ -1,0 +1,291 @@
+//! Server configuration: the [`Config`] model with its defaults and validation, and its
+//! loading. The command line is in [`cli`], the `CASCADE_*` environment variables in [`env`].
+//!
+//! Layers, highest first: CLI flags > `CASCADE_*` environment variables > the TOML file given by
+//! `--config` > built-in defaults. Documented in docs/configuration.md.
+//!
+//! Layering uses `figment` (toml feature): it merges serde providers in a fixed order and its
+//! errors name the offending key and where it came from (e.g. the TOML file), so we need no
+//! merging code of our own. Environment variables are parsed here instead of by figment's `Env`
+//! provider so that lists can be comma-separated, every value gets a typed error naming its
+//! variable, and tests can pass an explicit environment rather than mutate the process's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use clap::ValueEnum;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use serde::{Deserialize, Serialize};
+
+mod cli;
+mod env;
+#[cfg(test)]
+mod tests;
+
+pub use cli::{Cli, Command, ServeArgs, TokenArgs};
+
+/// API key used when none is configured. Development only.
+pub const DEFAULT_API_KEY: &str = "devkey";
+/// API secret used when none is configured. Development only: it is public.
+pub const DEFAULT_API_SECRET: &str = "devsecret-cascade-development-only-0123456789";
+/// Shortest accepted API secret, in bytes (HS256 wants at least 256 bits of key).
+pub const MIN_API_SECRET_LEN: usize = 32;
+/// Prefix of the environment variables read by [`load`].
+pub const ENV_PREFIX: &str = "CASCADE_";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The server's configuration, after layering (see the module docs).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP/WebSocket listener.
+    pub http_addr: SocketAddr,
+    /// The one UDP port for all media, bound on 0.0.0.0 (0 = ephemeral, for tests).
+    pub udp_port: u16,
+    /// Addresses advertised in ICE candidates (1:1 NAT); empty = the host's interface addresses.
+    pub public_ips: Vec<IpAddr>,
+    /// API key: the `iss` of accepted tokens.
+    pub api_key: String,
+    /// API secret: the HS256 key of accepted tokens (at least 32 bytes).
+    pub api_secret: String,
+    /// How long an empty room is kept before it is closed.
+    #[serde(with = "humantime_serde")]
+    pub room_empty_timeout: Duration,
+    /// Most participants in one room (0 = unlimited).
+    pub max_participants: u32,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Media worker threads (0 = one per core).
+    pub workers: usize,
+    /// STUN/TURN URLs handed to clients.
+    pub ice_servers: Vec<String>,
+    /// URLs that receive webhook events (http or https); empty = no webhooks.
+    pub webhook_urls: Vec<String>,
+    /// HMAC-SHA256 key of webhook signatures; `None` = the API secret.
+    pub webhook_secret: Option<String>,
+    /// Timeout of one webhook request (connect, send, response).
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Attempts per webhook event before it is given up (at least 1).
+    pub webhook_max_attempts: u32,
+    /// WHIP/WHEP sessions created per second, server-wide, after a burst of twice as many;
+    /// more get 429 (0 = unlimited).
+    pub session_rate_limit: u32,
+
+    // The HTTP edge (api/src/listener.rs) and draining.
+    /// Most open HTTP connections (WebSockets included), server-wide; more are refused with a
+    /// 503 and closed (0 = unlimited).
+    pub max_connections: usize,
+    /// Most open HTTP connections from one source address (0 = unlimited).
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's body once its headers are in (408 after it).
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// On SIGTERM or `POST /api/drain`: how long existing rooms may go on before their
+    /// participants are told `leave {reason: "server_shutdown"}` and the server exits.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+
+    // Per WebSocket session (api/src/session.rs).
+    /// Messages one WebSocket session may send per second, after a burst of twice as many;
+    /// more get `rate_limited` and are dropped (0 = unlimited).
+    pub message_rate_limit: u32,
+    /// Bytes of `data` messages one WebSocket session may send per second, after a burst of
+    /// four times as many; more get `rate_limited` and are dropped (0 = unlimited).
+    pub data_rate_limit: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 7880),
+            udp_port: 7882,
+            public_ips: Vec::new(),
+            api_key: DEFAULT_API_KEY.to_owned(),
+            api_secret: DEFAULT_API_SECRET.to_owned(),
+            room_empty_timeout: Duration::from_secs(30),
+            max_participants: 100,
+            log_format: LogFormat::Text,
+            workers: 0,
+            ice_servers: Vec::new(),
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_max_attempts: 5,
+            session_rate_limit: 50,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            message_rate_limit: 50,
+            data_rate_limit: 256 * 1024,
+        }
+    }
+}
+
+/// Like a derived `Debug`, but never prints the API secret.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_struct!(f, "Config", self, {
+            http_addr, udp_port, public_ips, api_key, api_secret = "<redacted>",
+            room_empty_timeout, max_participants, log_format, workers, ice_servers, webhook_urls,
+            webhook_secret = self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            webhook_timeout, webhook_max_attempts, session_rate_limit, max_connections,
+            max_connections_per_ip, header_timeout, body_timeout, drain_timeout,
+            message_rate_limit, data_rate_limit,
+        })
+    }
+}
+
+impl Config {
+    /// Whether tokens are signed with the public development secret ([`DEFAULT_API_SECRET`]),
+    /// i.e. anyone can mint tokens for this server.
+    pub fn is_dev_secret(&self) -> bool {
+        self.api_secret == DEFAULT_API_SECRET
+    }
+
+    /// The key that signs webhook events: `webhook_secret`, or else the API secret.
+    pub fn webhook_key(&self) -> &str {
+        self.webhook_secret.as_deref().unwrap_or(&self.api_secret)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(!self.api_key.is_empty(), "api_key must not be empty");
+        ensure!(
+            self.api_secret.len() >= MIN_API_SECRET_LEN,
+            "api_secret must be at least {MIN_API_SECRET_LEN} bytes long (it is {})",
+            self.api_secret.len()
+        );
+        if let Some(ip) = self.public_ips.iter().find(|ip| ip.is_unspecified()) {
+            bail!("public IP {ip} is unspecified and cannot be advertised");
+        }
+        for url in &self.ice_servers {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            ensure!(
+                matches!(scheme, "stun" | "stuns" | "turn" | "turns"),
+                "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
+            );
+        }
+        for url in &self.webhook_urls {
+            parse_webhook_url(url)?;
+        }
+        if let Some(secret) = &self.webhook_secret {
+            ensure!(
+                secret.len() >= MIN_API_SECRET_LEN,
+                "webhook_secret must be at least {MIN_API_SECRET_LEN} bytes long (it is {})",
+                secret.len()
+            );
+        }
+        ensure!(
+            !self.webhook_timeout.is_zero(),
+            "webhook_timeout must be longer than 0s"
+        );
+        ensure!(
+            self.webhook_max_attempts >= 1,
+            "webhook_max_attempts must be at least 1"
+        );
+        ensure!(
+            !self.header_timeout.is_zero(),
+            "header_timeout must be longer than 0s"
+        );
+        ensure!(
+            !self.body_timeout.is_zero(),
+            "body_timeout must be longer than 0s"
+        );
+        Ok(())
+    }
+}
+
+/// Parses a webhook URL: absolute, `http` or `https`, with a host.
+pub fn parse_webhook_url(url: &str) -> anyhow::Result<reqwest::Url> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("webhook URL {url:?}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("webhook URL {url:?} must start with http:// or https://");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        bail!("webhook URL {url:?} has no host");
+    }
+    Ok(parsed)
+}
+
+/// One layer of set values (CLI flags or `CASCADE_*` variables) by configuration key; unset
+/// ones are left out so that lower layers show through.
+#[derive(Debug, Default)]
+struct Layer(Dict);
+
+impl Layer {
+    /// Sets `key` to `value`, if there is one.
+    fn set<T: Serialize>(&mut self, key: &str, value: Option<T>) {
+        if let Some(value) = value {
+            let value = Value::serialize(value).expect("configuration values serialize");
+            self.0.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Sets `key` to a duration, if there is one, written as in the TOML file ("1m 30s").
+    fn set_duration(&mut self, key: &str, value: Option<Duration>) {
+        self.set(
+            key,
+            value.map(|d| humantime::format_duration(d).to_string()),
+        );
+    }
+
+    /// Sets `key` to a list, unless it is empty.
+    fn set_list<T: Serialize>(&mut self, key: &str, values: &[T]) {
+        self.set(key, (!values.is_empty()).then_some(values));
+    }
+}
+
+/// Loads the configuration from `cli`, the process environment, the `--config` file and the
+/// defaults, and validates it.
+pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let mut env = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        let value = value
+            .into_string()
+            .map_err(|_| anyhow!("{name} is not valid UTF-8"))?;
+        env.insert(name.to_owned(), value);
+    }
+    load_with_env(cli, &env)
+}
+
+/// Like [`load`], but reads the `CASCADE_*` variables from `env` instead of the process
+/// environment (for tests).
+pub fn load_with_env(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+    let mut figment = Figment::new();
+    if let Some(path) = &cli.serve.config {
+        std::fs::metadata(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let config: Config = figment
+        .merge(Serialized::defaults(env::layer(env)?.0))
+        .merge(Serialized::defaults(cli.serve.layer().0))
+        .extract()
+        .context("invalid configuration")?;
+    config.validate().context("invalid configuration")?;
+    Ok(config)
+}

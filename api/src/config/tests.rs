@@ -1,0 +1,328 @@
+//! The layering, defaults and errors of the configuration.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("cascade").chain(args.iter().copied())).unwrap()
+}
+
+fn env(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+    vars.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A TOML file in the temp dir, removed on drop.
+struct TempToml(PathBuf);
+
+impl TempToml {
+    fn new(name: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "cascade-config-test-{}-{name}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempToml {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn cli_definition_is_valid() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let config = load_with_env(&cli(&[]), &env(&[])).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(
+        config.http_addr,
+        "0.0.0.0:7880".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.room_empty_timeout, Duration::from_secs(30));
+    assert!(config.is_dev_secret());
+}
+
+#[test]
+fn cli_beats_env_beats_file_beats_defaults() {
+    let file = TempToml::new(
+        "precedence",
+        r#"
+        udp_port = 1001
+        api_key = "filekey"
+        max_participants = 5
+        room_empty_timeout = "1m"
+        "#,
+    );
+    let env = env(&[
+        ("CASCADE_UDP_PORT", "1002"),
+        ("CASCADE_API_KEY", "envkey"),
+        ("CASCADE_ROOM_EMPTY_TIMEOUT", "2m 30s"),
+    ]);
+    let config =
+        load_with_env(&cli(&["--config", file.arg(), "--udp-port", "1003"]), &env).unwrap();
+    assert_eq!(config.udp_port, 1003, "CLI wins over env and file");
+    assert_eq!(config.api_key, "envkey", "env wins over file");
+    assert_eq!(config.room_empty_timeout, Duration::from_secs(150));
+    assert_eq!(config.max_participants, 5, "file wins over default");
+    assert_eq!(config.workers, 0, "default when unset everywhere");
+}
+
+#[test]
+fn lists_are_repeatable_and_comma_separated() {
+    let config = load_with_env(
+        &cli(&[
+            "--public-ip",
+            "203.0.113.1,203.0.113.2",
+            "--public-ip",
+            "2001:db8::1",
+        ]),
+        &env(&[("CASCADE_ICE_SERVERS", "stun:a.example:3478, turn:b.example")]),
+    )
+    .unwrap();
+    let ips: Vec<IpAddr> = ["203.0.113.1", "203.0.113.2", "2001:db8::1"]
+        .map(|ip| ip.parse().unwrap())
+        .into();
+    assert_eq!(config.public_ips, ips);
+    assert_eq!(
+        config.ice_servers,
+        ["stun:a.example:3478", "turn:b.example"]
+    );
+
+    let config = load_with_env(&cli(&[]), &env(&[("CASCADE_PUBLIC_IP", "198.51.100.7")])).unwrap();
+    assert_eq!(
+        config.public_ips,
+        ["198.51.100.7".parse::<IpAddr>().unwrap()]
+    );
+}
+
+#[test]
+fn every_env_variable_is_read() {
+    let config = load_with_env(
+        &cli(&[]),
+        &env(&[
+            ("CASCADE_HTTP_ADDR", "127.0.0.1:9000"),
+            ("CASCADE_UDP_PORT", "0"),
+            (
+                "CASCADE_API_SECRET",
+                "an-operator-secret-of-at-least-32-bytes",
+            ),
+            ("CASCADE_MAX_PARTICIPANTS", "0"),
+            ("CASCADE_LOG_FORMAT", "JSON"),
+            ("CASCADE_WORKERS", "3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.http_addr,
+        "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.udp_port, 0);
+    assert!(!config.is_dev_secret());
+    assert_eq!(config.max_participants, 0);
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(config.workers, 3);
+}
+
+#[test]
+fn token_subcommand_takes_config_and_key_flags() {
+    let cli = cli(&[
+        "token",
+        "--room",
+        "demo",
+        "--identity",
+        "alice",
+        "--no-publish",
+        "--api-key",
+        "k",
+    ]);
+    let Some(Command::Token(args)) = &cli.command else {
+        panic!("expected token subcommand");
+    };
+    assert_eq!(
+        (args.room.as_str(), args.identity.as_str()),
+        ("demo", "alice")
+    );
+    assert!(args.no_publish && !args.no_subscribe && !args.admin);
+    assert_eq!(args.ttl, Duration::from_secs(6 * 3600));
+    assert_eq!(load_with_env(&cli, &env(&[])).unwrap().api_key, "k");
+}
+
+#[test]
+fn invalid_values_are_errors() {
+    let err = |cli: &Cli, vars: &[(&str, &str)]| {
+        format!("{:#}", load_with_env(cli, &env(vars)).unwrap_err())
+    };
+    let e = err(&cli(&[]), &[("CASCADE_UDP_PORT", "seventy")]);
+    assert!(e.contains("CASCADE_UDP_PORT"), "{e}");
+    let e = err(&cli(&[]), &[("CASCADE_API_SECRET", "short")]);
+    assert!(e.contains("at least 32 bytes"), "{e}");
+    let e = err(&cli(&[]), &[("CASCADE_ICE_SERVERS", "http://x")]);
+    assert!(e.contains("stun:"), "{e}");
+    let e = err(&cli(&["--public-ip", "0.0.0.0"]), &[]);
+    assert!(e.contains("unspecified"), "{e}");
+
+    let file = TempToml::new("bad-type", "udp_port = \"many\"");
+    let e = err(&cli(&["--config", file.arg()]), &[]);
+    assert!(e.contains("udp_port"), "{e}");
+    let file = TempToml::new("unknown-key", "udp_prot = 1");
+    let e = err(&cli(&["--config", file.arg()]), &[]);
+    assert!(e.contains("udp_prot"), "{e}");
+    let e = err(&cli(&["--config", "/nonexistent/cascade.toml"]), &[]);
+    assert!(e.contains("cascade.toml"), "{e}");
+
+    assert!(Cli::try_parse_from(["cascade", "--udp-port", "70000"]).is_err());
+}
+
+#[test]
+fn webhook_options_are_read_from_every_layer() {
+    let config = load_with_env(&cli(&[]), &env(&[])).unwrap();
+    assert!(config.webhook_urls.is_empty());
+    assert_eq!(config.webhook_key(), DEFAULT_API_SECRET);
+    assert_eq!(config.webhook_timeout, Duration::from_secs(5));
+    assert_eq!(config.webhook_max_attempts, 5);
+
+    let file = TempToml::new(
+        "webhooks",
+        r#"
+        webhook_urls = ["https://hooks.example/a", "http://10.0.0.1:8080/b?x=1,2"]
+        webhook_timeout = "3s"
+        webhook_max_attempts = 2
+        "#,
+    );
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+    assert_eq!(
+        config.webhook_urls,
+        ["https://hooks.example/a", "http://10.0.0.1:8080/b?x=1,2"]
+    );
+    assert_eq!(config.webhook_timeout, Duration::from_secs(3));
+    assert_eq!(config.webhook_max_attempts, 2);
+
+    let config = load_with_env(
+        &cli(&["--webhook-max-attempts", "9"]),
+        &env(&[
+            (
+                "CASCADE_WEBHOOK_URLS",
+                "http://127.0.0.1:9/hook, https://h.example/",
+            ),
+            (
+                "CASCADE_WEBHOOK_SECRET",
+                "a-webhook-secret-of-at-least-32-bytes",
+            ),
+            ("CASCADE_WEBHOOK_TIMEOUT", "750ms"),
+            ("CASCADE_WEBHOOK_MAX_ATTEMPTS", "3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.webhook_urls,
+        ["http://127.0.0.1:9/hook", "https://h.example/"]
+    );
+    assert_eq!(
+        config.webhook_key(),
+        "a-webhook-secret-of-at-least-32-bytes"
+    );
+    assert_eq!(config.webhook_timeout, Duration::from_millis(750));
+    assert_eq!(config.webhook_max_attempts, 9, "CLI wins over env");
+    assert!(!format!("{config:?}").contains("a-webhook-secret"));
+}
+
+#[test]
+fn invalid_webhook_options_are_errors() {
+    let err =
+        |vars: &[(&str, &str)]| format!("{:#}", load_with_env(&cli(&[]), &env(vars)).unwrap_err());
+    for bad in ["ftp://h.example/", "not a url", "http://", "/relative/path"] {
+        let e = err(&[("CASCADE_WEBHOOK_URLS", bad)]);
+        assert!(e.contains("webhook URL"), "{bad}: {e}");
+    }
+    let e = err(&[("CASCADE_WEBHOOK_SECRET", "short")]);
+    assert!(e.contains("webhook_secret"), "{e}");
+    let e = err(&[("CASCADE_WEBHOOK_TIMEOUT", "0s")]);
+    assert!(e.contains("webhook_timeout"), "{e}");
+    let e = err(&[("CASCADE_WEBHOOK_MAX_ATTEMPTS", "0")]);
+    assert!(e.contains("webhook_max_attempts"), "{e}");
+}
+
+#[test]
+fn edge_and_drain_options_are_read_from_every_layer() {
+    let toml = "max_connections = 500\nheader_timeout = \"3s\"\ndrain_timeout = \"2m\"\n";
+    let file = TempToml::new("edge", toml);
+    let config = load_with_env(
+        &cli(&["--config", file.arg(), "--body-timeout", "4s"]),
+        &env(&[
+            ("CASCADE_MAX_CONNECTIONS_PER_IP", "8"),
+            ("CASCADE_DRAIN_TIMEOUT", "5s"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.max_connections, 500);
+    assert_eq!(config.max_connections_per_ip, 8);
+    assert_eq!(config.header_timeout, Duration::from_secs(3));
+    assert_eq!(config.body_timeout, Duration::from_secs(4));
+    assert_eq!(
+        config.drain_timeout,
+        Duration::from_secs(5),
+        "env wins over file"
+    );
+    let defaults = Config::default();
+    assert_eq!(
+        (defaults.max_connections, defaults.max_connections_per_ip),
+        (10_000, 256)
+    );
+    for var in ["CASCADE_HEADER_TIMEOUT", "CASCADE_BODY_TIMEOUT"] {
+        let e = load_with_env(&cli(&[]), &env(&[(var, "0s")])).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("_timeout must be"),
+            "{var}: {e:#}"
+        );
+    }
+}
+
+#[test]
+fn session_rate_limits_are_read_from_every_layer() {
+    let file = TempToml::new("rates", "message_rate_limit = 20\ndata_rate_limit = 1000\n");
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+    assert_eq!(
+        (config.message_rate_limit, config.data_rate_limit),
+        (20, 1000)
+    );
+    let config = load_with_env(
+        &cli(&["--config", file.arg(), "--data-rate-limit", "0"]),
+        &env(&[("CASCADE_MESSAGE_RATE_LIMIT", "7")]),
+    )
+    .unwrap();
+    assert_eq!((config.message_rate_limit, config.data_rate_limit), (7, 0));
+    let defaults = Config::default();
+    assert_eq!(
+        (defaults.message_rate_limit, defaults.data_rate_limit),
+        (50, 262_144)
+    );
+    assert!(load_with_env(&cli(&[]), &env(&[("CASCADE_DATA_RATE_LIMIT", "-1")])).is_err());
+}
+
+#[test]
+fn webhook_urls_must_be_absolute_http() {
+    assert!(parse_webhook_url("http://127.0.0.1:8080/hook").is_ok());
+    assert!(parse_webhook_url("https://hooks.example/cascade?k=v").is_ok());
+    for bad in ["ftp://h/", "hooks.example/x", "", "http://", "mailto:a@b"] {
+        assert!(parse_webhook_url(bad).is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,56 @@
+//! The task of one WHIP or WHEP session resource, from its creation until `DELETE`, a kick,
+//! the loss of its peer, or the server's shutdown.
+
+use std::sync::Arc;
+
+use cascade_sfu::peer::PeerEvent;
+use cascade_sfu::room::{SLOW_READER, SessionSignal};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::resource::WhipResource;
+use crate::state::AppState;
+
+/// Keeps a resource's participant in its room: publishes the tracks its peer receives, and
+/// ends the session (leaving the room, dropping the resource) when the peer closes, the room
+/// removes it, or the server shuts down.
+pub(super) async fn run(
+    state: Arc<AppState>,
+    id: String,
+    resource: Arc<WhipResource>,
+    mut signals: mpsc::Receiver<SessionSignal>,
+    mut events: mpsc::Receiver<PeerEvent>,
+) {
+    let _live = state.session_guard();
+    let mut shutdown = state.shutdown_signal();
+    let (room, participant) = (&resource.room, &resource.participant);
+    let reason = loop {
+        tokio::select! {
+            biased;
+            signal = signals.recv() => match signal {
+                Some(SessionSignal::Kick(reason)) => break reason,
+                // No signaling channel: room messages and renegotiation requests do not apply.
+                Some(SessionSignal::Send(_) | SessionSignal::Renegotiate) => {}
+                // The room let go of the participant without a `Kick`: its queue was full.
+                None => break SLOW_READER.to_owned(),
+            },
+            event = events.recv() => match event {
+                Some(PeerEvent::TrackPublished(track)) => {
+                    state.rooms.publish(room, participant, track)
+                }
+                Some(PeerEvent::TrackUnpublished(track)) => state.rooms.unpublish(room, &track),
+                Some(PeerEvent::Closed(_)) | None => break "disconnected".to_owned(),
+                Some(PeerEvent::Connected | PeerEvent::NegotiationNeeded) => {}
+            },
+            _ = shutdown.changed() => break "server_shutdown".to_owned(),
+        }
+    };
+    // Gone from the registry already: the client ended it with DELETE.
+    let reason = match state.rest_sessions.remove(&id) {
+        Some(_) => reason,
+        None => "leave".to_owned(),
+    };
+    // A no-op when the room already removed it (kicked, replaced, room deleted, DELETE).
+    state.rooms.leave(room, participant, &reason);
+    info!(protocol = resource.protocol.as_str(), %room, %participant, %reason, "session ended");
+}
