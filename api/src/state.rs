@@ -30,7 +30,7 @@ pub struct AppState {
     /// Webhook delivery (idle when no URL is configured).
     pub webhooks: Arc<Webhooks>,
     /// Live WHIP and WHEP session resources.
-    pub rest_sessions: WhipResources,
+    pub whip_resources: WhipResources,
     sessions: AtomicUsize,
     shutdown: watch::Sender<bool>,
     /// When the drain began, once it has.
@@ -49,13 +49,13 @@ impl Drop for SessionGuard {
 impl AppState {
     /// The state of a server that is not draining or shutting down and has no session yet.
     pub fn new(config: Config, rooms: Rooms, metrics: Metrics, webhooks: Arc<Webhooks>) -> Self {
-        let rest_sessions = WhipResources::new(config.session_rate_limit);
+        let whip_resources = WhipResources::new(config.session_rate_limit);
         Self {
             config,
             rooms,
             metrics,
             webhooks,
-            rest_sessions,
+            whip_resources,
             sessions: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
             drain: watch::channel(None).0,

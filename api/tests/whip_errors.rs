@@ -114,7 +114,7 @@ async fn every_error_class_of_the_endpoints_and_resources() -> Result<()> {
     assert_eq!(delete(&s.url).await?, StatusCode::OK);
     assert_eq!(delete(&s.url).await?, StatusCode::NOT_FOUND);
     eventually(DEFAULT_TIMEOUT, "the viewer's peer to close", || {
-        srv.state.media().peer_count() == 0 && srv.state.rest_sessions.is_empty()
+        srv.state.media().peer_count() == 0 && srv.state.whip_resources.is_empty()
     })
     .await;
     srv.shutdown().await;

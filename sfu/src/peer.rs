@@ -44,8 +44,8 @@ use crate::munger::Munger;
 use crate::server::Shared;
 use crate::stats::MediaStats;
 use crate::track::{HeaderExtension, PublishedTrack};
-use crate::udp::Outbox;
-use crate::worker::{Fanout, PeerId, PeerRef};
+use crate::udp::SendBatch;
+use crate::worker::{Fanout, PeerAddress, PeerId};
 
 /// Header extensions never forwarded: they describe the publisher's transport or m-line, not
 /// the media (TWCC sequence numbers, MID, RID), and would mislead the subscriber.
@@ -149,7 +149,7 @@ pub enum PeerEvent {
     NegotiationNeeded,
 }
 
-struct Published {
+struct UpTrack {
     track: Arc<PublishedTrack>,
     receiver: RTCRtpReceiverId,
     /// Whether the track is sent as simulcast layers (rid); only the first layer is forwarded.
@@ -158,14 +158,14 @@ struct Published {
 
 struct DownTrack {
     track: Arc<PublishedTrack>,
-    out: Outlet,
+    out: MLineSender,
     /// (payload type, extension id map) for this subscriber, computed on first packet and
     /// shared (not copied) by every packet after.
     mapping: Option<Arc<Mapping>>,
 }
 
 /// The sending side of one forwarded m-line.
-struct Outlet {
+struct MLineSender {
     transceiver: RTCRtpTransceiverId,
     sender: RTCRtpSenderId,
     ssrc: u32,
@@ -198,15 +198,15 @@ pub struct Peer {
     participant: String,
     pc: RTCPeerConnection,
     local_addr: SocketAddr,
-    me: PeerRef,
+    me: PeerAddress,
     events: mpsc::Sender<PeerEvent>,
     shared: Arc<Shared>,
     /// Local ICE username fragment (the demux key).
     pub(crate) ufrag: String,
-    published: HashMap<String, Published>,
+    published: HashMap<String, UpTrack>,
     down: HashMap<String, DownTrack>,
     /// WHEP slots that carry no track at the moment.
-    idle_slots: Vec<Outlet>,
+    idle_slots: Vec<MLineSender>,
     /// Down-tracks carried by the outstanding server offer.
     offered: Vec<String>,
     /// Packets received on published tracks, waiting for the worker to fan them out.
@@ -230,7 +230,7 @@ impl Peer {
         participant: String,
         pc: RTCPeerConnection,
         local_addr: SocketAddr,
-        me: PeerRef,
+        me: PeerAddress,
         ufrag: String,
         events: mpsc::Sender<PeerEvent>,
         shared: Arc<Shared>,
@@ -422,7 +422,7 @@ impl Peer {
         };
         let (transceiver, sender, ssrc) =
             self.add_sender(kind, &crate::ids::new_id("SL"), "cascade", placeholder)?;
-        self.idle_slots.push(Outlet {
+        self.idle_slots.push(MLineSender {
             transceiver,
             sender,
             ssrc,
@@ -619,7 +619,7 @@ impl Peer {
                 self.down.insert(
                     track.id.clone(),
                     DownTrack {
-                        out: Outlet {
+                        out: MLineSender {
                             transceiver,
                             sender,
                             ssrc,
@@ -709,7 +709,7 @@ impl Peer {
     }
 
     /// Pumps the connection: events, inbound media and feedback, then outbound datagrams.
-    pub(crate) fn drive(&mut self, out: &mut Outbox) {
+    pub(crate) fn drive(&mut self, out: &mut SendBatch) {
         loop {
             let mut progressed = false;
             while let Some(ev) = self.pc.poll_event() {
@@ -735,7 +735,7 @@ impl Peer {
     }
 
     /// Queues every datagram the connection has to send.
-    pub(crate) fn flush(&mut self, out: &mut Outbox) {
+    pub(crate) fn flush(&mut self, out: &mut SendBatch) {
         while let Some(msg) = self.pc.poll_write() {
             self.sending_to = Some(msg.transport.peer_addr);
             out.push(msg.transport.peer_addr, msg.message);
@@ -861,7 +861,7 @@ impl Peer {
         debug!(peer = self.id, track = %track.id, ?kind, mime = %track.codec.mime_type, "track published");
         self.published.insert(
             init.track_id,
-            Published {
+            UpTrack {
                 track: track.clone(),
                 receiver: init.receiver_id,
                 simulcast: init.rid.is_some(),

@@ -31,7 +31,7 @@ use crate::error::MediaError;
 use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::{MediaStats, StatsSnapshot};
 use crate::track::PublishedTrack;
-use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerId, PeerRef, WorkerMsg};
+use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerAddress, PeerId, WorkerMsg};
 
 /// Media-plane settings.
 #[derive(Debug, Clone)]
@@ -194,7 +194,7 @@ impl MediaServer {
             self.shared.stats.clone(),
             &candidates,
         )?;
-        let me = PeerRef {
+        let me = PeerAddress {
             id,
             worker,
             tx: self.workers[worker].clone(),
@@ -252,7 +252,7 @@ impl Drop for MediaServer {
 #[derive(Debug, Clone)]
 pub struct PeerHandle {
     /// The peer.
-    pub peer: PeerRef,
+    pub peer: PeerAddress,
 }
 
 impl PeerHandle {

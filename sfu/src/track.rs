@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cascade_signaling::protocol::{TrackInfo, TrackKind};
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
-use crate::worker::PeerRef;
+use crate::worker::PeerAddress;
 
 /// Keyframe requests to one publisher track are sent at most this often.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -46,10 +46,10 @@ pub struct PublishedTrack {
     /// The publisher's current SSRC for this track.
     source_ssrc: AtomicU32,
     /// The publisher's peer, where keyframe requests go.
-    pub publisher: PeerRef,
+    pub publisher: PeerAddress,
     muted: AtomicBool,
     blocked: AtomicBool,
-    subscribers: RwLock<Vec<PeerRef>>,
+    subscribers: RwLock<Vec<PeerAddress>>,
     last_keyframe_request: Mutex<Option<Instant>>,
 }
 
@@ -65,7 +65,7 @@ impl PublishedTrack {
         mid: Option<String>,
         extensions: Vec<HeaderExtension>,
         source_ssrc: u32,
-        publisher: PeerRef,
+        publisher: PeerAddress,
     ) -> Self {
         Self {
             id,
@@ -136,7 +136,7 @@ impl PublishedTrack {
     }
 
     /// Adds a forwarding target (idempotent).
-    pub fn add_subscriber(&self, peer: PeerRef) {
+    pub fn add_subscriber(&self, peer: PeerAddress) {
         let mut subs = self.subscribers.write().unwrap_or_else(|e| e.into_inner());
         if !subs.iter().any(|p| p.id == peer.id) {
             subs.push(peer);
@@ -158,7 +158,7 @@ impl PublishedTrack {
     }
 
     /// Calls `f` for every subscriber, under the read lock.
-    pub fn for_each_subscriber(&self, mut f: impl FnMut(&PeerRef)) {
+    pub fn for_each_subscriber(&self, mut f: impl FnMut(&PeerAddress)) {
         for p in self
             .subscribers
             .read()

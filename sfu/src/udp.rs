@@ -1,6 +1,6 @@
 //! Batched UDP sends from a worker.
 //!
-//! A worker queues every datagram its peers produce during one wake-up in an [`Outbox`] and
+//! A worker queues every datagram its peers produce during one wake-up in a [`SendBatch`] and
 //! sends them together: on Linux with one `sendmmsg` per 256 messages, a run of same-sized
 //! datagrams to one destination (a burst of one video frame) going out as one UDP GSO message
 //! (`UDP_SEGMENT`); elsewhere with one `send_to` per datagram.
@@ -12,11 +12,11 @@ use tracing::trace;
 
 /// Datagrams waiting to be sent, in order.
 #[derive(Default)]
-pub(crate) struct Outbox {
+pub(crate) struct SendBatch {
     queue: Vec<(SocketAddr, BytesMut)>,
 }
 
-impl Outbox {
+impl SendBatch {
     /// Queues one datagram.
     pub(crate) fn push(&mut self, to: SocketAddr, data: BytesMut) {
         self.queue.push((to, data));
@@ -261,13 +261,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outbox_delivers_every_datagram_in_order() {
+    fn send_batch_delivers_every_datagram_in_order() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = rx.local_addr().unwrap();
-        let mut out = Outbox::default();
+        let mut out = SendBatch::default();
         let sizes = [1200, 1200, 1200, 700, 90, 1200, 1200];
         for (i, n) in sizes.iter().enumerate() {
             out.push(to, BytesMut::from(&vec![i as u8; *n][..]));

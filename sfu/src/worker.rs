@@ -25,7 +25,7 @@ use crate::peer::{Peer, PeerCommand};
 use crate::server::Shared;
 use crate::stats::MediaStats;
 use crate::track::PublishedTrack;
-use crate::udp::Outbox;
+use crate::udp::SendBatch;
 
 /// Identifies a peer for the lifetime of the server.
 pub type PeerId = u64;
@@ -40,7 +40,7 @@ pub const COMMAND_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A handle to reach a peer: its id and its worker's control channel.
 #[derive(Debug, Clone)]
-pub struct PeerRef {
+pub struct PeerAddress {
     /// The peer's id.
     pub id: PeerId,
     /// The index of the worker that owns it.
@@ -49,7 +49,7 @@ pub struct PeerRef {
     pub tx: Sender<WorkerMsg>,
 }
 
-impl PeerRef {
+impl PeerAddress {
     /// Sends a command to the peer, waiting up to [`COMMAND_SEND_TIMEOUT`] if the worker's
     /// control queue is full; returns false if it could not be queued.
     pub fn command(&self, cmd: PeerCommand) -> bool {
@@ -129,7 +129,7 @@ pub(crate) fn run(
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     let mut touched: Vec<PeerId> = Vec::new();
     let mut fanout: Vec<Fanout> = Vec::new();
-    let mut outbox = Outbox::default();
+    let mut sends = SendBatch::default();
     // Subscribers of one packet, grouped by owning worker.
     let mut by_worker: Vec<Vec<PeerId>> = vec![Vec::new(); workers.len()];
     let mut next_deadline: Option<Instant> = None;
@@ -195,9 +195,9 @@ pub(crate) fn run(
         if shutdown {
             for (_, mut p) in peers.drain() {
                 p.close();
-                p.flush(&mut outbox);
+                p.flush(&mut sends);
             }
-            outbox.send(&socket);
+            sends.send(&socket);
             break;
         }
 
@@ -220,7 +220,7 @@ pub(crate) fn run(
                 let Some(p) = peers.get_mut(&id) else {
                     continue;
                 };
-                p.drive(&mut outbox);
+                p.drive(&mut sends);
                 p.take_fanout(&mut fanout);
                 if p.is_closed() {
                     debug!(peer = id, "peer removed from worker");
@@ -254,7 +254,7 @@ pub(crate) fn run(
                 }
             }
         }
-        outbox.send(&socket);
+        sends.send(&socket);
         next_deadline = peers.values().filter_map(Peer::deadline).min();
     }
     if !peers.is_empty() {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_sfu::room::{
-    Follow, JoinRequest, ParticipantKind, Permissions, SESSION_QUEUE, SessionSignal,
+    Follow, JoinRequest, ParticipantKind, ParticipantSignal, Permissions, SESSION_QUEUE,
 };
 use cascade_signaling::ErrorCode;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -96,7 +96,7 @@ fn authorize(
 /// Takes one creation from the rate limit; past it, returns the `429` answer with
 /// `Retry-After`.
 fn take_creation_slot(state: &AppState) -> Option<Response> {
-    let Err(wait) = state.rest_sessions.rate_limit.take(Instant::now()) else {
+    let Err(wait) = state.whip_resources.rate_limit.take(Instant::now()) else {
         return None;
     };
     let mut response = ApiError::from_code(
@@ -132,7 +132,7 @@ struct Joined {
 struct Unregistered {
     participant: String,
     peer: cascade_sfu::PeerHandle,
-    signals: mpsc::Receiver<SessionSignal>,
+    signals: mpsc::Receiver<ParticipantSignal>,
     events: mpsc::Receiver<PeerEvent>,
 }
 
@@ -233,7 +233,7 @@ fn register(
         peer: joined.peer,
         negotiated: tokio::sync::Mutex::new(negotiated),
     });
-    state.rest_sessions.insert(id.clone(), resource.clone());
+    state.whip_resources.insert(id.clone(), resource.clone());
     tokio::spawn(task::run(
         state.clone(),
         id.clone(),

@@ -49,7 +49,7 @@ pub(super) fn authorized_resource(
         check_room(&claims, room)?;
     }
     state
-        .rest_sessions
+        .whip_resources
         .get(protocol, room, id)
         .ok_or_else(|| not_found(protocol))
 }

@@ -308,7 +308,7 @@ fn delete(
 ) -> Result<Response, ApiError> {
     authorized_resource(&state, protocol, &room, &id, &headers)?;
     state
-        .rest_sessions
+        .whip_resources
         .remove(&id)
         .map(|s| state.rooms.leave(&s.room, &s.participant, "leave"))
         .ok_or_else(|| not_found(protocol))?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cascade_sfu::peer::PeerEvent;
-use cascade_sfu::room::{SLOW_READER, SessionSignal};
+use cascade_sfu::room::{ParticipantSignal, SLOW_READER};
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -18,7 +18,7 @@ pub(super) async fn run(
     state: Arc<AppState>,
     id: String,
     resource: Arc<WhipResource>,
-    mut signals: mpsc::Receiver<SessionSignal>,
+    mut signals: mpsc::Receiver<ParticipantSignal>,
     mut events: mpsc::Receiver<PeerEvent>,
 ) {
     let _live = state.session_guard();
@@ -28,9 +28,9 @@ pub(super) async fn run(
         tokio::select! {
             biased;
             signal = signals.recv() => match signal {
-                Some(SessionSignal::Kick(reason)) => break reason,
+                Some(ParticipantSignal::Kick(reason)) => break reason,
                 // No signaling channel: room messages and renegotiation requests do not apply.
-                Some(SessionSignal::Send(_) | SessionSignal::Renegotiate) => {}
+                Some(ParticipantSignal::Send(_) | ParticipantSignal::Renegotiate) => {}
                 // The room let go of the participant without a `Kick`: its queue was full.
                 None => break SLOW_READER.to_owned(),
             },
@@ -46,7 +46,7 @@ pub(super) async fn run(
         }
     };
     // Gone from the registry already: the client ended it with DELETE.
-    let reason = match state.rest_sessions.remove(&id) {
+    let reason = match state.whip_resources.remove(&id) {
         Some(_) => reason,
         None => "leave".to_owned(),
     };

@@ -1,5 +1,5 @@
 //! WebSocket signaling at `/ws`: the upgrade, and the loop that serves one participant's
-//! [`SignalingSession`] over its WebSocket: it relays the room's [`SessionSignal`]s to the
+//! [`SignalingSession`] over its WebSocket: it relays the room's [`ParticipantSignal`]s to the
 //! client and the client's messages to the session. When the session ends, for whatever
 //! reason, the participant leaves its room and every resource it held is freed.
 //!
@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{Extension, State, WebSocketUpgrade};
 use axum::response::Response;
-use cascade_sfu::room::{SLOW_READER, SessionSignal};
+use cascade_sfu::room::{ParticipantSignal, SLOW_READER};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::protocol::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
@@ -91,12 +91,12 @@ async fn run(socket: WebSocket, state: Arc<AppState>) {
             // peer's `Closed` event, so the client learns why it was removed.
             biased;
             signal = next(&mut s.signals) => match signal {
-                Some(SessionSignal::Send(msg)) => s.out.push(msg),
-                Some(SessionSignal::Renegotiate) => {
+                Some(ParticipantSignal::Send(msg)) => s.out.push(msg),
+                Some(ParticipantSignal::Renegotiate) => {
                     s.negotiation.mark_needed();
                     s.maybe_offer().await;
                 }
-                Some(SessionSignal::Kick(reason)) => {
+                Some(ParticipantSignal::Kick(reason)) => {
                     s.out.push(ServerMessage::Leave { reason: reason.clone() });
                     close_reason = Some(reason.clone());
                     s.end = Some(reason);

@@ -8,7 +8,9 @@ use std::time::SystemTime;
 
 use cascade_sfu::PeerHandle;
 use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
-use cascade_sfu::room::{JoinRequest, ParticipantKind, Permissions, SESSION_QUEUE, SessionSignal};
+use cascade_sfu::room::{
+    JoinRequest, ParticipantKind, ParticipantSignal, Permissions, SESSION_QUEUE,
+};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::negotiation::{Negotiation, OfferAction};
 use cascade_signaling::protocol::{
@@ -45,7 +47,7 @@ pub(super) struct SignalingSession {
     /// Offer/answer state (server impolite, client polite).
     pub(super) negotiation: Negotiation,
     /// The room's signals for this member (created by `join`; the room holds the sender).
-    pub(super) signals: Option<mpsc::Receiver<SessionSignal>>,
+    pub(super) signals: Option<mpsc::Receiver<ParticipantSignal>>,
     /// The member's peer events (created by `join`; the peer holds the sender).
     pub(super) events: Option<mpsc::Receiver<PeerEvent>>,
     /// Replies to one event, sent before the next event is taken.

@@ -9,7 +9,7 @@ use tracing::info;
 
 use super::events::{Observer, ParticipantSummary, RoomEvent, RoomSummary};
 use super::{
-    Participant, Permissions, Room, RoomSettings, Rooms, SessionSignal, remove_participant,
+    Participant, ParticipantSignal, Permissions, Room, RoomSettings, Rooms, remove_participant,
 };
 
 /// The `participant` and `identity` of data messages sent by the room API.
@@ -57,7 +57,7 @@ impl Rooms {
         let ids: Vec<String> = r.participants.keys().cloned().collect();
         for id in ids {
             if let Some(p) = r.participants.get(&id) {
-                p.signal(SessionSignal::Kick("room_deleted".into()));
+                p.signal(ParticipantSignal::Kick("room_deleted".into()));
             }
             remove_participant(r, &id, "room_deleted", &self.observer);
         }
@@ -102,7 +102,7 @@ impl Rooms {
         self.with_member(room, identity, |r, id, observer| {
             let p = &r.participants[&id];
             let summary = p.summary(&r.tracks);
-            p.signal(SessionSignal::Kick("removed".into()));
+            p.signal(ParticipantSignal::Kick("removed".into()));
             remove_participant(r, &id, "removed", observer);
             Ok(summary)
         })

@@ -1,7 +1,7 @@
 //! The room model: rooms, their participants, published tracks and subscriptions.
 //!
 //! Signaling sessions call into [`Rooms`]; it decides who must be told what and who must
-//! renegotiate, and reaches each participant's session through its [`SessionSignal`] outbox.
+//! renegotiate, and reaches each participant's session through its [`ParticipantSignal`] outbox.
 //! One mutex guards the model; it is held only for bookkeeping, never across I/O or awaits.
 //! The media path never takes it: forwarding reads each track's own subscriber list.
 
@@ -34,7 +34,7 @@ use crate::track::PublishedTrack;
 
 /// What the room model asks of a participant's signaling session.
 #[derive(Debug)]
-pub enum SessionSignal {
+pub enum ParticipantSignal {
     /// Send this message to the client.
     Send(ServerMessage),
     /// The set of forwarded tracks changed: offer when the negotiation state allows.
@@ -43,7 +43,7 @@ pub enum SessionSignal {
     Kick(String),
 }
 
-/// Most [`SessionSignal`]s queued for one session. The room never waits for a session: when a
+/// Most [`ParticipantSignal`]s queued for one session. The room never waits for a session: when a
 /// session's queue is full, the participant is removed as a slow reader ([`SLOW_READER`]), and
 /// its session, whose queue then closes, ends.
 pub const SESSION_QUEUE: usize = 128;
@@ -103,7 +103,7 @@ pub struct JoinRequest {
     /// How it connects.
     pub kind: ParticipantKind,
     /// The session's outbox, of capacity [`SESSION_QUEUE`] (the room keeps the only sender).
-    pub outbox: mpsc::Sender<SessionSignal>,
+    pub outbox: mpsc::Sender<ParticipantSignal>,
     /// Where the peer's media events go (see [`crate::peer::PEER_EVENT_QUEUE`]).
     pub peer_events: mpsc::Sender<PeerEvent>,
 }
@@ -123,7 +123,7 @@ struct Participant {
     permissions: Permissions,
     auto_subscribe: bool,
     kind: ParticipantKind,
-    outbox: mpsc::Sender<SessionSignal>,
+    outbox: mpsc::Sender<ParticipantSignal>,
     /// Set when a signal found the outbox full: the participant is removed as a slow reader.
     slow: Cell<bool>,
     peer: PeerHandle,
@@ -165,14 +165,14 @@ impl Participant {
 
     /// Queues a signal without waiting; a full queue marks the participant slow (see
     /// [`Room::evict_slow`]). A closed queue means the session is ending anyway.
-    fn signal(&self, signal: SessionSignal) {
+    fn signal(&self, signal: ParticipantSignal) {
         if let Err(TrySendError::Full(_)) = self.outbox.try_send(signal) {
             self.slow.set(true);
         }
     }
 
     fn send(&self, msg: ServerMessage) {
-        self.signal(SessionSignal::Send(msg));
+        self.signal(ParticipantSignal::Send(msg));
     }
 
     fn subscribe(&mut self, track: &Arc<PublishedTrack>) -> bool {
@@ -192,7 +192,7 @@ impl Participant {
     }
 
     fn renegotiate(&self) {
-        self.signal(SessionSignal::Renegotiate);
+        self.signal(ParticipantSignal::Renegotiate);
     }
 }
 
@@ -484,7 +484,7 @@ impl Rooms {
         }
         if let Some(old) = replaced {
             if let Some(p) = room.participants.get(&old) {
-                p.signal(SessionSignal::Kick("replaced".into()));
+                p.signal(ParticipantSignal::Kick("replaced".into()));
             }
             remove_participant(room, &old, "replaced", &self.observer);
         }
@@ -740,7 +740,7 @@ impl Rooms {
     pub fn kick_all(&self, reason: &str) {
         for r in self.lock().values_mut() {
             for p in r.participants.values() {
-                p.signal(SessionSignal::Kick(reason.to_owned()));
+                p.signal(ParticipantSignal::Kick(reason.to_owned()));
             }
             r.evict_slow(&self.observer);
         }
