@@ -93,6 +93,18 @@ pub struct ServeArgs {
     /// STUN/TURN URL given to clients; repeat or comma-separate [env: CASCADE_ICE_SERVERS].
     #[arg(long = "ice-server", value_name = "URL", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
+    /// Shared secret of an external TURN server (coturn's `static-auth-secret`); prefer the env
+    /// variable, flags are visible in `ps` [env: CASCADE_TURN_SECRET] [default: none].
+    #[arg(long, value_name = "SECRET")]
+    pub turn_secret: Option<String>,
+    /// `turn:`/`turns:` URL of the external TURN server, handed out with minted credentials;
+    /// repeat or comma-separate [env: CASCADE_TURN_URLS] [default: none].
+    #[arg(long = "turn-url", value_name = "URL", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// Validity of minted TURN credentials, e.g. "12h" [env: CASCADE_TURN_CREDENTIAL_TTL]
+    /// [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub turn_credential_ttl: Option<Duration>,
     /// URL that receives webhook events (http or https); repeat or comma-separate
     /// [env: CASCADE_WEBHOOK_URLS] [default: none].
     #[arg(long = "webhook-url", value_name = "URL", value_delimiter = ',')]
@@ -155,6 +167,9 @@ impl ServeArgs {
         layer.set("log_format", self.log_format);
         layer.set("workers", self.workers);
         layer.set_list("ice_servers", &self.ice_servers);
+        layer.set("turn_secret", self.turn_secret.as_ref());
+        layer.set_list("turn_urls", &self.turn_urls);
+        layer.set_duration("turn_credential_ttl", self.turn_credential_ttl);
         layer.set_list("webhook_urls", &self.webhook_urls);
         layer.set("webhook_secret", self.webhook_secret.as_ref());
         layer.set_duration("webhook_timeout", self.webhook_timeout);

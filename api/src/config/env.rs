@@ -34,6 +34,9 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
         "log_format"             "CASCADE_LOG_FORMAT"             log_format;
         "workers"                "CASCADE_WORKERS"                parsed::<usize>;
         "ice_servers"            "CASCADE_ICE_SERVERS"            list::<String>;
+        "turn_secret"            "CASCADE_TURN_SECRET"            string;
+        "turn_urls"              "CASCADE_TURN_URLS"              list::<String>;
+        "turn_credential_ttl"    "CASCADE_TURN_CREDENTIAL_TTL"    duration;
         "webhook_urls"           "CASCADE_WEBHOOK_URLS"           list::<String>;
         "webhook_secret"         "CASCADE_WEBHOOK_SECRET"         string;
         "webhook_timeout"        "CASCADE_WEBHOOK_TIMEOUT"        duration;

@@ -35,6 +35,10 @@ pub const DEFAULT_API_KEY: &str = "devkey";
 pub const DEFAULT_API_SECRET: &str = "devsecret-cascade-development-only-0123456789";
 /// Shortest accepted API secret, in bytes (HS256 wants at least 256 bits of key).
 pub const MIN_API_SECRET_LEN: usize = 32;
+/// Validity of minted TURN credentials when none is configured.
+pub const DEFAULT_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest accepted validity of minted TURN credentials.
+pub const MAX_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Prefix of the environment variables read by [`load`].
 pub const ENV_PREFIX: &str = "CASCADE_";
 
@@ -74,6 +78,15 @@ pub struct Config {
     pub workers: usize,
     /// STUN/TURN URLs handed to clients.
     pub ice_servers: Vec<String>,
+    /// Shared secret of an external TURN server (coturn's `static-auth-secret`): when set, each
+    /// participant gets time-limited credentials for `turn_urls` (see
+    /// [`crate::turn_credentials`]).
+    pub turn_secret: Option<String>,
+    /// `turn:`/`turns:` URLs of the external TURN server, handed out with minted credentials.
+    pub turn_urls: Vec<String>,
+    /// Validity of minted TURN credentials, from the participant's join.
+    #[serde(with = "humantime_serde")]
+    pub turn_credential_ttl: Duration,
     /// URLs that receive webhook events (http or https); empty = no webhooks.
     pub webhook_urls: Vec<String>,
     /// HMAC-SHA256 key of webhook signatures; `None` = the API secret.
@@ -127,6 +140,9 @@ impl Default for Config {
             log_format: LogFormat::Text,
             workers: 0,
             ice_servers: Vec::new(),
+            turn_secret: None,
+            turn_urls: Vec::new(),
+            turn_credential_ttl: DEFAULT_TURN_CREDENTIAL_TTL,
             webhook_urls: Vec::new(),
             webhook_secret: None,
             webhook_timeout: Duration::from_secs(5),
@@ -143,12 +159,14 @@ impl Default for Config {
     }
 }
 
-/// Like a derived `Debug`, but never prints the API secret.
+/// Like a derived `Debug`, but never prints the API, webhook or TURN secrets.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_struct!(f, "Config", self, {
             http_addr, udp_port, public_ips, api_key, api_secret = "<redacted>",
-            room_empty_timeout, max_participants, log_format, workers, ice_servers, webhook_urls,
+            room_empty_timeout, max_participants, log_format, workers, ice_servers,
+            turn_secret = self.turn_secret.as_ref().map(|_| "<redacted>"),
+            turn_urls, turn_credential_ttl, webhook_urls,
             webhook_secret = self.webhook_secret.as_ref().map(|_| "<redacted>"),
             webhook_timeout, webhook_max_attempts, session_rate_limit, max_connections,
             max_connections_per_ip, header_timeout, body_timeout, drain_timeout,
@@ -186,6 +204,7 @@ impl Config {
                 "ICE server URL {url:?} must start with stun:, stuns:, turn: or turns:"
             );
         }
+        self.validate_turn()?;
         for url in &self.webhook_urls {
             parse_webhook_url(url)?;
         }
@@ -211,6 +230,33 @@ impl Config {
         ensure!(
             !self.body_timeout.is_zero(),
             "body_timeout must be longer than 0s"
+        );
+        Ok(())
+    }
+
+    /// Checks the external TURN options: secret and URLs come together, the URLs are
+    /// `turn:`/`turns:`, the credential TTL is within bounds.
+    fn validate_turn(&self) -> anyhow::Result<()> {
+        match (&self.turn_secret, self.turn_urls.is_empty()) {
+            (None, false) => bail!("turn_urls are set but turn_secret is not: set both or neither"),
+            (Some(_), true) => {
+                bail!("turn_secret is set but turn_urls are not: set both or neither")
+            }
+            (Some(secret), false) => ensure!(!secret.is_empty(), "turn_secret must not be empty"),
+            (None, true) => {}
+        }
+        for url in &self.turn_urls {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            ensure!(
+                matches!(scheme, "turn" | "turns"),
+                "TURN URL {url:?} must start with turn: or turns:"
+            );
+        }
+        ensure!(
+            !self.turn_credential_ttl.is_zero()
+                && self.turn_credential_ttl <= MAX_TURN_CREDENTIAL_TTL,
+            "turn_credential_ttl must be longer than 0s and at most {}",
+            humantime::format_duration(MAX_TURN_CREDENTIAL_TTL)
         );
         Ok(())
     }

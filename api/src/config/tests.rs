@@ -326,3 +326,97 @@ fn webhook_urls_must_be_absolute_http() {
         assert!(parse_webhook_url(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn turn_options_are_read_from_every_layer() {
+    let defaults = load_with_env(&cli(&[]), &env(&[])).unwrap();
+    assert_eq!(defaults.turn_secret, None);
+    assert!(defaults.turn_urls.is_empty());
+    assert_eq!(defaults.turn_credential_ttl, Duration::from_secs(24 * 3600));
+
+    let file = TempToml::new(
+        "turn",
+        r#"
+        turn_secret = "file-turn-secret"
+        turn_urls = ["turn:t.example:3478?transport=udp", "turns:t.example:5349"]
+        turn_credential_ttl = "12h"
+        "#,
+    );
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+    assert_eq!(config.turn_secret.as_deref(), Some("file-turn-secret"));
+    assert_eq!(
+        config.turn_urls,
+        ["turn:t.example:3478?transport=udp", "turns:t.example:5349"]
+    );
+    assert_eq!(config.turn_credential_ttl, Duration::from_secs(12 * 3600));
+
+    let vars = [
+        ("CASCADE_TURN_SECRET", "env-turn-secret"),
+        ("CASCADE_TURN_URLS", "turn:a.example, turns:b.example"),
+        ("CASCADE_TURN_CREDENTIAL_TTL", "90m"),
+    ];
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&vars)).unwrap();
+    assert_eq!(config.turn_secret.as_deref(), Some("env-turn-secret"));
+    assert_eq!(config.turn_urls, ["turn:a.example", "turns:b.example"]);
+    assert_eq!(config.turn_credential_ttl, Duration::from_secs(90 * 60));
+    assert!(!format!("{config:?}").contains("env-turn-secret"));
+
+    let flags = [
+        "--config",
+        file.arg(),
+        "--turn-secret",
+        "flag-turn-secret",
+        "--turn-url",
+        "turn:c.example,turn:d.example",
+        "--turn-url",
+        "turns:e.example",
+        "--turn-credential-ttl",
+        "1h",
+    ];
+    let config = load_with_env(&cli(&flags), &env(&vars)).unwrap();
+    assert_eq!(config.turn_secret.as_deref(), Some("flag-turn-secret"));
+    assert_eq!(
+        config.turn_urls,
+        ["turn:c.example", "turn:d.example", "turns:e.example"]
+    );
+    assert_eq!(config.turn_credential_ttl, Duration::from_secs(3600));
+    assert!(!format!("{config:?}").contains("flag-turn-secret"));
+}
+
+#[test]
+fn invalid_turn_options_are_errors() {
+    let err =
+        |vars: &[(&str, &str)]| format!("{:#}", load_with_env(&cli(&[]), &env(vars)).unwrap_err());
+    let e = err(&[("CASCADE_TURN_URLS", "turn:t.example")]);
+    assert!(e.contains("turn_secret is not"), "{e}");
+    let e = err(&[("CASCADE_TURN_SECRET", "s")]);
+    assert!(e.contains("turn_urls are not"), "{e}");
+    let secret = ("CASCADE_TURN_SECRET", "s");
+    for bad in ["stun:t.example", "http://t.example", "t.example:3478"] {
+        let e = err(&[secret, ("CASCADE_TURN_URLS", bad)]);
+        assert!(e.contains("must start with turn: or turns:"), "{bad}: {e}");
+    }
+    let urls = ("CASCADE_TURN_URLS", "turn:t.example");
+    for ttl in ["0s", "8days"] {
+        let e = err(&[secret, urls, ("CASCADE_TURN_CREDENTIAL_TTL", ttl)]);
+        assert!(e.contains("turn_credential_ttl must be"), "{ttl}: {e}");
+    }
+    let e = err(&[("CASCADE_TURN_CREDENTIAL_TTL", "soon")]);
+    assert!(e.contains("CASCADE_TURN_CREDENTIAL_TTL"), "{e}");
+    let file = TempToml::new(
+        "empty-turn-secret",
+        "turn_secret = \"\"\nturn_urls = [\"turn:t\"]",
+    );
+    let e = format!(
+        "{:#}",
+        load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap_err()
+    );
+    assert!(e.contains("turn_secret must not be empty"), "{e}");
+    assert!(
+        load_with_env(
+            &cli(&[]),
+            &env(&[secret, urls, ("CASCADE_TURN_CREDENTIAL_TTL", "7days")])
+        )
+        .is_ok()
+    );
+}

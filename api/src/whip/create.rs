@@ -4,7 +4,7 @@
 //! [`created`].
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -14,6 +14,7 @@ use cascade_sfu::room::{
     Follow, JoinRequest, ParticipantKind, ParticipantSignal, Permissions, SESSION_QUEUE,
 };
 use cascade_signaling::ErrorCode;
+use cascade_signaling::protocol::IceServer;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::mpsc;
 use tracing::info;
@@ -27,6 +28,7 @@ use crate::auth::Claims;
 use crate::rest::error::ApiError;
 use crate::rest::model::validate_name;
 use crate::state::AppState;
+use crate::turn_credentials;
 
 /// Reads the WHEP query, verifies the token, joins the room, answers the offer and registers the resource.
 pub(super) async fn create(
@@ -42,6 +44,7 @@ pub(super) async fn create(
         Protocol::Whep => Some(WhepQuery::from_uri(uri)?),
     };
     let claims = authorize(&state, protocol, &room, query.as_ref(), &headers)?;
+    let ice_servers = turn_credentials::ice_servers(&state.config, &claims.sub, SystemTime::now());
     let offer = read_body(&headers, body, SDP, MAX_OFFER).await?;
     if let Some(too_many) = take_creation_slot(&state) {
         return Ok(too_many);
@@ -56,7 +59,7 @@ pub(super) async fn create(
     };
     let etag = negotiated.etag.clone();
     let id = register(&state, protocol, &room, joined.resource, negotiated);
-    created(&state, protocol, &room, &id, &etag, joined.answer)
+    created(protocol, &room, &id, &etag, &ice_servers, joined.answer)
 }
 
 /// Checks the names, the token (for this room, with the grant the protocol needs), and that
@@ -247,11 +250,11 @@ fn register(
 
 /// `201 Created` with the answer, the resource's `Location` and `ETag`, and the ICE servers.
 fn created(
-    state: &AppState,
     protocol: Protocol,
     room: &str,
     id: &str,
     etag: &str,
+    ice_servers: &[IceServer],
     answer: String,
 ) -> Result<Response, ApiError> {
     let location = format!(
@@ -265,11 +268,70 @@ fn created(
     h.insert(header::LOCATION, header_value(&location)?);
     h.insert(header::ETAG, header_value(etag)?);
     h.insert(ACCEPT_PATCH, HeaderValue::from_static(SDPFRAG));
-    for url in &state.config.ice_servers {
-        h.append(
-            header::LINK,
-            header_value(&format!("<{url}>; rel=\"ice-server\""))?,
-        );
+    for link in ice_server_links(ice_servers) {
+        // Raw bytes: an identity in a TURN username may be UTF-8 beyond ASCII.
+        let value = HeaderValue::from_bytes(link.as_bytes())
+            .map_err(|_| ApiError::internal("header value is not valid"))?;
+        h.append(header::LINK, value);
     }
     Ok(response)
+}
+
+/// One `Link` header value per ICE server URL (RFC 9725): `<url>; rel="ice-server"`, and for a
+/// server with credentials `; username="..."; credential="..."; credential-type="password"`
+/// (quoted strings, `"` and `\` escaped).
+fn ice_server_links(servers: &[IceServer]) -> impl Iterator<Item = String> + '_ {
+    servers.iter().flat_map(|server| {
+        let credentials = match (&server.username, &server.credential) {
+            (Some(username), Some(credential)) => format!(
+                "; username={}; credential={}; credential-type=\"password\"",
+                quoted(username),
+                quoted(credential)
+            ),
+            _ => String::new(),
+        };
+        server
+            .urls
+            .iter()
+            .map(move |url| format!("<{url}>; rel=\"ice-server\"{credentials}"))
+    })
+}
+
+/// `s` as an HTTP quoted string.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_name_each_url_and_quote_credentials() {
+        let servers = [
+            IceServer {
+                urls: vec!["stun:stun.example".into()],
+                username: None,
+                credential: None,
+            },
+            IceServer {
+                urls: vec![
+                    "turn:t.example:3478?transport=udp".into(),
+                    "turns:t.example".into(),
+                ],
+                username: Some(r#"1700000000:a"b\c"#.into()),
+                credential: Some("c2VjcmV0+/=".into()),
+            },
+        ];
+        let links: Vec<String> = ice_server_links(&servers).collect();
+        let credentials = r#"; username="1700000000:a\"b\\c"; credential="c2VjcmV0+/="; credential-type="password""#;
+        assert_eq!(
+            links,
+            [
+                r#"<stun:stun.example>; rel="ice-server""#.to_owned(),
+                format!(r#"<turn:t.example:3478?transport=udp>; rel="ice-server"{credentials}"#),
+                format!(r#"<turns:t.example>; rel="ice-server"{credentials}"#),
+            ]
+        );
+    }
 }

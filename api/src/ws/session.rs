@@ -13,9 +13,7 @@ use cascade_sfu::room::{
 };
 use cascade_signaling::ErrorCode;
 use cascade_signaling::negotiation::{Negotiation, OfferAction};
-use cascade_signaling::protocol::{
-    ClientMessage, IceServer, JoinOptions, ServerMessage, parse_client,
-};
+use cascade_signaling::protocol::{ClientMessage, JoinOptions, ServerMessage, parse_client};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -23,6 +21,7 @@ use tracing::{debug, info};
 use crate::auth;
 use crate::rate_limit::RateLimit;
 use crate::state::AppState;
+use crate::turn_credentials;
 
 /// The `cascade_session_limits_total` label of messages dropped by a session rate limit.
 const RATE_LIMITED: &str = "rate_limited";
@@ -256,6 +255,7 @@ impl SignalingSession {
                 format!("token is for room `{}`, not `{asked}`", grants.room),
             ));
         }
+        let ice_servers = turn_credentials::ice_servers(config, &claims.sub, SystemTime::now());
         let (signal_sender, signals) = mpsc::channel(SESSION_QUEUE);
         let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
         let joined = self.state.rooms.join(JoinRequest {
@@ -270,16 +270,12 @@ impl SignalingSession {
         self.signals = Some(signals);
         self.events = Some(events);
         let mut message = joined.message;
-        if let ServerMessage::Joined { ice_servers, .. } = &mut message {
-            *ice_servers = config
-                .ice_servers
-                .iter()
-                .map(|url| IceServer {
-                    urls: vec![url.clone()],
-                    username: None,
-                    credential: None,
-                })
-                .collect();
+        if let ServerMessage::Joined {
+            ice_servers: joined_ice_servers,
+            ..
+        } = &mut message
+        {
+            *joined_ice_servers = ice_servers;
         }
         info!(room = %grants.room, participant = %joined.participant, "participant joined");
         self.out.push(message);

@@ -1,0 +1,245 @@
+//! Time-limited TURN credentials for an external TURN server (the "TURN REST API" scheme that
+//! coturn implements with `use-auth-secret`): the username is `<expiry-unix>:<identity>`, the
+//! credential `base64(HMAC-SHA1(secret, username))`. Minting, verification, and the ICE servers
+//! handed to one participant. Sans-I/O: the caller passes the time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cascade_signaling::protocol::IceServer;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+
+/// Why a TURN username and credential were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The username is not `<expiry-unix>:<identity>`.
+    #[error("the username is not <expiry-unix>:<identity>")]
+    Malformed,
+    /// The credential is not the HMAC of the username under the secret.
+    #[error("the credential does not match the username")]
+    Forged,
+    /// The credential is genuine, but its expiry has passed.
+    #[error("the credential has expired")]
+    Expired,
+}
+
+/// Mints the username and credential of `identity`, valid from `now` for `ttl` (whole seconds).
+pub fn mint(secret: &[u8], identity: &str, ttl: Duration, now: SystemTime) -> (String, String) {
+    let expiry = unix_seconds(now).saturating_add(ttl.as_secs());
+    let username = format!("{expiry}:{identity}");
+    let credential = credential(secret, &username);
+    (username, credential)
+}
+
+/// Verifies a username and credential at `now`; returns the identity. The credential is checked
+/// before the expiry, so [`Error::Expired`] only ever names a genuine credential. A credential
+/// is refused from its expiry second on.
+pub fn verify<'a>(
+    secret: &[u8],
+    username: &'a str,
+    credential: &str,
+    now: SystemTime,
+) -> Result<&'a str, Error> {
+    let (expiry, identity) = username.split_once(':').ok_or(Error::Malformed)?;
+    if expiry.is_empty() || !expiry.bytes().all(|b| b.is_ascii_digit()) || identity.is_empty() {
+        return Err(Error::Malformed);
+    }
+    let expiry: u64 = expiry.parse().map_err(|_| Error::Malformed)?;
+    let expected = self::credential(secret, username);
+    if !bool::from(expected.as_bytes().ct_eq(credential.as_bytes())) {
+        return Err(Error::Forged);
+    }
+    if unix_seconds(now) >= expiry {
+        return Err(Error::Expired);
+    }
+    Ok(identity)
+}
+
+/// The ICE servers handed to the participant `identity`: one per configured `ice_servers` URL,
+/// without credentials, then, with a TURN secret configured, one entry of every `turn_urls` URL
+/// with credentials minted for `identity`.
+pub fn ice_servers(config: &Config, identity: &str, now: SystemTime) -> Vec<IceServer> {
+    let mut servers: Vec<IceServer> = config
+        .ice_servers
+        .iter()
+        .map(|url| IceServer {
+            urls: vec![url.clone()],
+            username: None,
+            credential: None,
+        })
+        .collect();
+    if let Some(secret) = &config.turn_secret {
+        let (username, credential) =
+            mint(secret.as_bytes(), identity, config.turn_credential_ttl, now);
+        servers.push(IceServer {
+            urls: config.turn_urls.clone(),
+            username: Some(username),
+            credential: Some(credential),
+        });
+    }
+    servers
+}
+
+/// `base64(HMAC-SHA1(secret, username))`.
+fn credential(secret: &[u8], username: &str) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(username.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Seconds since the Unix epoch (0 before it).
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"cascade-turn-secret";
+
+    /// `base64(HMAC-SHA1("cascade-turn-secret", "1700000000:alice"))`, computed independently
+    /// with Python's standard library:
+    /// `python3 -c 'import hmac,hashlib,base64; print(base64.b64encode(hmac.new(
+    /// b"cascade-turn-secret", b"1700000000:alice", hashlib.sha1).digest()).decode())'`
+    const KNOWN_CREDENTIAL: &str = "/dR1gTetUQ6qZ1HnncG79MAQMG4=";
+    /// The same for the username `1700003600:room:alice`.
+    const KNOWN_CREDENTIAL_COLON: &str = "3bmobEm3O1tDllo3qUNtrx0J5nw=";
+
+    fn at(unix: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(unix)
+    }
+
+    #[test]
+    fn mint_matches_an_independent_computation() {
+        let (username, credential) =
+            mint(SECRET, "alice", Duration::from_secs(600), at(1_699_999_400));
+        assert_eq!(username, "1700000000:alice");
+        assert_eq!(credential, KNOWN_CREDENTIAL);
+        let (username, credential) = mint(
+            SECRET,
+            "room:alice",
+            Duration::from_secs(3600),
+            at(1_700_000_000),
+        );
+        assert_eq!(username, "1700003600:room:alice");
+        assert_eq!(credential, KNOWN_CREDENTIAL_COLON);
+    }
+
+    #[test]
+    fn minted_credentials_verify_until_their_expiry() {
+        let now = at(1_700_000_000);
+        let (username, credential) = mint(SECRET, "alice", Duration::from_secs(60), now);
+        assert_eq!(verify(SECRET, &username, &credential, now), Ok("alice"));
+        assert_eq!(
+            verify(SECRET, &username, &credential, at(1_700_000_059)),
+            Ok("alice")
+        );
+        assert_eq!(
+            verify(SECRET, &username, &credential, at(1_700_000_060)),
+            Err(Error::Expired)
+        );
+        assert_eq!(
+            verify(
+                SECRET,
+                "1700000000:alice",
+                KNOWN_CREDENTIAL,
+                at(1_800_000_000)
+            ),
+            Err(Error::Expired)
+        );
+    }
+
+    #[test]
+    fn an_identity_may_contain_colons() {
+        let now = at(1_700_000_000);
+        let (username, credential) = mint(SECRET, "a:b:c", Duration::from_secs(60), now);
+        assert_eq!(username, "1700000060:a:b:c");
+        assert_eq!(verify(SECRET, &username, &credential, now), Ok("a:b:c"));
+    }
+
+    #[test]
+    fn forged_credentials_are_refused() {
+        let now = at(1_699_999_000);
+        let forged = [
+            ("1700000000:alice", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            ("1700000000:alice", ""),
+            ("1700000000:alice", &KNOWN_CREDENTIAL[1..]),
+            ("1700000001:alice", KNOWN_CREDENTIAL), // a later expiry
+            ("1700000000:mallory", KNOWN_CREDENTIAL), // another identity
+        ];
+        for (username, credential) in forged {
+            assert_eq!(
+                verify(SECRET, username, credential, now),
+                Err(Error::Forged),
+                "{username} {credential}"
+            );
+        }
+        assert_eq!(
+            verify(b"another-secret", "1700000000:alice", KNOWN_CREDENTIAL, now),
+            Err(Error::Forged)
+        );
+        // An expired username with a wrong credential is forged, not expired.
+        assert_eq!(
+            verify(SECRET, "1:alice", KNOWN_CREDENTIAL, now),
+            Err(Error::Forged)
+        );
+    }
+
+    #[test]
+    fn malformed_usernames_are_refused() {
+        let now = at(1_699_999_000);
+        for username in [
+            "",
+            "alice",
+            ":alice",
+            "1700000000:",
+            "+1700000000:alice",
+            "-1:alice",
+            "17e8:alice",
+            "99999999999999999999999:alice",
+        ] {
+            assert_eq!(
+                verify(SECRET, username, KNOWN_CREDENTIAL, now),
+                Err(Error::Malformed),
+                "{username:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ice_servers_carry_a_minted_turn_entry_only_with_a_secret() {
+        let mut config = Config {
+            ice_servers: vec!["stun:stun.example:3478".into()],
+            ..Config::default()
+        };
+        let now = at(1_700_000_000);
+        let plain = IceServer {
+            urls: vec!["stun:stun.example:3478".into()],
+            username: None,
+            credential: None,
+        };
+        assert_eq!(ice_servers(&config, "alice", now), [plain.clone()]);
+
+        config.turn_secret = Some("cascade-turn-secret".into());
+        config.turn_urls = vec!["turn:turn.example:3478".into(), "turns:turn.example".into()];
+        config.turn_credential_ttl = Duration::from_secs(600);
+        let servers = ice_servers(&config, "alice", at(1_699_999_400));
+        assert_eq!(
+            servers,
+            [
+                plain,
+                IceServer {
+                    urls: config.turn_urls.clone(),
+                    username: Some("1700000000:alice".into()),
+                    credential: Some(KNOWN_CREDENTIAL.into()),
+                }
+            ]
+        );
+    }
+}
