@@ -224,7 +224,10 @@ mod tests {
             username: None,
             credential: None,
         };
-        assert_eq!(ice_servers(&config, "alice", now), [plain.clone()]);
+        assert_eq!(
+            ice_servers(&config, "alice", now),
+            std::slice::from_ref(&plain)
+        );
 
         config.turn_secret = Some("cascade-turn-secret".into());
         config.turn_urls = vec!["turn:turn.example:3478".into(), "turns:turn.example".into()];
