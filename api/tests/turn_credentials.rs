@@ -23,6 +23,8 @@ const TURN_URLS: [&str; 2] = [
     "turn:turn.example:3478?transport=udp",
     "turns:turn.example:5349",
 ];
+/// A WHEP viewer's identity: beyond ASCII, with quotes.
+const VIEWER: &str = "zoë \"v\"";
 const TTL: Duration = Duration::from_secs(2 * 3600);
 
 /// Configures the external TURN server (and one plain STUN server).
@@ -60,8 +62,8 @@ async fn joined_ice_servers(url: &str, room: &str, identity: &str) -> Value {
     joined["ice_servers"].clone()
 }
 
-/// One parsed `Link` header: its URL and its parameters (quoted values unquoted; the tests'
-/// values need no unescaping).
+/// One parsed `Link` header: its URL and its parameters (quoted values unquoted and
+/// unescaped; the tests' values contain no `; `).
 #[derive(Debug, PartialEq)]
 struct Link {
     url: String,
@@ -75,13 +77,24 @@ fn parse_link(value: &str) -> Link {
     let params = parts
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap();
-            (k.to_owned(), v.trim_matches('"').to_owned())
+            (k.to_owned(), unquote(v))
         })
         .collect();
     Link {
         url: url.to_owned(),
         params,
     }
+}
+
+/// The value of a quoted string (`"a\"b"` -> `a"b`).
+fn unquote(quoted: &str) -> String {
+    let inner = quoted.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
+    let mut value = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        value.push(if c == '\\' { chars.next().unwrap() } else { c });
+    }
+    value
 }
 
 /// Creates a WHIP (`Sendonly`) or WHEP (`Recvonly`) session at `base` + `path`; returns the
@@ -94,7 +107,7 @@ async fn links(base: &str, path: &str, token: &str, d: RTCRtpTransceiverDirectio
     res.headers()
         .get_all("link")
         .iter()
-        .map(|v| parse_link(v.to_str().unwrap()))
+        .map(|v| parse_link(std::str::from_utf8(v.as_bytes()).unwrap()))
         .collect()
 }
 
@@ -129,10 +142,11 @@ async fn whip_and_whep_links_carry_turn_credentials() {
             "encoder",
             RTCRtpTransceiverDirection::Sendonly,
         ),
+        // An identity beyond ASCII, with a quote: UTF-8 in an escaped quoted string.
         (
             "/whep/live",
-            viewer_token("live", "viewer"),
-            "viewer",
+            viewer_token("live", VIEWER),
+            VIEWER,
             RTCRtpTransceiverDirection::Recvonly,
         ),
     ];
