@@ -3,7 +3,7 @@
 //! exchanges packets through it; an expired or a forged credential is refused.
 //!
 //! Needs coturn's `turnserver` and `turnutils_uclient` (`.ci/run` installs the `coturn`
-//! package). Without them the test is skipped with a message, unless `CI` is set: then it fails.
+//! package). Without them the test is skipped with a message, unless `CASCADE_REQUIRE_TOOLS` is set (`.ci/run` sets it): then it fails.
 
 mod server;
 
@@ -30,7 +30,7 @@ struct Coturn {
 
 impl Coturn {
     /// Starts coturn with [`SECRET`] and waits until it listens; `None` if it is not installed
-    /// and `CI` is unset.
+    /// and `CASCADE_REQUIRE_TOOLS` is unset.
     fn start() -> Option<Self> {
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -63,10 +63,13 @@ impl Coturn {
             .spawn();
         let child = match spawned {
             Ok(child) => child,
-            Err(e) if e.kind() == ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && std::env::var_os("CASCADE_REQUIRE_TOOLS").is_none() =>
+            {
                 eprintln!(
                     "SKIPPED: coturn's `turnserver` is not installed (apt-get install coturn); \
-                     under CI (CI set) this test fails instead"
+                     with CASCADE_REQUIRE_TOOLS set (.ci/run) this test fails instead"
                 );
                 return None;
             }
