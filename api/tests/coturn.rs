@@ -3,7 +3,8 @@
 //! exchanges packets through it; an expired or a forged credential is refused.
 //!
 //! Needs coturn's `turnserver` and `turnutils_uclient` (`.ci/run` installs the `coturn`
-//! package). Without them the test is skipped with a message, unless `CASCADE_REQUIRE_TOOLS` is set (`.ci/run` sets it): then it fails.
+//! package). Without them the test is skipped with a message, unless `CASCADE_REQUIRE_TOOLS`
+//! is set (`.ci/run` sets it): then it fails.
 
 mod server;
 
