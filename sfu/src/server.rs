@@ -120,14 +120,14 @@ impl MediaServer {
         if let Some(server) = config.stun_server {
             match discover(&socket, server) {
                 Ok(mapped) if candidates.contains(&mapped) => {
-                    info!(%server, %mapped, "STUN: mapped address is already advertised, no NAT in the way");
+                    info!(%server, %mapped, "STUN: mapped address already advertised, no NAT");
                 }
                 Ok(mapped) => {
-                    info!(%server, %mapped, local_port = port, "STUN: advertising the mapped address");
+                    info!(%server, %mapped, local_port = port, "STUN: advertising mapped address");
                     candidates.push(mapped);
                 }
                 Err(reason) => {
-                    warn!(%server, %reason, "STUN discovery failed; starting without a mapped address");
+                    warn!(%server, %reason, "STUN discovery failed, starting without it");
                 }
             }
         }
