@@ -75,6 +75,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         bind: SocketAddr::new(bind_ip(&config), config.udp_port),
         public_ips: config.public_ips.clone(),
         workers: config.workers,
+        stun_server: config.resolve_stun_server()?,
         ..MediaConfig::default()
     })
     .with_context(|| format!("binding UDP port {}", config.udp_port))?;

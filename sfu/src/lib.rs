@@ -18,6 +18,7 @@ pub mod room;
 pub mod sdp;
 pub mod server;
 pub mod stats;
+pub mod stun_discovery;
 pub mod track;
 mod udp;
 pub mod worker;

@@ -30,6 +30,7 @@ use crate::demux::Demuxer;
 use crate::error::MediaError;
 use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::{MediaStats, StatsSnapshot};
+use crate::stun_discovery::{self, Reply};
 use crate::track::PublishedTrack;
 use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerAddress, PeerId, WorkerMsg};
 
@@ -46,6 +47,9 @@ pub struct MediaConfig {
     pub ice_disconnected_timeout: Duration,
     /// ...and, after this much longer, failed: it is then removed from its room.
     pub ice_failed_timeout: Duration,
+    /// STUN server asked at start-up for the media socket's public address, which is then
+    /// advertised too; `None` = no discovery.
+    pub stun_server: Option<SocketAddr>,
 }
 
 impl Default for MediaConfig {
@@ -56,6 +60,7 @@ impl Default for MediaConfig {
             workers: 0,
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(10),
+            stun_server: None,
         }
     }
 }
@@ -85,6 +90,9 @@ pub struct MediaServer {
     workers: Vec<Sender<WorkerMsg>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     candidate_ips: Vec<IpAddr>,
+    /// Every advertised candidate address: `candidate_ips` on the media port, then the
+    /// STUN-discovered address if it is another one.
+    candidates: Vec<SocketAddr>,
     ice_timeouts: (Duration, Duration),
     port: u16,
     next_peer: AtomicU64,
@@ -92,7 +100,9 @@ pub struct MediaServer {
 }
 
 impl MediaServer {
-    /// Binds the UDP port and starts the receive thread and the workers.
+    /// Binds the UDP port, asks the STUN server (if any) for its public address, and starts the
+    /// receive thread and the workers. A failed discovery is logged and the server starts
+    /// without the mapped address.
     pub fn start(config: MediaConfig) -> io::Result<Arc<Self>> {
         let socket = UdpSocket::bind(config.bind)?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -103,6 +113,24 @@ impl MediaServer {
         } else {
             config.public_ips.clone()
         };
+        let mut candidates: Vec<SocketAddr> = candidate_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+        if let Some(server) = config.stun_server {
+            match discover(&socket, server) {
+                Ok(mapped) if candidates.contains(&mapped) => {
+                    info!(%server, %mapped, "STUN: mapped address already advertised, no NAT");
+                }
+                Ok(mapped) => {
+                    info!(%server, %mapped, local_port = port, "STUN: advertising mapped address");
+                    candidates.push(mapped);
+                }
+                Err(reason) => {
+                    warn!(%server, %reason, "STUN discovery failed, starting without it");
+                }
+            }
+        }
         let n = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -138,13 +166,14 @@ impl MediaServer {
                     .spawn(move || receive_loop(&socket, &shared, &stop, &workers))?,
             );
         }
-        info!(port, workers = n, candidates = ?candidate_ips, "media plane started");
+        info!(port, workers = n, ?candidates, "media plane started");
         Ok(Arc::new(Self {
             shared,
             socket,
             workers,
             threads: Mutex::new(threads),
             candidate_ips,
+            candidates,
             ice_timeouts: (config.ice_disconnected_timeout, config.ice_failed_timeout),
             port,
             next_peer: AtomicU64::new(1),
@@ -182,17 +211,12 @@ impl MediaServer {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();
         let (ufrag, pwd) = (random_token(16), random_token(32));
-        let candidates: Vec<SocketAddr> = self
-            .candidate_ips
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, self.port))
-            .collect();
         let pc = server_peer_connection(
             &ufrag,
             &pwd,
             Some(self.ice_timeouts),
             self.shared.stats.clone(),
-            &candidates,
+            &self.candidates,
         )?;
         let me = PeerAddress {
             id,
@@ -368,6 +392,51 @@ fn receive_loop(
             }
         }
     }
+}
+
+/// Binding requests sent to the STUN server at start-up, at most...
+const STUN_ATTEMPTS: u32 = 3;
+/// ...each waited for this long.
+const STUN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Asks the STUN `server` for `socket`'s public address: up to [`STUN_ATTEMPTS`] binding
+/// requests, each answered within [`STUN_ATTEMPT_TIMEOUT`] or retried. Datagrams from other
+/// addresses or for other transactions are ignored. Runs before the receive thread starts, so
+/// nothing else reads the socket (whose read timeout bounds each wait).
+fn discover(socket: &UdpSocket, server: SocketAddr) -> Result<SocketAddr, String> {
+    let mut buf = [0u8; 1500];
+    for _ in 0..STUN_ATTEMPTS {
+        let (id, request) = stun_discovery::binding_request();
+        socket
+            .send_to(&request, server)
+            .map_err(|e| format!("sending the binding request: {e}"))?;
+        let deadline = Instant::now() + STUN_ATTEMPT_TIMEOUT;
+        while Instant::now() < deadline {
+            let (n, from) = match socket.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(format!("receiving the binding response: {e}")),
+            };
+            if from != server {
+                continue;
+            }
+            match stun_discovery::parse_response(&buf[..n], &id) {
+                Some(Reply::Mapped(mapped)) => return Ok(mapped),
+                Some(Reply::Refused(why)) => return Err(why),
+                None => {}
+            }
+        }
+    }
+    Err(format!(
+        "no response after {STUN_ATTEMPTS} attempts of {STUN_ATTEMPT_TIMEOUT:?}"
+    ))
 }
 
 /// The host's IPv4 interface addresses, loopback excluded unless it is the only one.

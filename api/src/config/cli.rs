@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// [default: the host's interface addresses].
     #[arg(long = "public-ip", value_name = "IP", value_delimiter = ',')]
     pub public_ips: Vec<IpAddr>,
+    /// STUN server asked at start-up for the media port's public address, which is then
+    /// advertised too [env: CASCADE_STUN_SERVER] [default: none].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub stun_server: Option<String>,
     /// API key, the issuer of accepted tokens [env: CASCADE_API_KEY] [default: devkey].
     #[arg(long, value_name = "KEY", global = true)]
     pub api_key: Option<String>,
@@ -160,6 +164,7 @@ impl ServeArgs {
         layer.set("http_addr", self.http_addr);
         layer.set("udp_port", self.udp_port);
         layer.set_list("public_ips", &self.public_ips);
+        layer.set("stun_server", self.stun_server.as_ref());
         layer.set("api_key", self.api_key.as_ref());
         layer.set("api_secret", self.api_secret.as_ref());
         layer.set_duration("room_empty_timeout", self.room_empty_timeout);

@@ -27,6 +27,7 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
         "http_addr"              "CASCADE_HTTP_ADDR"              parsed::<SocketAddr>;
         "udp_port"               "CASCADE_UDP_PORT"               parsed::<u16>;
         "public_ips"             "CASCADE_PUBLIC_IP"              list::<IpAddr>;
+        "stun_server"            "CASCADE_STUN_SERVER"            string;
         "api_key"                "CASCADE_API_KEY"                string;
         "api_secret"             "CASCADE_API_SECRET"             string;
         "room_empty_timeout"     "CASCADE_ROOM_EMPTY_TIMEOUT"     duration;

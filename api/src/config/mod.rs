@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
@@ -63,6 +63,9 @@ pub struct Config {
     pub udp_port: u16,
     /// Addresses advertised in ICE candidates (1:1 NAT); empty = the host's interface addresses.
     pub public_ips: Vec<IpAddr>,
+    /// STUN server (`HOST:PORT`) asked at start-up for the media port's public address, which
+    /// is then advertised too; `None` = no discovery.
+    pub stun_server: Option<String>,
     /// API key: the `iss` of accepted tokens.
     pub api_key: String,
     /// API secret: the HS256 key of accepted tokens (at least 32 bytes).
@@ -133,6 +136,7 @@ impl Default for Config {
             http_addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 7880),
             udp_port: 7882,
             public_ips: Vec::new(),
+            stun_server: None,
             api_key: DEFAULT_API_KEY.to_owned(),
             api_secret: DEFAULT_API_SECRET.to_owned(),
             room_empty_timeout: Duration::from_secs(30),
@@ -163,7 +167,7 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_struct!(f, "Config", self, {
-            http_addr, udp_port, public_ips, api_key, api_secret = "<redacted>",
+            http_addr, udp_port, public_ips, stun_server, api_key, api_secret = "<redacted>",
             room_empty_timeout, max_participants, log_format, workers, ice_servers,
             turn_secret = self.turn_secret.as_ref().map(|_| "<redacted>"),
             turn_urls, turn_credential_ttl, webhook_urls,
@@ -196,6 +200,9 @@ impl Config {
         );
         if let Some(ip) = self.public_ips.iter().find(|ip| ip.is_unspecified()) {
             bail!("public IP {ip} is unspecified and cannot be advertised");
+        }
+        if let Some(server) = &self.stun_server {
+            split_host_port(server)?;
         }
         for url in &self.ice_servers {
             let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
@@ -234,6 +241,23 @@ impl Config {
         Ok(())
     }
 
+    /// The STUN server's address: `stun_server` resolved now (its first IPv4 address: the media
+    /// socket is IPv4); `None` if unset.
+    pub fn resolve_stun_server(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let Some(server) = &self.stun_server else {
+            return Ok(None);
+        };
+        let (host, port) = split_host_port(server)?;
+        let addrs = (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("stun_server {server:?} does not resolve"))?;
+        addrs
+            .into_iter()
+            .find(SocketAddr::is_ipv4)
+            .map(Some)
+            .ok_or_else(|| anyhow!("stun_server {server:?} has no IPv4 address"))
+    }
+
     /// Checks the external TURN options: secret and URLs come together, the URLs are
     /// `turn:`/`turns:`, the credential TTL is within bounds.
     fn validate_turn(&self) -> anyhow::Result<()> {
@@ -260,6 +284,18 @@ impl Config {
         );
         Ok(())
     }
+}
+
+/// Splits a `stun_server` value into host (brackets of an IPv6 literal removed) and port.
+fn split_host_port(server: &str) -> anyhow::Result<(&str, u16)> {
+    let parsed = server.rsplit_once(':').and_then(|(host, port)| {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Some((host, port.parse().ok()?)).filter(|(host, _)| !host.is_empty())
+    });
+    parsed.ok_or_else(|| anyhow!("stun_server {server:?} must be HOST:PORT"))
 }
 
 /// Parses a webhook URL: absolute, `http` or `https`, with a host.

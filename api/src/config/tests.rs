@@ -420,3 +420,54 @@ fn invalid_turn_options_are_errors() {
         .is_ok()
     );
 }
+
+#[test]
+fn stun_server_is_read_from_every_layer_and_resolved() {
+    let config = load_with_env(&cli(&[]), &env(&[])).unwrap();
+    assert_eq!(config.stun_server, None);
+    assert_eq!(config.resolve_stun_server().unwrap(), None);
+
+    let file = TempToml::new("stun", "stun_server = \"127.0.0.1:3478\"");
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+    assert_eq!(config.stun_server.as_deref(), Some("127.0.0.1:3478"));
+    let config = load_with_env(
+        &cli(&["--config", file.arg()]),
+        &env(&[("CASCADE_STUN_SERVER", "localhost:3479")]),
+    )
+    .unwrap();
+    assert_eq!(config.stun_server.as_deref(), Some("localhost:3479"));
+    assert_eq!(
+        config.resolve_stun_server().unwrap(),
+        Some("127.0.0.1:3479".parse().unwrap()),
+        "the host is resolved to its IPv4 address"
+    );
+    let config = load_with_env(
+        &cli(&["--stun-server", "192.0.2.1:19302"]),
+        &env(&[("CASCADE_STUN_SERVER", "localhost:3479")]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.resolve_stun_server().unwrap(),
+        Some("192.0.2.1:19302".parse().unwrap())
+    );
+}
+
+#[test]
+fn invalid_stun_server_is_an_error() {
+    for bad in [
+        "stun.example.org",
+        ":3478",
+        "host:port",
+        "host:70000",
+        "stun:host:x",
+    ] {
+        let e = load_with_env(&cli(&["--stun-server", bad]), &env(&[])).unwrap_err();
+        assert!(format!("{e:#}").contains("HOST:PORT"), "{bad}: {e:#}");
+    }
+    let config = Config {
+        stun_server: Some("no-such-host.invalid:3478".into()),
+        ..Config::default()
+    };
+    let e = config.resolve_stun_server().unwrap_err();
+    assert!(format!("{e:#}").contains("does not resolve"), "{e:#}");
+}
