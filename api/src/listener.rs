@@ -6,6 +6,11 @@
 //! `accept` until both its HTTP connection and any WebSocket it was upgraded to have ended:
 //! every request carries a [`ConnectionSlot`] that the WebSocket handler keeps.
 //! Past a cap the connection gets a `503` written without waiting and is closed at once.
+//!
+//! With TLS ([`crate::tls`]) a connection's slot is taken before its handshake, which must end
+//! within `tls_handshake_timeout`; ALPN then picks HTTP/2 or HTTP/1.1 (WebSockets use
+//! HTTP/1.1: extended CONNECT is not offered, so browsers open an HTTP/1.1 connection for
+//! them). Plain HTTP is HTTP/1.1 only.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,13 +28,15 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service as _;
 
 use crate::metrics::ConnectionCounters;
 use crate::rest::error::{ApiError, codes};
+use crate::tls::Tls;
 
 /// Limits of the accept loop (from the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,19 +133,34 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r
 Content-Type: application/json\r\nRetry-After: 1\r\nContent-Length: 87\r\n\r\n\
 {\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many connections, retry later\"}}";
 
-/// Serves `app` on `listener` until `stop` turns true, within `limits`.
+/// The HTTP protocol builders shared by all connections.
+struct Http {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `stop` turns true, within
+/// `limits`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Tls>,
     counters: ConnectionCounters,
     mut stop: watch::Receiver<bool>,
 ) {
     let table = Arc::new(Mutex::new(ConnectionTable::default()));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let http = Arc::new(http);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout)
+        .max_concurrent_streams(100);
+    let http = Arc::new(Http { http1, http2 });
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -169,15 +191,18 @@ pub async fn serve(
             }),
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            app.clone(),
-            http.clone(),
+        let conn = Connection {
+            app: app.clone(),
+            http: http.clone(),
             slot,
-            limits.body_timeout,
-            counters.clone(),
-            stop.clone(),
-        ));
+            body_timeout: limits.body_timeout,
+            counters: counters.clone(),
+            stop: stop.clone(),
+        };
+        match &tls {
+            None => tokio::spawn(conn.serve(stream, false)),
+            Some(tls) => tokio::spawn(conn.handshake(stream, tls.clone())),
+        };
     }
 }
 
@@ -186,36 +211,86 @@ fn refuse(stream: TcpStream) {
     let _ = stream.try_write(REFUSED);
 }
 
-async fn connection(
-    stream: TcpStream,
+/// One accepted connection and what serving it takes.
+struct Connection {
     app: Router,
-    http: Arc<hyper::server::conn::http1::Builder>,
+    http: Arc<Http>,
     slot: ConnectionSlot,
     body_timeout: Duration,
     counters: ConnectionCounters,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Runs the TLS handshake within its timeout, then serves the protocol ALPN chose.
+    async fn handshake(self, stream: TcpStream, tls: Tls) {
+        let accepted =
+            tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream)).await;
+        match accepted {
+            Ok(Ok(stream)) => {
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.serve(stream, h2).await
+            }
+            Ok(Err(e)) => tracing::debug!("TLS handshake: {e}"),
+            Err(_) => {
+                self.counters.timed_out("tls_handshake");
+                tracing::debug!("TLS handshake timed out");
+            }
+        }
+    }
+
+    /// Serves HTTP/2 (`h2`) or HTTP/1.1 with upgrades on `io` until it closes or `stop`.
+    async fn serve<I>(self, io: I, h2: bool)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            app,
+            http,
+            slot,
+            body_timeout,
+            counters,
+            stop,
+        } = self;
+        let request_counters = counters.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(slot.clone());
+            handle(app.clone(), req, body_timeout, request_counters.clone())
+        });
+        let io = TokioIo::new(io);
+        let result = if h2 {
+            let conn = http.http2.serve_connection(io, service);
+            until_stopped(conn, stop, |c| c.graceful_shutdown()).await
+        } else {
+            let conn = http.http1.serve_connection(io, service).with_upgrades();
+            until_stopped(conn, stop, |c| c.graceful_shutdown()).await
+        };
+        if let Err(e) = result {
+            if e.is_timeout() {
+                counters.timed_out("header");
+            }
+            tracing::debug!("http connection: {e}");
+        }
+    }
+}
+
+/// Drives a connection to its end; when `stop` turns true first, shuts it down gracefully
+/// (`shutdown`) and waits for that.
+async fn until_stopped<C>(
+    conn: C,
     mut stop: watch::Receiver<bool>,
-) {
-    let request_counters = counters.clone();
-    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(slot.clone());
-        handle(app.clone(), req, body_timeout, request_counters.clone())
-    });
-    let conn = http
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    shutdown: impl FnOnce(Pin<&mut C>),
+) -> C::Output
+where
+    C: Future,
+{
     tokio::pin!(conn);
-    let result = tokio::select! {
+    tokio::select! {
         result = conn.as_mut() => result,
         _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
+            shutdown(conn.as_mut());
             conn.await
         }
-    };
-    if let Err(e) = result {
-        if e.is_timeout() {
-            counters.timed_out("header");
-        }
-        tracing::debug!("http connection: {e}");
     }
 }
 

@@ -9,6 +9,7 @@ use anyhow::anyhow;
 use cascade_api::auth::{self, Grants};
 use cascade_api::config::{self, Cli, Command, Config, LogFormat, TokenArgs};
 use cascade_api::server::{self, Exit, ServerHandle};
+use cascade_api::tls::{Source, Tls};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
@@ -123,7 +124,7 @@ fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
 }
 
 /// Tells the operator where the server is reachable: a banner in text mode, log events in JSON
-/// mode, with the addresses actually bound.
+/// mode, with the addresses actually bound, the public URL, and what TLS serves.
 fn announce(handle: &ServerHandle, format: LogFormat) {
     let config = &handle.state.config;
     // An unspecified listen address is reachable on loopback: show a URL one can open.
@@ -133,28 +134,51 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
         ip => ip,
     };
     let http = SocketAddr::new(ip, handle.http_addr.port());
+    let (scheme, ws) = if handle.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let local = format!("{scheme}://{http}/");
+    let open = config.public_url.clone().unwrap_or_else(|| local.clone());
     let udp = handle.udp_addr();
     let interfaces = match udp.ip() {
         ip if ip.is_unspecified() => "all interfaces",
         ip if ip.is_loopback() => "loopback only",
         _ => "one interface",
     };
-    let advertised = match config.public_ips.as_slice() {
-        [] => "the host's interface addresses".to_owned(),
-        ips => ips
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
+    let advertised = handle
+        .state
+        .media()
+        .candidates()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let version = env!("CARGO_PKG_VERSION");
     const MINT: &str = "cargo run --release -- token --room demo --identity alice";
+    // Browsers give a page the camera only in a secure context: HTTPS, or localhost.
+    let plain_in_production =
+        handle.tls.is_none() && !config.is_dev_secret() && !open.starts_with("https://");
+    const PLAIN: &str = "serving plain HTTP: browsers allow camera and microphone only on \
+        https:// pages (or localhost). Set --tls-cert and --tls-key, or put a TLS reverse proxy \
+        in front and set --public-url https://... (docs/deployment.md)";
     match format {
         LogFormat::Text => {
             eprintln!("Cascade {version}");
-            eprintln!("  HTTP:       http://{http}/");
-            eprintln!("  WebSocket:  ws://{http}/ws");
+            eprintln!("  Open:       {open}");
+            if config.public_url.is_some() {
+                eprintln!("  Listening:  {local}");
+            }
+            eprintln!("  WebSocket:  {ws}://{http}/ws");
             eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
+            if let Some(tls) = &handle.tls {
+                print_tls(tls);
+            }
+            if plain_in_production {
+                eprintln!();
+                eprintln!("WARNING: {PLAIN}");
+            }
             if config.is_dev_secret() {
                 eprintln!();
                 eprintln!("WARNING: using the built-in development API key and secret.");
@@ -165,22 +189,58 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
             }
             eprintln!();
         }
-        LogFormat::Json if config.is_dev_secret() => tracing::warn!(
-            api_key = %config.api_key,
-            api_secret = %config.api_secret,
-            mint_a_token = MINT,
-            "using the built-in development API key and secret: they are public; for \
-             development only, never in production"
-        ),
-        LogFormat::Json => {}
+        LogFormat::Json => {
+            if config.is_dev_secret() {
+                tracing::warn!(
+                    api_key = %config.api_key,
+                    api_secret = %config.api_secret,
+                    mint_a_token = MINT,
+                    "using the built-in development API key and secret: they are public; for \
+                     development only, never in production"
+                );
+            }
+            if plain_in_production {
+                tracing::warn!("{PLAIN}");
+            }
+        }
     }
+    let tls = handle.tls.as_ref();
     tracing::info!(
         version,
-        http = %format!("http://{http}/"),
-        websocket = %format!("ws://{http}/ws"),
+        open = %open,
+        http = %local,
+        websocket = %format!("{ws}://{http}/ws"),
         udp = %udp,
         udp_interfaces = interfaces,
         advertised = %advertised,
+        tls_fingerprint = tls.map(|t| t.fingerprint()),
         "cascade serving"
     );
+}
+
+/// The TLS lines of the banner: where the certificate comes from, its fingerprint, and for a
+/// generated one what browsers will say and how to get past it.
+fn print_tls(tls: &Tls) {
+    let fingerprint = tls.fingerprint();
+    match &tls.source {
+        Source::Files { cert, .. } => {
+            eprintln!(
+                "  TLS:        {} (reloaded on change or SIGHUP)",
+                cert.display()
+            );
+            eprintln!("              SHA-256 {fingerprint}");
+        }
+        Source::SelfSigned { spki_sha256 } => {
+            eprintln!("  TLS:        self-signed development certificate, made at start-up");
+            eprintln!("              SHA-256 {fingerprint}");
+            eprintln!(
+                "              Browsers will say it is not trusted (Chrome: \"Your connection is \
+                 not private\", NET::ERR_CERT_AUTHORITY_INVALID; Firefox: SEC_ERROR_UNKNOWN_ISSUER)."
+            );
+            eprintln!(
+                "              Check the fingerprint, then Advanced > Proceed; or start Chromium \
+                 with --ignore-certificate-errors-spki-list={spki_sha256}"
+            );
+        }
+    }
 }

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::listener::{self, Limits};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::tls::Tls;
 use crate::webhooks::{self, WebhookSettings, Webhooks};
 use crate::ws::{self, WS_PATH};
 
@@ -29,6 +30,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct ServerHandle {
     /// Where HTTP is served.
     pub http_addr: SocketAddr,
+    /// The TLS side of the HTTP port; `None` = plain HTTP.
+    pub tls: Option<Tls>,
     /// Shared state, for inspection by tests.
     pub state: Arc<AppState>,
     task: tokio::task::JoinHandle<()>,
@@ -45,9 +48,10 @@ impl ServerHandle {
         SocketAddr::new(bind_ip(&self.state.config), self.udp_port())
     }
 
-    /// The WebSocket URL.
+    /// The WebSocket URL (`wss:` with TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{WS_PATH}", self.http_addr)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{WS_PATH}", self.http_addr)
     }
 
     /// Tells every participant to leave, waits briefly for them, then stops serving.
@@ -71,6 +75,7 @@ impl ServerHandle {
 /// Binds the HTTP and UDP ports and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     let mut bind = config.http_addr;
+    let tls = Tls::from_config(&config).context("setting up TLS")?;
     let media = MediaServer::start(MediaConfig {
         bind: SocketAddr::new(bind_ip(&config), config.udp_port),
         public_ips: config.public_ips.clone(),
@@ -115,15 +120,20 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         header_timeout: config.header_timeout,
         body_timeout: config.body_timeout,
     };
+    if let Some(tls) = &tls {
+        tokio::spawn(tls.clone().watch(state.shutdown_signal()));
+    }
     let task = tokio::spawn(listener::serve(
         listener,
         app,
         limits,
+        tls.clone(),
         state.metrics.connections(),
         state.shutdown_signal(),
     ));
     Ok(ServerHandle {
         http_addr: bind,
+        tls,
         state,
         task,
     })

@@ -186,6 +186,11 @@ impl MediaServer {
         self.port
     }
 
+    /// Every advertised candidate address, the STUN-discovered one included.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.candidates
+    }
+
     /// The addresses advertised in ICE candidates.
     pub fn candidate_ips(&self) -> &[IpAddr] {
         &self.candidate_ips

@@ -63,6 +63,25 @@ pub struct ServeArgs {
     /// HTTP/WebSocket listen address [env: CASCADE_HTTP_ADDR] [default: 0.0.0.0:7880].
     #[arg(long, value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// URL users reach the server at, e.g. https://cascade.example.com (banner, invite links)
+    /// [env: CASCADE_PUBLIC_URL] [default: the listen address].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain: the HTTP port speaks HTTPS/WSS; reloaded when the file changes
+    /// or on SIGHUP [env: CASCADE_TLS_CERT] [default: none, plain HTTP].
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [env: CASCADE_TLS_KEY] [default: none].
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at start-up, for development
+    /// [env: CASCADE_TLS_SELF_SIGNED] [default: false].
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// Time a client has to complete its TLS handshake, e.g. "10s"
+    /// [env: CASCADE_TLS_HANDSHAKE_TIMEOUT] [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Option<Duration>,
     /// UDP media port, bound on 0.0.0.0 (loopback if --http-addr is); 0 = ephemeral [env: CASCADE_UDP_PORT] [default: 7882].
     #[arg(long, value_name = "PORT")]
     pub udp_port: Option<u16>,
@@ -162,6 +181,11 @@ impl ServeArgs {
     pub(super) fn layer(&self) -> Layer {
         let mut layer = Layer::default();
         layer.set("http_addr", self.http_addr);
+        layer.set("public_url", self.public_url.as_ref());
+        layer.set("tls_cert", self.tls_cert.as_ref());
+        layer.set("tls_key", self.tls_key.as_ref());
+        layer.set("tls_self_signed", self.tls_self_signed.then_some(true));
+        layer.set_duration("tls_handshake_timeout", self.tls_handshake_timeout);
         layer.set("udp_port", self.udp_port);
         layer.set_list("public_ips", &self.public_ips);
         layer.set("stun_server", self.stun_server.as_ref());

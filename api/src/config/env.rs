@@ -25,6 +25,11 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
     }
     read! {
         "http_addr"              "CASCADE_HTTP_ADDR"              parsed::<SocketAddr>;
+        "public_url"             "CASCADE_PUBLIC_URL"             string;
+        "tls_cert"               "CASCADE_TLS_CERT"               string;
+        "tls_key"                "CASCADE_TLS_KEY"                string;
+        "tls_self_signed"        "CASCADE_TLS_SELF_SIGNED"        parsed::<bool>;
+        "tls_handshake_timeout"  "CASCADE_TLS_HANDSHAKE_TIMEOUT"  duration;
         "udp_port"               "CASCADE_UDP_PORT"               parsed::<u16>;
         "public_ips"             "CASCADE_PUBLIC_IP"              list::<IpAddr>;
         "stun_server"            "CASCADE_STUN_SERVER"            string;

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
@@ -39,6 +40,8 @@ pub const MIN_API_SECRET_LEN: usize = 32;
 pub const DEFAULT_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest accepted validity of minted TURN credentials.
 pub const MAX_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Time a client has to complete its TLS handshake when none is configured.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prefix of the environment variables read by [`load`].
 pub const ENV_PREFIX: &str = "CASCADE_";
 
@@ -59,6 +62,19 @@ pub enum LogFormat {
 pub struct Config {
     /// Address of the HTTP/WebSocket listener.
     pub http_addr: SocketAddr,
+    /// The URL users reach the server at (`https://cascade.example.com`), e.g. through a reverse
+    /// proxy: shown in the banner and the demo's invite links; `None` = the listen address.
+    pub public_url: Option<String>,
+    /// PEM certificate chain of the HTTP port: with `tls_key`, the port speaks HTTPS and WSS.
+    /// Reloaded when the file changes or on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at start-up (development; browsers warn).
+    pub tls_self_signed: bool,
+    /// Time a client has to complete its TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
     /// The one UDP port for all media, bound on 0.0.0.0 (0 = ephemeral, for tests).
     pub udp_port: u16,
     /// Addresses advertised in ICE candidates (1:1 NAT); empty = the host's interface addresses.
@@ -134,6 +150,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 7880),
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             udp_port: 7882,
             public_ips: Vec::new(),
             stun_server: None,
@@ -167,7 +188,8 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_struct!(f, "Config", self, {
-            http_addr, udp_port, public_ips, stun_server, api_key, api_secret = "<redacted>",
+            http_addr, public_url, tls_cert, tls_key, tls_self_signed, tls_handshake_timeout,
+            udp_port, public_ips, stun_server, api_key, api_secret = "<redacted>",
             room_empty_timeout, max_participants, log_format, workers, ice_servers,
             turn_secret = self.turn_secret.as_ref().map(|_| "<redacted>"),
             turn_urls, turn_credential_ttl, webhook_urls,
@@ -191,7 +213,16 @@ impl Config {
         self.webhook_secret.as_deref().unwrap_or(&self.api_secret)
     }
 
+    /// Whether the HTTP port speaks TLS (a certificate file or a generated one).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
+        self.validate_tls()?;
+        if let Some(url) = &self.public_url {
+            parse_public_url(url)?;
+        }
         ensure!(!self.api_key.is_empty(), "api_key must not be empty");
         ensure!(
             self.api_secret.len() >= MIN_API_SECRET_LEN,
@@ -284,6 +315,45 @@ impl Config {
         );
         Ok(())
     }
+}
+
+impl Config {
+    /// Checks the TLS options: certificate and key come together, and exclude a generated one.
+    fn validate_tls(&self) -> anyhow::Result<()> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => bail!("tls_cert is set but tls_key is not: set both or neither"),
+            (None, Some(_)) => bail!("tls_key is set but tls_cert is not: set both or neither"),
+            _ => {}
+        }
+        ensure!(
+            !(self.tls_self_signed && self.tls_cert.is_some()),
+            "tls_self_signed and tls_cert exclude each other: use one"
+        );
+        ensure!(
+            !self.tls_handshake_timeout.is_zero(),
+            "tls_handshake_timeout must be longer than 0s"
+        );
+        Ok(())
+    }
+}
+
+/// Parses a `public_url`: absolute `http` or `https` with a host, and no path, query or fragment
+/// beyond `/`.
+pub fn parse_public_url(url: &str) -> anyhow::Result<reqwest::Url> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("public_url {url:?}"))?;
+    ensure!(
+        matches!(parsed.scheme(), "http" | "https"),
+        "public_url {url:?} must start with http:// or https://"
+    );
+    ensure!(
+        parsed.host_str().is_some_and(|h| !h.is_empty()),
+        "public_url {url:?} has no host"
+    );
+    ensure!(
+        parsed.path() == "/" && parsed.query().is_none() && parsed.fragment().is_none(),
+        "public_url {url:?} must be just scheme, host and port (no path, query or fragment)"
+    );
+    Ok(parsed)
 }
 
 /// Splits a `stun_server` value into host (brackets of an IPv6 literal removed) and port.

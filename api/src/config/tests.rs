@@ -471,3 +471,86 @@ fn invalid_stun_server_is_an_error() {
     let e = config.resolve_stun_server().unwrap_err();
     assert!(format!("{e:#}").contains("does not resolve"), "{e:#}");
 }
+
+#[test]
+fn tls_and_public_url_options_are_read_from_every_layer() {
+    let defaults = load_with_env(&cli(&[]), &env(&[])).unwrap();
+    assert!(!defaults.tls_enabled());
+    assert_eq!(defaults.public_url, None);
+    assert_eq!(defaults.tls_handshake_timeout, Duration::from_secs(10));
+
+    let file = TempToml::new(
+        "tls",
+        "tls_cert = \"/etc/cascade/cert.pem\"\ntls_key = \"/etc/cascade/key.pem\"\n\
+         tls_handshake_timeout = \"3s\"\npublic_url = \"https://sfu.example.com\"",
+    );
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+    assert!(config.tls_enabled());
+    assert_eq!(
+        config.tls_cert,
+        Some(PathBuf::from("/etc/cascade/cert.pem"))
+    );
+    assert_eq!(config.tls_key, Some(PathBuf::from("/etc/cascade/key.pem")));
+    assert_eq!(config.tls_handshake_timeout, Duration::from_secs(3));
+    assert_eq!(
+        config.public_url.as_deref(),
+        Some("https://sfu.example.com")
+    );
+
+    let config = load_with_env(
+        &cli(&["--config", file.arg(), "--tls-handshake-timeout", "5s"]),
+        &env(&[
+            ("CASCADE_TLS_CERT", "/env/cert.pem"),
+            ("CASCADE_TLS_KEY", "/env/key.pem"),
+            ("CASCADE_PUBLIC_URL", "https://env.example:8443"),
+            ("CASCADE_TLS_HANDSHAKE_TIMEOUT", "7s"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.tls_cert, Some(PathBuf::from("/env/cert.pem")));
+    assert_eq!(
+        config.public_url.as_deref(),
+        Some("https://env.example:8443")
+    );
+    assert_eq!(config.tls_handshake_timeout, Duration::from_secs(5));
+
+    let config = load_with_env(&cli(&[]), &env(&[("CASCADE_TLS_SELF_SIGNED", "true")])).unwrap();
+    assert!(config.tls_self_signed && config.tls_enabled());
+    let config = load_with_env(&cli(&["--tls-self-signed"]), &env(&[])).unwrap();
+    assert!(config.tls_self_signed);
+}
+
+#[test]
+fn invalid_tls_and_public_url_options_are_errors() {
+    let err = |args: &[&str], vars: &[(&str, &str)]| {
+        format!("{:#}", load_with_env(&cli(args), &env(vars)).unwrap_err())
+    };
+    let e = err(&["--tls-cert", "c.pem"], &[]);
+    assert!(e.contains("tls_key is not"), "{e}");
+    let e = err(&["--tls-key", "k.pem"], &[]);
+    assert!(e.contains("tls_cert is not"), "{e}");
+    let e = err(
+        &[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-self-signed",
+        ],
+        &[],
+    );
+    assert!(e.contains("exclude each other"), "{e}");
+    let e = err(&["--tls-handshake-timeout", "0s"], &[]);
+    assert!(e.contains("tls_handshake_timeout must be"), "{e}");
+    let e = err(&[], &[("CASCADE_TLS_SELF_SIGNED", "maybe")]);
+    assert!(e.contains("CASCADE_TLS_SELF_SIGNED"), "{e}");
+    for bad in [
+        "sfu.example.com",
+        "ftp://sfu.example.com",
+        "https://sfu.example.com/room",
+        "https://sfu.example.com/?x=1",
+    ] {
+        let e = err(&["--public-url", bad], &[]);
+        assert!(e.contains("public_url"), "{bad}: {e}");
+    }
+}
