@@ -73,9 +73,11 @@ fn serve(config: Config) -> ExitCode {
         Err(e) => return report(format, &anyhow!("starting the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
+        // Caught from before the banner: a SIGTERM right after it drains rather than kills.
+        let signals = server::Signals::new()?;
         let handle = server::start(config).await?;
         announce(&handle, format);
-        server::run(handle).await
+        server::run(handle, signals).await
     });
     // Tasks still running after a cut-short drain are not waited for.
     runtime.shutdown_background();

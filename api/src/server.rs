@@ -148,10 +148,9 @@ pub enum Exit {
     Interrupted,
 }
 
-/// Serves until drained, then shuts down gracefully. The first SIGINT or SIGTERM begins the
-/// drain (as does `POST /api/drain`); a second one returns at once.
-pub async fn run(handle: ServerHandle) -> anyhow::Result<Exit> {
-    let mut signals = Signals::new()?;
+/// Serves until drained, then shuts down gracefully. The first SIGINT or SIGTERM caught by
+/// `signals` begins the drain (as does `POST /api/drain`); a second one returns at once.
+pub async fn run(handle: ServerHandle, mut signals: Signals) -> anyhow::Result<Exit> {
     let state = handle.state.clone();
     loop {
         tokio::select! {
@@ -171,14 +170,16 @@ pub async fn run(handle: ServerHandle) -> anyhow::Result<Exit> {
     Ok(Exit::Drained)
 }
 
-/// SIGINT and SIGTERM, as a stream.
-struct Signals {
+/// SIGINT and SIGTERM, as a stream; caught from [`Signals::new`] on, so create it before the
+/// server announces itself.
+pub struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn new() -> anyhow::Result<Self> {
+    /// Installs the handlers.
+    pub fn new() -> anyhow::Result<Self> {
         Ok(Self {
             #[cfg(unix)]
             term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -175,6 +175,10 @@ async fn serves_then_drains_on_sigterm_and_tells_participants_at_the_drain_timeo
     assert!(udp.starts_with("127.0.0.1:"), "{udp}");
     assert!(udp.contains("(loopback only)"), "{udp}");
     assert!(!banner.contains("all interfaces"), "{banner}");
+    assert!(
+        banner.contains("WARNING: serving plain HTTP"),
+        "an operator secret without TLS is warned about: {banner}"
+    );
     let port: u16 = udp["127.0.0.1:".len()..]
         .split(' ')
         .next()
@@ -294,6 +298,86 @@ async fn json_log_format_writes_only_json_lines() {
         events.len() >= 4,
         "start, join, drain and stop are logged: {events:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banner_shows_the_public_url_and_the_generated_certificate() {
+    let mut srv = Running::start(&[
+        ("CASCADE_TLS_SELF_SIGNED", "true"),
+        ("CASCADE_PUBLIC_URL", "https://sfu.example.com"),
+    ])
+    .await;
+    let banner = srv.stderr.join("\n");
+    let line = |label: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in {banner}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(line("Open:"), "https://sfu.example.com");
+    assert_eq!(
+        line("Listening:"),
+        format!("https://127.0.0.1:{}/", srv.http)
+    );
+    assert_eq!(
+        line("WebSocket:"),
+        format!("wss://127.0.0.1:{}/ws", srv.http)
+    );
+    assert!(line("TLS:").starts_with("self-signed"), "{banner}");
+    let fingerprint = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SHA-256 "))
+        .expect("the fingerprint");
+    assert_eq!(fingerprint.len(), 95, "{fingerprint}");
+    assert!(
+        banner.contains("NET::ERR_CERT_AUTHORITY_INVALID"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("--ignore-certificate-errors-spki-list="),
+        "{banner}"
+    );
+    assert!(!banner.contains("plain HTTP"), "{banner}");
+    srv.sigterm();
+    srv.exits_cleanly().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_files() {
+    let dir = std::env::temp_dir().join(format!("cascade-bin-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let write_pair = || {
+        let key_pair = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let pem = params.self_signed(&key_pair).unwrap().pem();
+        std::fs::write(&cert, pem).unwrap();
+        std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    };
+    write_pair();
+    let mut srv = Running::start(&[
+        ("CASCADE_TLS_CERT", cert.to_str().unwrap()),
+        ("CASCADE_TLS_KEY", key.to_str().unwrap()),
+    ])
+    .await;
+    let banner = srv.stderr.join("\n");
+    assert!(
+        banner.contains("(reloaded on change or SIGHUP)"),
+        "{banner}"
+    );
+    let pid = srv.child.id().unwrap() as i32;
+    assert_eq!(unsafe { libc_kill(pid, 1) }, 0);
+    srv.read_until("TLS certificate reloaded").await;
+    assert!(
+        srv.stderr.last().unwrap().contains("SIGHUP"),
+        "{:?}",
+        srv.stderr.last()
+    );
+    srv.sigterm();
+    srv.exits_cleanly().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 unsafe extern "C" {
