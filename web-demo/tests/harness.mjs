@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { join, resolve, dirname } from 'node:path';
@@ -128,10 +129,12 @@ export function chromiumFlags(disableFeatures = []) {
  * Launches CHROMIUM with `chromiumFlags(disableFeatures)`. Playwright gives the browser a new,
  * empty user-data dir of its own and removes it on close.
  * @param {string[]} [disableFeatures]
+ * @param {NodeJS.ProcessEnv} [env] the browser's environment (e.g. a HOME whose NSS database
+ *   trusts a test CA); default: this process's
  * @returns {Promise<import('playwright-core').Browser>}
  */
-export function launchChromium(disableFeatures = []) {
-  return chromium.launch({ executablePath: CHROMIUM, args: chromiumFlags(disableFeatures), timeout: 30_000 });
+export function launchChromium(disableFeatures = [], env = undefined) {
+  return chromium.launch({ executablePath: CHROMIUM, args: chromiumFlags(disableFeatures), timeout: 30_000, env });
 }
 
 /**
@@ -145,14 +148,16 @@ export function launchChromium(disableFeatures = []) {
 
 /**
  * Starts CASCADE_BIN on free loopback ports, collects its output and waits for /healthz.
- * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string}} [options]
+ * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string, tls?: {cert: string, key: string, ca: string}}} [options]
  *   `defaultDevKey`: remove every CASCADE_* variable from the server's environment, so that it
  *   runs with its default development key and secret (which /api/dev/token requires); otherwise
  *   it inherits them. `httpHost`: the HTTP address (default 127.0.0.1; the UDP port binds to it
  *   too when it is a loopback address). `publicIps`: CASCADE_PUBLIC_IP (advertised addresses).
+ *   `tls`: PEM files of the certificate and key to serve (CASCADE_TLS_CERT/KEY), and the PEM
+ *   text of the CA that signed them; the base URL is then https://localhost:PORT.
  * @returns {Promise<Server>}
  */
-export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps } = {}) {
+export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps, tls } = {}) {
   assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
@@ -166,9 +171,11 @@ export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1
     CASCADE_DRAIN_TIMEOUT: process.env.CASCADE_DRAIN_TIMEOUT ?? '1s',
   });
   if (publicIps) env.CASCADE_PUBLIC_IP = publicIps;
+  if (tls) Object.assign(env, { CASCADE_TLS_CERT: tls.cert, CASCADE_TLS_KEY: tls.key });
   const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const base = tls ? `https://localhost:${httpPort}` : `http://${httpHost}:${httpPort}`;
   /** @type {Server} */
-  const server = { proc, env, base: `http://${httpHost}:${httpPort}`, output: [], exited: null };
+  const server = { proc, env, base, output: [], exited: null };
   /** @param {string} stream */
   const collect = (stream) => (/** @type {string} */ chunk) => server.output.push(`[${stream}] ${chunk}`);
   proc.stdout.setEncoding('utf8').on('data', collect('stdout'));
@@ -176,10 +183,29 @@ export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1
   proc.on('exit', (code, signal) => (server.exited = { code, signal }));
   await waitFor('server /healthz', 15_000, async () => {
     if (server.exited) throw new Error(`server exited early: ${describeValue(server.exited)}`);
+    if (tls) return (await httpsGet(`${server.base}/healthz`, tls.ca)).status === 200;
     const res = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(1000) });
     return res.status === 200;
   });
   return server;
+}
+
+/**
+ * GET over HTTPS trusting only `ca` (PEM); at most 2 s.
+ * @param {string} url
+ * @param {string} ca
+ * @returns {Promise<{status: number, body: string}>}
+ */
+export function httpsGet(url, ca) {
+  return new Promise((res, rej) => {
+    const req = httpsRequest(url, { ca, timeout: 2000 }, (r) => {
+      let body = '';
+      r.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => res({ status: r.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', rej);
+    req.end();
+  });
 }
 
 /**
