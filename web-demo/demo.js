@@ -251,6 +251,21 @@ function showJoinError(err) {
 
 // ---- joining ----------------------------------------------------------------------------
 
+/** @type {Promise<string> | null} */
+let publicOriginPromise = null;
+/**
+ * The origin invite links point at: the server's configured public URL (GET /api/info), else
+ * this page's own origin. Asked once per page.
+ * @returns {Promise<string>}
+ */
+function publicOrigin() {
+  publicOriginPromise ??= fetch('/api/info', { signal: AbortSignal.timeout(3000) })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((info) => info?.public_url || location.origin)
+    .catch(() => location.origin);
+  return publicOriginPromise;
+}
+
 async function join() {
   const form = /** @type {HTMLFormElement} */ ($('join-form'));
   if (!form.reportValidity()) return;
@@ -277,7 +292,7 @@ async function join() {
   }
 
   Object.assign(state, { mode, room, identity, participants: {}, chat: [], sources: {}, selfId: '', sharing: false });
-  state.inviteUrl = `${location.origin}/?${new URLSearchParams({ room, mode: mode === 'conference' ? 'conference' : 'watch' })}`;
+  state.inviteUrl = `${await publicOrigin()}/?${new URLSearchParams({ room, mode: mode === 'conference' ? 'conference' : 'watch' })}`;
   history.replaceState(null, '', `/?${new URLSearchParams({ room, mode })}`);
   setPhase('joining');
 

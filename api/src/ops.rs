@@ -1,5 +1,6 @@
 //! The documented operational routes: liveness (`/healthz`), readiness (`/readyz`), Prometheus
-//! metrics (`/metrics`) and the development token endpoint (`/api/dev/token`).
+//! metrics (`/metrics`), what pages need to know of the server (`/api/info`) and the
+//! development token endpoint (`/api/dev/token`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,25 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(dev_token))
+        .routes(routes!(info))
+}
+
+/// The server's version and public URL (`--public-url`), for the demo's invite links. Public:
+/// nothing in it is secret.
+#[utoipa::path(get, path = "/api/info", tag = "operations", operation_id = "server_info",
+    responses((status = 200, description = "Version and public URL",
+        body = crate::rest::model::ServerInfoBody)))]
+async fn info(
+    State(state): State<Arc<AppState>>,
+) -> axum::Json<crate::rest::model::ServerInfoBody> {
+    axum::Json(crate::rest::model::ServerInfoBody {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        public_url: state
+            .config
+            .public_url
+            .as_ref()
+            .map(|url| url.trim_end_matches('/').to_owned()),
+    })
 }
 
 /// Liveness: the process serves HTTP.

@@ -123,3 +123,23 @@ async fn dev_tokens_only_with_the_development_secret() {
     );
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_tells_the_version_and_public_url() {
+    let srv = server::start().await;
+    let (status, body) = get(srv.http_addr, "/api/info").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["public_url"].is_null(), "{v}");
+    srv.shutdown().await;
+
+    let srv = server::start_with(|c| c.public_url = Some("https://sfu.example.com/".into())).await;
+    let (_, body) = get(srv.http_addr, "/api/info").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["public_url"], "https://sfu.example.com",
+        "without the trailing slash"
+    );
+    srv.shutdown().await;
+}

@@ -356,11 +356,14 @@ async function expectMediaFlowing(viewer, from, { audio = true, timeoutMs = MEDI
 
 // ---- tests ----------------------------------------------------------------------------------
 
+/** The server's --public-url: invite links must point there, not at 127.0.0.1 (never contacted). */
+const PUBLIC_URL = 'https://cascade.invalid:8443';
+
 describe('demo page', { timeout: 170_000 }, () => {
   before(async () => {
     // The page mints its own tokens through /api/dev/token, which exists only with the default
     // development key and secret: make sure none is configured.
-    server = await startServer({ defaultDevKey: true });
+    server = await startServer({ defaultDevKey: true, publicUrl: PUBLIC_URL });
     const res = await fetch(`${server.base}/api/dev/token?room=probe&identity=probe`, { signal: AbortSignal.timeout(2000) });
     assert.equal(res.status, 200, 'the dev token endpoint answers (server must run with the default dev key)');
     // With DEMO_FROM_DISK the page comes from Playwright (no server address): Local Network Access
@@ -419,6 +422,8 @@ describe('demo page', { timeout: 170_000 }, () => {
       }),
     );
     conf.people = people;
+    const invite = await alice.page.evaluate(() => document.querySelector('[data-testid="invite"]')?.getAttribute('data-invite-url'));
+    if (!FROM_DISK) assert.equal(invite, `${PUBLIC_URL}/?room=${conf.room}&mode=conference`, 'the invite link uses --public-url');
 
     // Screenshot of the 3-person room for the README (let the videos render a moment).
     mkdirSync(ARTIFACTS, { recursive: true });

@@ -148,16 +148,16 @@ export function launchChromium(disableFeatures = [], env = undefined) {
 
 /**
  * Starts CASCADE_BIN on free loopback ports, collects its output and waits for /healthz.
- * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string, tls?: {cert: string, key: string, ca: string}}} [options]
+ * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string, publicUrl?: string, tls?: {cert: string, key: string, ca: string}}} [options]
  *   `defaultDevKey`: remove every CASCADE_* variable from the server's environment, so that it
  *   runs with its default development key and secret (which /api/dev/token requires); otherwise
  *   it inherits them. `httpHost`: the HTTP address (default 127.0.0.1; the UDP port binds to it
  *   too when it is a loopback address). `publicIps`: CASCADE_PUBLIC_IP (advertised addresses).
- *   `tls`: PEM files of the certificate and key to serve (CASCADE_TLS_CERT/KEY), and the PEM
+ *   `publicUrl`: CASCADE_PUBLIC_URL. `tls`: PEM files of the certificate and key to serve (CASCADE_TLS_CERT/KEY), and the PEM
  *   text of the CA that signed them; the base URL is then https://localhost:PORT.
  * @returns {Promise<Server>}
  */
-export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps, tls } = {}) {
+export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps, publicUrl, tls } = {}) {
   assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
@@ -171,6 +171,7 @@ export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1
     CASCADE_DRAIN_TIMEOUT: process.env.CASCADE_DRAIN_TIMEOUT ?? '1s',
   });
   if (publicIps) env.CASCADE_PUBLIC_IP = publicIps;
+  if (publicUrl) env.CASCADE_PUBLIC_URL = publicUrl;
   if (tls) Object.assign(env, { CASCADE_TLS_CERT: tls.cert, CASCADE_TLS_KEY: tls.key });
   const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const base = tls ? `https://localhost:${httpPort}` : `http://${httpHost}:${httpPort}`;

@@ -378,6 +378,16 @@ pub struct DevTokenBody {
     pub token: String,
 }
 
+/// What a page needs to know of the server (`GET /api/info`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerInfoBody {
+    /// The server's version.
+    pub version: String,
+    /// The URL users reach the server at (`public_url`), for invite links; `null` when not
+    /// configured (then a page's own origin is the best guess).
+    pub public_url: Option<String>,
+}
+
 /// `?limit=&cursor=` of list endpoints.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
