@@ -174,6 +174,19 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
             }
             eprintln!("  WebSocket:  {ws}://{http}/ws");
             eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
+            if let Some(report) = handle.state.media().stun_report() {
+                let check = if report.reaches_socket {
+                    "a probe to it came back"
+                } else {
+                    "a probe to it did not come back; check from outside"
+                };
+                eprintln!(
+                    "  STUN:       mapped {}: {}",
+                    report.mapped,
+                    report.assessment.describe()
+                );
+                eprintln!("              self-check: {check}");
+            }
             if let Some(tls) = &handle.tls {
                 print_tls(tls);
             }

@@ -1,6 +1,8 @@
 //! `stun_server`: at start-up the server asks a STUN server (here a local responder claiming a
 //! TEST-NET-3 address, never contacted) for its media port's public address and advertises it
-//! beside its own; a STUN server that never answers delays start-up by a bounded time only.
+//! beside its own, with its self-check (what the address is, and whether a datagram sent to it
+//! comes back to the media socket); a STUN server that never answers delays start-up by a
+//! bounded time only.
 
 mod server;
 
@@ -9,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use cascade_sfu::stun_discovery::Assessment;
 use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
 use rtc::stun::xoraddr::XorMappedAddress;
 use server::viewer_token;
@@ -22,12 +25,18 @@ const RESPONDER_LIFETIME: Duration = Duration::from_secs(30);
 /// A STUN responder on loopback answering every binding request with [`MAPPED`], for
 /// [`RESPONDER_LIFETIME`]; its address.
 fn stun_responder() -> SocketAddr {
+    responder(Some(MAPPED.parse().unwrap()))
+}
+
+/// A STUN responder on loopback answering every binding request with `mapped`, or with the
+/// request's real source address when `None` (as a real STUN server does), for
+/// [`RESPONDER_LIFETIME`]; its address.
+fn responder(mapped: Option<SocketAddr>) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let addr = socket.local_addr().unwrap();
-    let mapped: SocketAddr = MAPPED.parse().unwrap();
     thread::spawn(move || {
         let started = Instant::now();
         let mut buf = [0u8; 1500];
@@ -39,6 +48,7 @@ fn stun_responder() -> SocketAddr {
             if request.unmarshal_binary(&buf[..n]).is_err() || request.typ != BINDING_REQUEST {
                 continue;
             }
+            let mapped = mapped.unwrap_or(from);
             let mut response = Message::new();
             response.transaction_id = request.transaction_id;
             let setters: Vec<Box<dyn Setter>> = vec![
@@ -91,6 +101,45 @@ async fn the_mapped_address_is_advertised_beside_the_local_one() -> Result<()> {
     assert!(has_candidate(&answer, MAPPED.parse()?), "{answer}");
     let local = SocketAddr::new("127.0.0.1".parse()?, srv.udp_addr().port());
     assert!(has_candidate(&answer, local), "{answer}");
+    let report = srv.state.media().stun_report().expect("a report");
+    assert_eq!(report.mapped, MAPPED.parse::<SocketAddr>()?);
+    assert_eq!(
+        report.assessment,
+        Assessment::PortChanged,
+        "40000 is not the media port"
+    );
+    assert!(
+        !report.reaches_socket,
+        "203.0.113.7 is not reachable from the namespace"
+    );
+    srv.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_check_sees_a_mapped_address_that_reaches_the_media_socket() -> Result<()> {
+    // A real STUN server's answer on loopback: the media socket's own address, which is not
+    // among the advertised ones here, so the server checks and advertises it.
+    let stun = responder(None);
+    let srv = server::start_with(|c| {
+        c.stun_server = Some(stun.to_string());
+        c.public_ips = vec!["192.0.2.1".parse().unwrap()];
+    })
+    .await;
+    let own = SocketAddr::new("127.0.0.1".parse()?, srv.udp_addr().port());
+    let report = srv.state.media().stun_report().expect("a report");
+    assert_eq!(report.mapped, own);
+    assert_eq!(
+        report.assessment,
+        Assessment::NotPublic,
+        "loopback is not public"
+    );
+    assert!(
+        report.reaches_socket,
+        "the probe came back to the media socket"
+    );
+    let answer = whep_answer(&srv).await?;
+    assert!(has_candidate(&answer, own), "{answer}");
     srv.shutdown().await;
     Ok(())
 }

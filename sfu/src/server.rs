@@ -30,7 +30,7 @@ use crate::demux::Demuxer;
 use crate::error::MediaError;
 use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::{MediaStats, StatsSnapshot};
-use crate::stun_discovery::{self, Reply};
+use crate::stun_discovery::{self, Assessment, Reply};
 use crate::track::PublishedTrack;
 use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerAddress, PeerId, WorkerMsg};
 
@@ -93,6 +93,7 @@ pub struct MediaServer {
     /// Every advertised candidate address: `candidate_ips` on the media port, then the
     /// STUN-discovered address if it is another one.
     candidates: Vec<SocketAddr>,
+    stun_report: Option<stun_discovery::Report>,
     ice_timeouts: (Duration, Duration),
     port: u16,
     next_peer: AtomicU64,
@@ -117,14 +118,20 @@ impl MediaServer {
             .iter()
             .map(|ip| SocketAddr::new(*ip, port))
             .collect();
+        let mut stun_report = None;
         if let Some(server) = config.stun_server {
             match discover(&socket, server) {
-                Ok(mapped) if candidates.contains(&mapped) => {
-                    info!(%server, %mapped, "STUN: mapped address already advertised, no NAT");
-                }
                 Ok(mapped) => {
-                    info!(%server, %mapped, local_port = port, "STUN: advertising mapped address");
-                    candidates.push(mapped);
+                    let report = stun_discovery::Report {
+                        mapped,
+                        assessment: stun_discovery::assess(mapped, port, &candidates),
+                        reaches_socket: probe(&socket, mapped),
+                    };
+                    log_stun(server, port, &report);
+                    if report.assessment != Assessment::AlreadyAdvertised {
+                        candidates.push(mapped);
+                    }
+                    stun_report = Some(report);
                 }
                 Err(reason) => {
                     warn!(%server, %reason, "STUN discovery failed, starting without it");
@@ -174,6 +181,7 @@ impl MediaServer {
             threads: Mutex::new(threads),
             candidate_ips,
             candidates,
+            stun_report,
             ice_timeouts: (config.ice_disconnected_timeout, config.ice_failed_timeout),
             port,
             next_peer: AtomicU64::new(1),
@@ -184,6 +192,12 @@ impl MediaServer {
     /// The UDP port media flows on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// What `--stun-server` discovery found and its self-check said; `None` without a STUN
+    /// server or when discovery failed.
+    pub fn stun_report(&self) -> Option<stun_discovery::Report> {
+        self.stun_report
     }
 
     /// Every advertised candidate address, the STUN-discovered one included.
@@ -442,6 +456,54 @@ fn discover(socket: &UdpSocket, server: SocketAddr) -> Result<SocketAddr, String
     Err(format!(
         "no response after {STUN_ATTEMPTS} attempts of {STUN_ATTEMPT_TIMEOUT:?}"
     ))
+}
+
+/// The self-check: sends a binding request from `socket` to its `mapped` address and waits up
+/// to [`STUN_ATTEMPT_TIMEOUT`] for it to arrive back on `socket` (it does when there is no NAT,
+/// or the NAT forwards the port and hairpins).
+fn probe(socket: &UdpSocket, mapped: SocketAddr) -> bool {
+    let (id, request) = stun_discovery::binding_request();
+    if socket.send_to(&request, mapped).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + STUN_ATTEMPT_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = socket.recv_from(&mut buf)
+            && stun_discovery::is_probe(&buf[..n], &id)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The log lines of a discovery: the mapped address, what it says, and the self-check.
+fn log_stun(server: SocketAddr, port: u16, report: &stun_discovery::Report) {
+    let stun_discovery::Report {
+        mapped,
+        assessment,
+        reaches_socket,
+    } = *report;
+    let meaning = assessment.describe();
+    match assessment {
+        Assessment::AlreadyAdvertised | Assessment::Public => {
+            info!(%server, %mapped, local_port = port, meaning, "STUN: mapped address")
+        }
+        Assessment::NotPublic | Assessment::PortChanged => {
+            warn!(%server, %mapped, local_port = port, meaning, "STUN: mapped address")
+        }
+    }
+    if reaches_socket {
+        info!(%mapped, "STUN self-check: a datagram sent to the mapped address reached the media socket");
+    } else {
+        info!(
+            %mapped,
+            "STUN self-check: a datagram sent to the mapped address did not come back (the NAT \
+             does not hairpin, or the port is not forwarded); check from outside that UDP to it \
+             reaches this host"
+        );
+    }
 }
 
 /// The host's IPv4 interface addresses, loopback excluded unless it is the only one.
