@@ -58,6 +58,7 @@
  *   reconnectMaxDelayMs?: number,
  *   reconnectMaxAttempts?: number,
  *   iceServers?: IceServer[],
+ *   iceTransportPolicy?: RTCIceTransportPolicy,
  *   iceRestartDelayMs?: number,
  *   iceRestartTimeoutMs?: number,
  *   iceRestartMaxAttempts?: number,
@@ -187,6 +188,8 @@ export class CascadeClient extends EventTarget {
     this.reconnectMaxAttempts = options.reconnectMaxAttempts ?? Infinity;
     /** Extra ICE servers, added to those the server sends in `joined`. */
     this.extraIceServers = options.iceServers ?? [];
+    /** `relay` uses TURN only (the media path of a network that blocks UDP); default `all`. */
+    this.iceTransportPolicy = options.iceTransportPolicy ?? 'all';
     this.iceRestartDelayMs = options.iceRestartDelayMs ?? 2000;
     this.iceRestartTimeoutMs = options.iceRestartTimeoutMs ?? 4000;
     this.iceRestartMaxAttempts = options.iceRestartMaxAttempts ?? 3;
@@ -818,7 +821,12 @@ export class CascadeClient extends EventTarget {
 
   /** @param {IceServer[]} iceServers */
   #createPeerConnection(iceServers) {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    const pc = new RTCPeerConnection({
+      iceServers,
+      iceTransportPolicy: this.iceTransportPolicy,
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    });
     this.#pendingCandidates = null;
     pc.onnegotiationneeded = () => this.#offer(pc);
     pc.onicecandidate = ({ candidate }) => {

@@ -142,22 +142,23 @@ export function launchChromium(disableFeatures = [], env = undefined) {
  * @property {import('node:child_process').ChildProcessByStdio<null, import('node:stream').Readable, import('node:stream').Readable>} proc
  * @property {NodeJS.ProcessEnv} env the server's environment (also right for `cascade token`)
  * @property {string} base e.g. http://127.0.0.1:PORT
+ * @property {number} udpPort the media port
  * @property {string[]} output stdout and stderr chunks, each prefixed with `[stdout] ` or `[stderr] `
  * @property {{code: number | null, signal: NodeJS.Signals | null} | null} exited
  */
 
 /**
  * Starts CASCADE_BIN on free loopback ports, collects its output and waits for /healthz.
- * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string, publicUrl?: string, tls?: {cert: string, key: string, ca: string}}} [options]
+ * @param {{defaultDevKey?: boolean, httpHost?: string, publicIps?: string, publicUrl?: string, tls?: {cert: string, key: string, ca: string}, extraEnv?: Record<string, string>}} [options]
  *   `defaultDevKey`: remove every CASCADE_* variable from the server's environment, so that it
  *   runs with its default development key and secret (which /api/dev/token requires); otherwise
  *   it inherits them. `httpHost`: the HTTP address (default 127.0.0.1; the UDP port binds to it
  *   too when it is a loopback address). `publicIps`: CASCADE_PUBLIC_IP (advertised addresses).
- *   `publicUrl`: CASCADE_PUBLIC_URL. `tls`: PEM files of the certificate and key to serve (CASCADE_TLS_CERT/KEY), and the PEM
+ *   `publicUrl`: CASCADE_PUBLIC_URL. `extraEnv`: more variables. `tls`: PEM files of the certificate and key to serve (CASCADE_TLS_CERT/KEY), and the PEM
  *   text of the CA that signed them; the base URL is then https://localhost:PORT.
  * @returns {Promise<Server>}
  */
-export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps, publicUrl, tls } = {}) {
+export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps, publicUrl, tls, extraEnv } = {}) {
   assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
@@ -172,11 +173,12 @@ export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1
   });
   if (publicIps) env.CASCADE_PUBLIC_IP = publicIps;
   if (publicUrl) env.CASCADE_PUBLIC_URL = publicUrl;
+  if (extraEnv) Object.assign(env, extraEnv);
   if (tls) Object.assign(env, { CASCADE_TLS_CERT: tls.cert, CASCADE_TLS_KEY: tls.key });
   const proc = spawn(CASCADE_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const base = tls ? `https://localhost:${httpPort}` : `http://${httpHost}:${httpPort}`;
   /** @type {Server} */
-  const server = { proc, env, base, output: [], exited: null };
+  const server = { proc, env, base, udpPort, output: [], exited: null };
   /** @param {string} stream */
   const collect = (stream) => (/** @type {string} */ chunk) => server.output.push(`[${stream}] ${chunk}`);
   proc.stdout.setEncoding('utf8').on('data', collect('stdout'));

@@ -9,70 +9,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
-import { promisify } from 'node:util';
 import {
   describeValue, waitFor, launchChromium, startServer, stopServer, dumpBrowserFailure, mintToken,
   inboundStats, openSmokePage, httpsGet,
 } from './harness.mjs';
+import { makeCa, makeLeaf, installLeaf, servedSerial } from './testca.mjs';
 
-const run = promisify(execFile);
 const MEDIA_TIMEOUT_MS = 20_000;
 /** How long the server may take to serve replaced files (it polls them every 2 s). */
 const RELOAD_TIMEOUT_MS = 15_000;
-
-/**
- * Makes a CA and a leaf certificate for localhost and 127.0.0.1 signed by it, in `dir`.
- * @param {string} dir
- */
-async function makeCa(dir) {
-  const ca = { key: join(dir, 'ca.key'), cert: join(dir, 'ca.pem') };
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', ca.key, '-out', ca.cert, '-days', '2', '-subj', '/CN=Cascade test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  return ca;
-}
-
-/**
- * A leaf certificate with `serial` (hex) for localhost and 127.0.0.1 signed by `ca`; returns
- * the PEM paths.
- * @param {string} dir
- * @param {{key: string, cert: string}} ca
- * @param {string} serial
- */
-async function makeLeaf(dir, ca, serial) {
-  const leaf = { key: join(dir, `leaf-${serial}.key`), cert: join(dir, `leaf-${serial}.pem`) };
-  const csr = join(dir, `leaf-${serial}.csr`);
-  const ext = join(dir, `leaf-${serial}.ext`);
-  writeFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', leaf.key, '-out', csr, '-subj', '/CN=localhost']);
-  await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${serial}`,
-    '-days', '1', '-extfile', ext, '-out', leaf.cert]);
-  return leaf;
-}
-
-/**
- * The serial number (hex, upper case) of the certificate served at `port`, verified against `ca`.
- * @param {number} port
- * @param {string} ca
- * @returns {Promise<string>}
- */
-function servedSerial(port, ca) {
-  return new Promise((res, rej) => {
-    const s = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, timeout: 2000 }, () => {
-      const serial = s.getPeerCertificate().serialNumber;
-      s.end();
-      res(serial);
-    });
-    s.on('timeout', () => s.destroy(new Error('timed out')));
-    s.on('error', rej);
-  });
-}
 
 function smokeState(page) {
   return page.evaluate(() => /** @type {any} */ (window).cascadeSmoke?.state ?? null);
@@ -92,22 +40,9 @@ test('Chromium trusting a test CA loads https://, joins over wss:// and decodes 
 
   try {
     const ca = await makeCa(dir);
-    const caPem = readFileSync(ca.cert, 'utf8');
-    const first = await makeLeaf(dir, ca, '1001');
+    const caPem = ca.pem;
     const served = { cert: join(dir, 'served.pem'), key: join(dir, 'served.key') };
-    const install = (/** @type {{cert: string, key: string}} */ leaf) => {
-      for (const [from, to] of [[leaf.cert, served.cert], [leaf.key, served.key]]) {
-        writeFileSync(`${to}.tmp`, readFileSync(from));
-        renameSync(`${to}.tmp`, to);
-      }
-    };
-    install(first);
-    // Chromium on Linux trusts the CAs of the NSS database in $HOME/.pki/nssdb.
-    const home = join(dir, 'home');
-    const nssdb = join(home, '.pki', 'nssdb');
-    mkdirSync(nssdb, { recursive: true });
-    await run('certutil', ['-d', `sql:${nssdb}`, '-N', '--empty-password']);
-    await run('certutil', ['-d', `sql:${nssdb}`, '-A', '-t', 'C,,', '-n', 'cascade-test-ca', '-i', ca.cert]);
+    installLeaf(await makeLeaf(dir, ca, '1001'), served);
 
     server = await startServer({ tls: { ...served, ca: caPem } });
     assert.match(server.base, /^https:\/\/localhost:\d+$/);
@@ -116,7 +51,7 @@ test('Chromium trusting a test CA loads https://, joins over wss:// and decodes 
     const publisherToken = await mintToken(server, 'tls', 'tls-publisher');
     const viewerToken = await mintToken(server, 'tls', 'tls-viewer', '--no-publish');
 
-    browser = await launchChromium([], { ...process.env, HOME: home });
+    browser = await launchChromium([], { ...process.env, HOME: ca.home });
     const publisher = (pages.publish = await openSmokePage(browser, server, 'publish', publisherToken, logs));
     assert.equal(await publisher.evaluate(() => location.protocol), 'https:');
     assert.equal(await publisher.evaluate(() => window.isSecureContext), true);
@@ -132,7 +67,7 @@ test('Chromium trusting a test CA loads https://, joins over wss:// and decodes 
     }, 250);
 
     // Replace the files: the next handshakes get serial 1002, with no restart.
-    install(await makeLeaf(dir, ca, '1002'));
+    installLeaf(await makeLeaf(dir, ca, '1002'), served);
     await waitFor('the replaced certificate to be served', RELOAD_TIMEOUT_MS,
       async () => (await servedSerial(port, caPem)) === '1002', 250);
     assert.equal(server.exited, null, 'the server was not restarted');
