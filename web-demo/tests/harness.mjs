@@ -340,15 +340,16 @@ export function inboundStats(page) {
  * @param {string} role
  * @param {string} token
  * @param {string[]} logs
+ * @param {Record<string, string>} [query] more query parameters (e.g. `{relay: '1'}`)
  */
-export async function openSmokePage(browser, server, role, token, logs) {
+export async function openSmokePage(browser, server, role, token, logs, query = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const tag = (line) => logs.push(`[${role} ${new Date().toISOString().slice(11, 23)}] ${line}`);
   page.on('console', (m) => tag(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => tag(`pageerror: ${e.message}`));
   page.on('requestfailed', (r) => tag(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
-  const url = `${server.base}/smoke.html?role=${role}&token=${encodeURIComponent(token)}`;
+  const url = `${server.base}/smoke.html?${new URLSearchParams({ role, token, ...query })}`;
   await page.goto(url, { timeout: 10_000 });
   return page;
 }
