@@ -84,6 +84,17 @@ impl Files {
     fn key(&self) -> PathBuf {
         self.dir.join("key.pem")
     }
+    /// Points `config` at these files.
+    fn configure(&self, config: &mut cascade_api::config::Config) {
+        config.tls_cert = Some(self.cert());
+        config.tls_key = Some(self.key());
+    }
+    /// Writes a new leaf of `ca` with `serial`; returns its DER.
+    fn install(&self, ca: &TestCa, serial: u64) -> CertificateDer<'static> {
+        let (cert, key, der) = ca.leaf(serial);
+        self.write(&cert, &key);
+        der
+    }
     /// Replaces both files (each written whole, then renamed into place).
     fn write(&self, cert: &str, key: &str) {
         for (path, text) in [(self.cert(), cert), (self.key(), key)] {
@@ -131,17 +142,27 @@ async fn get(mut tls: TlsStream<TcpStream>, path: &str) -> String {
     response
 }
 
+/// Sends `message` on `ws` and returns the next message (at most 10 s).
+async fn exchange<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, message: Value) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a reply in time")
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(reply.to_text().unwrap()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_and_wss_and_reloads_the_certificate() {
-    let ca = TestCa::new();
-    let files = Files::new("reload");
-    let (cert1, key1, der1) = ca.leaf(1);
-    files.write(&cert1, &key1);
-    let srv = server::start_with(|c| {
-        c.tls_cert = Some(files.cert());
-        c.tls_key = Some(files.key());
-    })
-    .await;
+    let (ca, files) = (TestCa::new(), Files::new("reload"));
+    let der1 = files.install(&ca, 1);
+    let srv = server::start_with(|c| files.configure(c)).await;
     assert!(srv.ws_url().starts_with("wss://"), "{}", srv.ws_url());
 
     // HTTP/1.1 and HTTP/2, chosen by ALPN; the served chain verifies against the test CA.
@@ -175,15 +196,7 @@ async fn serves_https_and_wss_and_reloads_the_certificate() {
     let url = format!("wss://localhost:{}/ws", srv.http_addr.port());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
     let join = json!({"type": "join", "token": server::token("tls-room", "alice")});
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("a reply in time")
-        .unwrap()
-        .unwrap();
-    let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    let reply = exchange(&mut ws, join).await;
     assert_eq!(reply["type"], "joined", "{reply}");
     assert_eq!(reply["room"], "tls-room", "{reply}");
 
@@ -200,15 +213,8 @@ async fn serves_https_and_wss_and_reloads_the_certificate() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    ws.send(Message::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    let pong = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("pong in time")
-        .unwrap()
-        .unwrap();
-    assert!(pong.to_text().unwrap().contains("pong"), "{pong:?}");
+    let pong = exchange(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(pong["type"], "pong", "{pong}");
 
     // A broken replacement (a key that is not the certificate's) is refused: serial 2 stays.
     let (cert3, _, _) = ca.leaf(3);
@@ -224,13 +230,10 @@ async fn serves_https_and_wss_and_reloads_the_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handshake_is_cut_off_and_plain_http_is_refused() {
-    let ca = TestCa::new();
-    let files = Files::new("stall");
-    let (cert, key, _) = ca.leaf(7);
-    files.write(&cert, &key);
+    let (ca, files) = (TestCa::new(), Files::new("stall"));
+    files.install(&ca, 7);
     let srv = server::start_with(|c| {
-        c.tls_cert = Some(files.cert());
-        c.tls_key = Some(files.key());
+        files.configure(c);
         c.tls_handshake_timeout = Duration::from_secs(1);
     })
     .await;

@@ -225,6 +225,22 @@ export async function stopServer(server) {
 }
 
 /**
+ * After test `t`: closes the browser and stops the server that `current()` returns then, then
+ * runs `cleanup` (if any).
+ * @param {import('node:test').TestContext} t
+ * @param {() => [import('playwright-core').Browser | undefined, Server | undefined]} current
+ * @param {() => unknown} [cleanup]
+ */
+export function releaseAfter(t, current, cleanup = () => {}) {
+  t.after(async () => {
+    const [browser, server] = current();
+    await browser?.close().catch(() => {});
+    await stopServer(server);
+    await cleanup();
+  });
+}
+
+/**
  * Prints the server's output to stderr under `--- <title> ---`: the chunks from index `from`
  * on, at most their last `tailLines` lines; then the exit status if the server has exited.
  * @param {Server | null | undefined} server
@@ -330,6 +346,41 @@ export function inboundStats(page) {
     });
     return out;
   });
+}
+
+/**
+ * The state a smoke.html page exposes (`window.cascadeSmoke.state`), or null.
+ * @param {import('playwright-core').Page} page
+ */
+export function smokeState(page) {
+  return page.evaluate(() => /** @type {any} */ (window).cascadeSmoke?.state ?? null);
+}
+
+/**
+ * Waits until a smoke.html publisher page publishes (at most 10 s); fails at once on a page
+ * error.
+ * @param {import('playwright-core').Page} page
+ * @param {string} what
+ */
+export function waitPublishing(page, what) {
+  return waitFor(`${what} to publish`, 10_000, async () => {
+    const s = await smokeState(page);
+    if (s?.errors?.length) throw new Error(`${what} errors: ${describeValue(s.errors)}`);
+    return s?.phase === 'publishing';
+  }, 250);
+}
+
+/**
+ * Waits until a smoke.html page has decoded video frames (at most `timeoutMs`).
+ * @param {import('playwright-core').Page} page
+ * @param {string} what
+ * @param {number} timeoutMs
+ */
+export function waitDecoded(page, what, timeoutMs) {
+  return waitFor(`decoded video at ${what}`, timeoutMs, async () => {
+    const seen = await inboundStats(page);
+    return seen && seen.framesDecoded > 0 ? seen : null;
+  }, 250);
 }
 
 /**

@@ -9,25 +9,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  sleep, describeValue, waitFor, launchChromium, startServer, stopServer, dumpBrowserFailure, mintToken,
-  inboundStats, openSmokePage,
+  sleep, describeValue, waitFor, launchChromium, startServer, releaseAfter, dumpBrowserFailure, mintToken,
+  inboundStats, openSmokePage, smokeState, waitPublishing,
 } from './harness.mjs';
 
 const MEDIA_TIMEOUT_MS = 20_000;
-
-function smokeState(page) {
-  return page.evaluate(() => /** @type {any} */ (window).cascadeSmoke?.state ?? null);
-}
 
 test('a watcher receives the publisher\'s audio and video through cascade', { timeout: 120_000 }, async (t) => {
   const logs = [];
   const pages = {};
   let server;
   let browser;
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stopServer(server);
-  });
+  releaseAfter(t, () => [browser, server]);
 
   try {
     server = await startServer();
@@ -37,16 +30,7 @@ test('a watcher receives the publisher\'s audio and video through cascade', { ti
     browser = await launchChromium();
 
     const publisher = (pages.publish = await openSmokePage(browser, server, 'publish', publisherToken, logs));
-    await waitFor(
-      'publisher to publish',
-      10_000,
-      async () => {
-        const s = await smokeState(publisher);
-        if (s?.errors?.length) throw new Error(`publisher errors: ${describeValue(s.errors)}`);
-        return s?.phase === 'publishing';
-      },
-      250,
-    );
+    await waitPublishing(publisher, 'publisher');
     const watcher = (pages.watch = await openSmokePage(browser, server, 'watch', viewerToken, logs));
 
     let seen = null;

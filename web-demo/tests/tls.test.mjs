@@ -13,8 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  describeValue, waitFor, launchChromium, startServer, stopServer, dumpBrowserFailure, mintToken,
-  inboundStats, openSmokePage, httpsGet,
+  waitFor, launchChromium, startServer, releaseAfter, dumpBrowserFailure, mintToken, inboundStats,
+  openSmokePage, httpsGet, smokeState, waitPublishing, waitDecoded,
 } from './harness.mjs';
 import { makeCa, makeLeaf, installLeaf, servedSerial } from './testca.mjs';
 
@@ -22,21 +22,13 @@ const MEDIA_TIMEOUT_MS = 20_000;
 /** How long the server may take to serve replaced files (it polls them every 2 s). */
 const RELOAD_TIMEOUT_MS = 15_000;
 
-function smokeState(page) {
-  return page.evaluate(() => /** @type {any} */ (window).cascadeSmoke?.state ?? null);
-}
-
 test('Chromium trusting a test CA loads https://, joins over wss:// and decodes video; replaced files are served', { timeout: 150_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cascade-tls-'));
   const logs = [];
   const pages = {};
   let server;
   let browser;
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stopServer(server);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  releaseAfter(t, () => [browser, server], () => rmSync(dir, { recursive: true, force: true }));
 
   try {
     const ca = await makeCa(dir);
@@ -55,16 +47,9 @@ test('Chromium trusting a test CA loads https://, joins over wss:// and decodes 
     const publisher = (pages.publish = await openSmokePage(browser, server, 'publish', publisherToken, logs));
     assert.equal(await publisher.evaluate(() => location.protocol), 'https:');
     assert.equal(await publisher.evaluate(() => window.isSecureContext), true);
-    await waitFor('publisher to publish over wss://', 10_000, async () => {
-      const s = await smokeState(publisher);
-      if (s?.errors?.length) throw new Error(`publisher errors: ${describeValue(s.errors)}`);
-      return s?.phase === 'publishing';
-    }, 250);
+    await waitPublishing(publisher, 'publisher over wss://');
     const watcher = (pages.watch = await openSmokePage(browser, server, 'watch', viewerToken, logs));
-    await waitFor('decoded video at the watcher', MEDIA_TIMEOUT_MS, async () => {
-      const seen = await inboundStats(watcher);
-      return seen && seen.framesDecoded > 0 ? seen : null;
-    }, 250);
+    await waitDecoded(watcher, 'the watcher', MEDIA_TIMEOUT_MS);
 
     // Replace the files: the next handshakes get serial 1002, with no restart.
     installLeaf(await makeLeaf(dir, ca, '1002'), served);
@@ -76,10 +61,7 @@ test('Chromium trusting a test CA loads https://, joins over wss:// and decodes 
     const secondToken = await mintToken(server, 'tls', 'tls-viewer-2', '--no-publish');
     const again = (pages.again = await openSmokePage(browser, server, 'watch', secondToken, logs));
     assert.equal(await again.evaluate(() => location.protocol), 'https:');
-    await waitFor('decoded video at the second watcher', MEDIA_TIMEOUT_MS, async () => {
-      const seen = await inboundStats(again);
-      return seen && seen.framesDecoded > 0 ? seen : null;
-    }, 250);
+    await waitDecoded(again, 'the second watcher', MEDIA_TIMEOUT_MS);
     // The first watcher's call went on across the reload.
     const before = (await inboundStats(watcher))?.framesDecoded ?? 0;
     await waitFor('the first watcher to keep decoding', 10_000,

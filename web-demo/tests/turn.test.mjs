@@ -19,8 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  describeValue, waitFor, launchChromium, startServer, stopServer, dumpBrowserFailure, mintToken,
-  inboundStats, openSmokePage, freeTcpPort, freeUdpPort,
+  describeValue, waitFor, launchChromium, startServer, releaseAfter, dumpBrowserFailure, mintToken,
+  openSmokePage, freeTcpPort, freeUdpPort, smokeState, waitPublishing, waitDecoded,
 } from './harness.mjs';
 import { makeCa, makeLeaf } from './testca.mjs';
 
@@ -109,10 +109,6 @@ function selectedLocalCandidate(page) {
   });
 }
 
-function smokeState(page) {
-  return page.evaluate(() => /** @type {any} */ (window).cascadeSmoke?.state ?? null);
-}
-
 /**
  * A relay-only publisher and watcher in `room`: waits for decoded video at the watcher and
  * returns both pages' selected local candidates.
@@ -121,16 +117,9 @@ async function relayCall(browser, server, room, logs, pages) {
   const pub = await mintToken(server, room, `${room}-publisher`);
   const view = await mintToken(server, room, `${room}-viewer`, '--no-publish');
   const publisher = (pages[`${room} publish`] = await openRelayPage(browser, server, 'publish', pub, logs));
-  await waitFor(`${room}: publisher to publish`, 10_000, async () => {
-    const s = await smokeState(publisher);
-    if (s?.errors?.length) throw new Error(`publisher errors: ${describeValue(s.errors)}`);
-    return s?.phase === 'publishing';
-  }, 250);
+  await waitPublishing(publisher, `${room}: publisher`);
   const watcher = (pages[`${room} watch`] = await openRelayPage(browser, server, 'watch', view, logs));
-  await waitFor(`${room}: decoded video through TURN`, MEDIA_TIMEOUT_MS, async () => {
-    const seen = await inboundStats(watcher);
-    return seen && seen.framesDecoded > 0 ? seen : null;
-  }, 250);
+  await waitDecoded(watcher, `${room}: the watcher, through TURN`, MEDIA_TIMEOUT_MS);
   return { publisher: await selectedLocalCandidate(publisher), watcher: await selectedLocalCandidate(watcher) };
 }
 
@@ -145,9 +134,7 @@ test('relay-only Chromium through the embedded TURN server: over UDP, then over 
   const pages = {};
   let server;
   let browser;
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stopServer(server);
+  releaseAfter(t, () => [browser, server], async () => {
     await removeRules();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -196,9 +183,7 @@ test('relay-only Chromium through an external coturn sharing Cascade\'s TURN sec
   let browser;
   let coturn;
   const dir = mkdtempSync(join(tmpdir(), 'cascade-coturn-'));
-  t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stopServer(server);
+  releaseAfter(t, () => [browser, server], async () => {
     coturn?.kill('SIGKILL');
     await removeRules();
     rmSync(dir, { recursive: true, force: true });
