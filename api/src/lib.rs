@@ -16,6 +16,7 @@ macro_rules! debug_struct {
     };
 }
 
+pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod listener;

@@ -33,21 +33,21 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 }
 
 /// The server's version and public URL (`--public-url`), for the demo's invite links. Public:
-/// nothing in it is secret.
+/// nothing in it is secret; readable from any origin.
 #[utoipa::path(get, path = "/api/info", tag = "operations", operation_id = "server_info",
     responses((status = 200, description = "Version and public URL",
         body = crate::rest::model::ServerInfoBody)))]
-async fn info(
-    State(state): State<Arc<AppState>>,
-) -> axum::Json<crate::rest::model::ServerInfoBody> {
-    axum::Json(crate::rest::model::ServerInfoBody {
+async fn info(State(state): State<Arc<AppState>>) -> Response {
+    let body = crate::rest::model::ServerInfoBody {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         public_url: state
             .config
             .public_url
             .as_ref()
             .map(|url| url.trim_end_matches('/').to_owned()),
-    })
+    };
+    // Readable from any origin, like the client library.
+    crate::assets::with_cors(axum::Json(body).into_response())
 }
 
 /// Liveness: the process serves HTTP.
@@ -96,6 +96,7 @@ fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response
 }
 
 /// Mints a token for the demo page; exists only while the embedded development secret is in use.
+/// Readable from any origin (`Access-Control-Allow-Origin: *`).
 #[utoipa::path(get, path = "/api/dev/token", tag = "operations", operation_id = "dev_token",
     params(DevTokenQuery),
     responses(
@@ -105,6 +106,14 @@ fn json_error(status: StatusCode, code: &'static str, message: &str) -> Response
             body = crate::rest::error::ErrorBody)))]
 async fn dev_token(
     State(state): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    // Readable from any origin: pages that import the client library from this server.
+    crate::assets::with_cors(dev_token_response(&state, query))
+}
+
+fn dev_token_response(
+    state: &AppState,
     query: Result<axum::extract::Query<DevTokenQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let config = &state.config;

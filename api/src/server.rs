@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cascade_sfu::room::{RoomConfig, Rooms};
 use cascade_sfu::{MediaConfig, MediaServer};
 use tracing::{info, warn};
 
+use crate::assets;
 use crate::config::Config;
 use crate::listener::{self, Limits};
 use crate::metrics::Metrics;
@@ -210,31 +209,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(WS_PATH, get(ws::upgrade))
         .merge(crate::openapi::router())
-        .fallback(get(static_file))
+        .route("/lib/{version}/{*path}", get(assets::versioned))
+        .fallback(get(assets::file))
         .with_state(state)
-}
-
-/// The browser pages and scripts of `web-demo/`, compiled into the binary.
-#[derive(rust_embed::RustEmbed)]
-#[folder = "../web-demo/"]
-#[exclude = "tests/*"]
-#[exclude = "node_modules/*"]
-#[exclude = "package*.json"]
-#[exclude = "test-results/*"]
-struct Assets;
-
-async fn static_file(uri: Uri) -> Response {
-    let path = uri.path().trim_start_matches('/');
-    let path = if path.is_empty() { "index.html" } else { path };
-    match Assets::get(path) {
-        Some(file) => {
-            let mime = mime_guess::from_path(path).first_or_octet_stream();
-            (
-                [(header::CONTENT_TYPE, mime.as_ref().to_owned())],
-                file.data.into_owned(),
-            )
-                .into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
-    }
 }

@@ -143,3 +143,49 @@ async fn info_tells_the_version_and_public_url() {
     );
     srv.shutdown().await;
 }
+
+/// A bare HTTP/1.1 GET; returns the whole response head and the body.
+async fn get_with_head(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_is_served_cross_origin_and_versioned() {
+    let srv = server::start().await;
+    let version = env!("CARGO_PKG_VERSION");
+    let (head, body) =
+        get_with_head(srv.http_addr, &format!("/lib/{version}/cascade-client.js")).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-type: text/javascript")
+            || head.contains("content-type: application/javascript"),
+        "{head}"
+    );
+    assert!(body.contains("export class CascadeClient"));
+    let (head, _) = get_with_head(srv.http_addr, "/cascade-client.js").await;
+    assert!(
+        head.contains("access-control-allow-origin: *") && head.contains("cache-control: no-cache"),
+        "{head}"
+    );
+    let (head, body) = get_with_head(srv.http_addr, "/lib/0.0.0-old/cascade-client.js").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(body.contains(&format!("/lib/{version}/")), "{body}");
+    let (head, _) = get_with_head(srv.http_addr, "/api/info").await;
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    srv.shutdown().await;
+}
