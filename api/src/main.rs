@@ -171,6 +171,20 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
             eprintln!("  Open:       {open}");
             if config.public_url.is_some() {
                 eprintln!("  Listening:  {local}");
+            } else if handle.http_addr.ip().is_unspecified() {
+                // Listening on every interface: the URLs other machines can open too.
+                let port = handle.http_addr.port();
+                let others: Vec<String> = handle
+                    .state
+                    .media()
+                    .candidate_ips()
+                    .iter()
+                    .filter(|ip| !ip.is_loopback())
+                    .map(|ip| format!("{scheme}://{}/", SocketAddr::new(*ip, port)))
+                    .collect();
+                if !others.is_empty() {
+                    eprintln!("  Also at:    {}", others.join(", "));
+                }
             }
             eprintln!("  WebSocket:  {ws}://{http}/ws");
             eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
