@@ -26,6 +26,7 @@ pub mod rate_limit;
 pub mod rest;
 pub mod server;
 pub mod state;
+pub mod turn;
 pub mod turn_credentials;
 pub mod webhooks;
 pub mod whip;

@@ -2,7 +2,7 @@
 //! embedded web pages; and its life: serving, draining (SIGTERM or `POST /api/drain`),
 //! stopping.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cascade_sfu::room::{RoomConfig, Rooms};
 use cascade_sfu::{MediaConfig, MediaServer};
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::listener::{self, Limits};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::turn::{self, TurnConfig};
 use crate::webhooks::{self, WebhookSettings, Webhooks};
 use crate::ws::{self, WS_PATH};
 
@@ -45,6 +47,21 @@ impl ServerHandle {
         SocketAddr::new(bind_ip(&self.state.config), self.udp_port())
     }
 
+    /// The embedded TURN server's UDP address, when it runs.
+    pub fn turn_udp_addr(&self) -> Option<SocketAddr> {
+        self.state.turn.as_ref().map(|t| t.udp_addr)
+    }
+
+    /// The embedded TURN server's TCP address, when it runs.
+    pub fn turn_tcp_addr(&self) -> Option<SocketAddr> {
+        self.state.turn.as_ref().map(|t| t.tcp_addr)
+    }
+
+    /// The embedded TURN server's TLS address, when it runs with TLS.
+    pub fn turn_tls_addr(&self) -> Option<SocketAddr> {
+        self.state.turn.as_ref().and_then(|t| t.tls_addr)
+    }
+
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}{WS_PATH}", self.http_addr)
@@ -60,6 +77,9 @@ impl ServerHandle {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         state.webhooks.shutdown(webhooks::SHUTDOWN_GRACE).await;
+        if let Some(turn) = &state.turn {
+            turn.stop();
+        }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
         let media = state.media().clone();
         tokio::task::spawn_blocking(move || media.shutdown())
@@ -68,8 +88,23 @@ impl ServerHandle {
     }
 }
 
-/// Binds the HTTP and UDP ports and starts serving.
+/// Binds the HTTP and UDP ports (and, with `turn` on, the embedded TURN server's) and starts
+/// serving.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    start_with_tls(config, None).await
+}
+
+/// [`start`], with the TLS acceptor of TURN over TLS (`turn_tls_port`), built from the HTTPS
+/// certificate.
+pub async fn start_with_tls(
+    mut config: Config,
+    turn_tls: Option<TlsAcceptor>,
+) -> anyhow::Result<ServerHandle> {
+    if config.turn && config.turn_secret.is_none() {
+        let secret: [u8; 32] = rand::random();
+        config.turn_secret = Some(secret.iter().map(|b| format!("{b:02x}")).collect());
+        info!("generated a TURN credential secret at start-up (set turn_secret to choose one)");
+    }
     let mut bind = config.http_addr;
     let media = MediaServer::start(MediaConfig {
         bind: SocketAddr::new(bind_ip(&config), config.udp_port),
@@ -95,7 +130,12 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     if webhooks.is_enabled() {
         rooms = rooms.with_observer(webhooks.observer());
     }
-    let state = Arc::new(AppState::new(config, rooms, metrics, webhooks));
+    let mut state = AppState::new(config, rooms, metrics, webhooks);
+    if state.config.turn {
+        let turn = turn::start(turn_config(&state.config, state.media())?, turn_tls).await?;
+        state.turn = Some(turn);
+    }
+    let state = Arc::new(state);
     let app = router(state.clone());
     let reaper = state.clone();
     tokio::spawn(async move {
@@ -186,6 +226,46 @@ impl Signals {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     }
+}
+
+/// The embedded TURN server's settings: listening where the media socket does, allowing as
+/// peers only the media socket's advertised addresses (and its bound IP if specific).
+fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfig> {
+    let listen_ip = bind_ip(config);
+    let port = media.port();
+    let mut allowed_peers: Vec<SocketAddr> = media
+        .candidate_ips()
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, port))
+        .collect();
+    if !listen_ip.is_unspecified() {
+        allowed_peers.push(SocketAddr::new(listen_ip, port));
+    }
+    allowed_peers.sort();
+    allowed_peers.dedup();
+    let advertised_ip = media
+        .candidate_ips()
+        .iter()
+        .copied()
+        .find(IpAddr::is_ipv4)
+        .unwrap_or(listen_ip);
+    Ok(TurnConfig {
+        listen_ip,
+        udp_port: config.turn_udp_port,
+        tcp_port: config.turn_tcp_port,
+        tls_port: config.turn_tls_port,
+        relay_ip: config.turn_relay_ip,
+        relay_ports: config.turn_relay_port_range()?,
+        advertised_ip,
+        max_allocations: config.turn_max_allocations,
+        realm: config.turn_realm.clone(),
+        secret: config
+            .turn_secret
+            .clone()
+            .context("the TURN secret is set before the TURN server starts")?
+            .into_bytes(),
+        allowed_peers,
+    })
 }
 
 fn bind_ip(config: &Config) -> std::net::IpAddr {
