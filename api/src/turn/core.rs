@@ -195,7 +195,7 @@ impl Core {
             Event::Client { from, data } => {
                 match self.screen(from, &data) {
                     Screen::Pass => {}
-                    Screen::Reply(reply) => return self.to_client(from, reply),
+                    Screen::Reply(reply) => return self.send_to_client(from, reply),
                     Screen::Drop => return,
                 }
                 let transmit = Transmit::new(data, self.transport, from, self.listen);
@@ -430,7 +430,7 @@ impl Core {
     /// Sends one transmit of the server: to a client, or from a relay socket to a peer.
     fn route(&mut self, transmit: Transmit<Vec<u8>>) {
         if transmit.from == self.listen {
-            return self.to_client(transmit.to, transmit.data);
+            return self.send_to_client(transmit.to, transmit.data);
         }
         let Some(relay) = self.relays.get(&transmit.from) else {
             debug!(from = %transmit.from, "TURN transmit from an unknown address dropped");
@@ -447,7 +447,7 @@ impl Core {
         let _ = relay.socket.try_send_to(&transmit.data, transmit.to);
     }
 
-    fn to_client(&mut self, to: SocketAddr, data: Vec<u8>) {
+    fn send_to_client(&mut self, to: SocketAddr, data: Vec<u8>) {
         match &mut self.clients {
             Clients::Datagram(socket) => {
                 let _ = socket.try_send_to(&data, to);
