@@ -543,3 +543,43 @@ impl Echo {
         self.addr
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_secret_one_is_generated_and_its_credentials_work() {
+    let srv = server::start_with(|c| {
+        turn_config(c);
+        c.turn_secret = None;
+    })
+    .await;
+    let generated = srv.state.config.turn_secret.clone().expect("generated");
+    assert_eq!(generated.len(), 64, "32 random bytes, hex");
+    let server = srv.turn_udp_addr().unwrap();
+    let (_, username, credential) = minted(&srv, "erin").await;
+    let forged = mint(
+        SECRET.as_bytes(),
+        "erin",
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let allocate = |client: &RawClient| {
+            let reply = client.request(ALLOCATE, |m| {
+                m.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
+                    .unwrap();
+            });
+            error_code(&reply)
+        };
+        assert_eq!(
+            allocate(&RawClient::new(server, &username, &credential)),
+            None
+        );
+        // A credential minted with another secret fails MESSAGE-INTEGRITY: 401.
+        assert_eq!(
+            allocate(&RawClient::new(server, &forged.0, &forged.1)),
+            Some(401)
+        );
+    })
+    .await
+    .unwrap();
+    srv.shutdown().await;
+}
