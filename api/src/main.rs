@@ -155,6 +155,13 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
             eprintln!("  HTTP:       http://{http}/");
             eprintln!("  WebSocket:  ws://{http}/ws");
             eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
+            if let Some(turn) = &handle.state.turn {
+                let tls = turn.tls_addr.map_or(String::new(), |a| format!(", TLS {a}"));
+                eprintln!(
+                    "  TURN:       UDP {}, TCP {}{tls}; relays only to the media port",
+                    turn.udp_addr, turn.tcp_addr
+                );
+            }
             if config.is_dev_secret() {
                 eprintln!();
                 eprintln!("WARNING: using the built-in development API key and secret.");
