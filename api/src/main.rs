@@ -156,7 +156,9 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
             eprintln!("  WebSocket:  ws://{http}/ws");
             eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
             if let Some(turn) = &handle.state.turn {
-                let tls = turn.tls_addr.map_or(String::new(), |a| format!(", TLS {a}"));
+                let tls = turn
+                    .tls_addr
+                    .map_or(String::new(), |a| format!(", TLS {a}"));
                 eprintln!(
                     "  TURN:       UDP {}, TCP {}{tls}; relays only to the media port",
                     turn.udp_addr, turn.tcp_addr

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::listener::{self, Limits};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TurnCounters};
 use crate::state::AppState;
 use crate::turn::{self, TurnConfig};
 use crate::webhooks::{self, WebhookSettings, Webhooks};
@@ -132,7 +132,9 @@ pub async fn start_with_tls(
     }
     let mut state = AppState::new(config, rooms, metrics, webhooks);
     if state.config.turn {
-        let turn = turn::start(turn_config(&state.config, state.media())?, turn_tls).await?;
+        let mut settings = turn_config(&state.config, state.media())?;
+        settings.metrics = state.metrics.turn();
+        let turn = turn::start(settings, turn_tls).await?;
         state.turn = Some(turn);
     }
     let state = Arc::new(state);
@@ -265,6 +267,7 @@ fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfi
             .context("the TURN secret is set before the TURN server starts")?
             .into_bytes(),
         allowed_peers,
+        metrics: TurnCounters::unregistered(),
     })
 }
 

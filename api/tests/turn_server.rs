@@ -242,7 +242,7 @@ async fn uclient_relays_to_cascade_over_udp_with_minted_credentials_only() {
             uclient(&uclient_args(&[], udp.port(), peer, user, cred))
         };
         let Some((ok, out)) = run(peer, &username, &credential) else {
-            return echo;
+            return (echo, false);
         };
         assert!(ok, "uclient failed with a minted credential:\n{out}");
         assert!(
@@ -264,11 +264,15 @@ async fn uclient_relays_to_cascade_over_udp_with_minted_credentials_only() {
         let (ok, out) = run(forbidden, &username, &credential).unwrap();
         assert!(!ok, "a peer that is not Cascade's was relayed to:\n{out}");
         assert_eq!(far.received(), 0, "the forbidden peer got packets");
-        echo
+        (echo, true)
     })
     .await
     .unwrap();
+    let (echo, ran) = echo;
     drop(echo);
+    let metrics = server::scrape(srv.http_addr).await;
+    let expired = r#"cascade_turn_refused_total{reason="expired"}"#;
+    assert!(!ran || server::sample(&metrics, expired) >= 1, "{metrics}");
     srv.shutdown().await;
 }
 
@@ -535,6 +539,11 @@ async fn only_cascade_media_addresses_are_relayed_to() {
     .await
     .unwrap();
     assert_eq!(srv.state.turn.as_ref().unwrap().allocations(), 1);
+    let metrics = server::scrape(srv.http_addr).await;
+    assert_eq!(server::sample(&metrics, "cascade_turn_allocations"), 1);
+    // 4 permissions, 2 sends, 2 channels, 1 unsigned permission.
+    let refused = r#"cascade_turn_refused_total{reason="forbidden_peer"}"#;
+    assert_eq!(server::sample(&metrics, refused), 9);
     srv.shutdown().await;
 }
 

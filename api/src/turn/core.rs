@@ -28,6 +28,7 @@ use turn_server_proto::types::{AddressFamily, Instant, TransportType};
 use super::policy::{Admission, Policy, Refusal};
 use super::relay::{self, RelaySettings};
 use super::stream::pad_for_stream;
+use crate::metrics::TurnCounters;
 
 /// Frames queued for one stream client before more are dropped.
 pub const CLIENT_QUEUE: usize = 64;
@@ -89,6 +90,8 @@ pub struct Shared {
     pub allocations: AtomicUsize,
     /// Most live allocations over all listeners.
     pub max_allocations: usize,
+    /// Where allocations and refusals are counted.
+    pub metrics: TurnCounters,
 }
 
 impl Shared {
@@ -182,6 +185,7 @@ impl Core {
         for (_, relay) in self.relays.drain() {
             drop(relay);
             self.shared.allocations.fetch_sub(1, Ordering::Relaxed);
+            self.shared.metrics.deallocated();
         }
     }
 
@@ -251,6 +255,11 @@ impl Core {
                 Admission::Known => {}
                 Admission::Add { password } => self.server.add_user(name.clone(), password),
                 Admission::Refused(refusal) => {
+                    self.shared.metrics.refused(match refusal {
+                        Refusal::Malformed => "malformed_username",
+                        Refusal::Expired => "expired",
+                        Refusal::TableFull => "user_table_full",
+                    });
                     self.warn_limited(|| {
                         warn!(client = %from, reason = refusal.label(), "TURN request refused");
                     });
@@ -281,6 +290,7 @@ impl Core {
         if allowed {
             return Screen::Pass;
         }
+        self.shared.metrics.refused("forbidden_peer");
         self.warn_limited(|| {
             warn!(client = %from, ?peers, "TURN relay to a peer that is not Cascade's refused");
         });
@@ -390,6 +400,7 @@ impl Core {
         let per_ip = self.per_ip.get(&client.ip()).copied().unwrap_or(0);
         let live = self.shared.allocations.load(Ordering::Relaxed);
         if live >= self.shared.max_allocations || per_ip >= self.shared.max_per_ip() {
+            self.shared.metrics.refused("capacity");
             self.warn_limited(|| {
                 warn!(%client, live, per_ip, "TURN allocation refused: at capacity");
             });
@@ -410,6 +421,7 @@ impl Core {
         self.relays.insert(addr, relay);
         *self.per_ip.entry(client.ip()).or_default() += 1;
         self.shared.allocations.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.allocated();
         Ok(addr)
     }
 
@@ -425,6 +437,7 @@ impl Core {
             }
         }
         self.shared.allocations.fetch_sub(1, Ordering::Relaxed);
+        self.shared.metrics.deallocated();
     }
 
     /// Sends one transmit of the server: to a client, or from a relay socket to a peer.
@@ -438,6 +451,7 @@ impl Core {
         };
         if !self.policy.peer_allowed(transmit.to) {
             // A permission is per IP: another port of an allowed IP ends here.
+            self.shared.metrics.refused("forbidden_peer");
             let to = transmit.to;
             self.warn_limited(
                 || warn!(peer = %to, "TURN relay to a peer that is not Cascade's dropped"),

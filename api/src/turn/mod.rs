@@ -40,6 +40,7 @@ use tracing::info;
 
 use self::core::{CORE_QUEUE, Core, Shared};
 use self::relay::RelaySettings;
+use crate::metrics::TurnCounters;
 
 /// What the embedded TURN server needs to start.
 #[derive(Debug, Clone)]
@@ -66,6 +67,8 @@ pub struct TurnConfig {
     pub secret: Vec<u8>,
     /// The only peers allocations may relay to and from: Cascade's media addresses.
     pub allowed_peers: Vec<SocketAddr>,
+    /// Where allocations and refusals are counted.
+    pub metrics: TurnCounters,
 }
 
 /// A running embedded TURN server.
@@ -130,6 +133,7 @@ pub async fn start(config: TurnConfig, tls: Option<TlsAcceptor>) -> anyhow::Resu
         },
         allocations: AtomicUsize::new(0),
         max_allocations: config.max_allocations,
+        metrics: config.metrics.clone(),
     });
     let (stop, shutdown) = watch::channel(false);
 
