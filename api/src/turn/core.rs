@@ -253,7 +253,20 @@ impl Core {
             }
             match admission {
                 Admission::Known => {}
-                Admission::Add { password } => self.server.add_user(name.clone(), password),
+                Admission::Add { password } => {
+                    // Learnt only from a request signed with the genuine credential, so that
+                    // made-up usernames cannot fill the table. Unsigned or forged requests
+                    // go on to the server, which answers 401 for a user it does not know.
+                    let key = LongTermKeyCredentials::new(
+                        name.clone(),
+                        password.clone(),
+                        self.shared.realm.clone(),
+                    );
+                    if msg.validate_integrity(&key.into()).is_ok() {
+                        self.policy.learn(name);
+                        self.server.add_user(name.clone(), password);
+                    }
+                }
                 Admission::Refused(refusal) => {
                     self.shared.metrics.refused(match refusal {
                         Refusal::Malformed => "malformed_username",

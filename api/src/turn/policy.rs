@@ -35,8 +35,8 @@ impl Refusal {
 pub enum Admission {
     /// Already known to the TURN server and not expired.
     Known,
-    /// New: the TURN server must learn it with this password (the expected credential), so
-    /// that its MESSAGE-INTEGRITY check refuses forged ones.
+    /// New: once the request proves it holds this password (the genuine credential: its
+    /// MESSAGE-INTEGRITY checks with it), [`Policy::learn`] it and teach it to the TURN server.
     Add {
         /// The credential a genuine client holds for this username.
         password: String,
@@ -69,7 +69,7 @@ impl Policy {
 
     /// Decides on `username` at `now`. Every request carrying a username is checked, so a
     /// credential stops working at its expiry even though the TURN server still knows it.
-    pub fn admit(&mut self, username: &str, now: SystemTime) -> Admission {
+    pub fn admit(&self, username: &str, now: SystemTime) -> Admission {
         let Some(expiry) = parse_expiry(username) else {
             return Admission::Refused(Refusal::Malformed);
         };
@@ -82,9 +82,18 @@ impl Policy {
         if self.users.len() >= self.max_users {
             return Admission::Refused(Refusal::TableFull);
         }
-        self.users.insert(username.to_owned(), expiry);
         Admission::Add {
             password: self.password(username),
+        }
+    }
+
+    /// Records `username` as known to the TURN server, after [`Admission::Add`] and a request
+    /// signed with its genuine credential (so that only credential holders fill the table).
+    pub fn learn(&mut self, username: &str) {
+        if let Some(expiry) = parse_expiry(username)
+            && self.users.len() < self.max_users
+        {
+            self.users.insert(username.to_owned(), expiry);
         }
     }
 
@@ -188,6 +197,12 @@ mod tests {
             }
         );
         assert_eq!(verify(SECRET, &username, &credential, now), Ok("alice"));
+        assert!(
+            matches!(p.admit(&username, now), Admission::Add { .. }),
+            "until learnt"
+        );
+        assert_eq!(p.users(), 0);
+        p.learn(&username);
         assert_eq!(p.admit(&username, now), Admission::Known);
         assert_eq!(p.users(), 1);
     }
@@ -196,7 +211,7 @@ mod tests {
     fn a_forged_username_gets_a_password_its_holder_does_not_have() {
         // The TURN server checks MESSAGE-INTEGRITY with the password given here: a client that
         // signed with a credential minted under another secret fails that check.
-        let mut p = policy(8);
+        let p = policy(8);
         let now = at(1_700_000_000);
         let (username, forged) = mint(b"not-the-secret", "mallory", Duration::from_secs(60), now);
         let Admission::Add { password } = p.admit(&username, now) else {
@@ -211,6 +226,7 @@ mod tests {
         let now = at(1_700_000_000);
         let (username, _) = mint(SECRET, "alice", Duration::from_secs(60), now);
         assert!(matches!(p.admit(&username, now), Admission::Add { .. }));
+        p.learn(&username);
         assert_eq!(
             p.admit(&username, at(1_700_000_059)),
             Admission::Known,
@@ -225,7 +241,7 @@ mod tests {
 
     #[test]
     fn malformed_usernames_are_refused() {
-        let mut p = policy(8);
+        let p = policy(8);
         for username in [
             "",
             "alice",
@@ -249,9 +265,13 @@ mod tests {
         let mut p = policy(2);
         let now = at(1_700_000_000);
         let names: Vec<String> = (0..3).map(|i| format!("1700000100:user{i}")).collect();
-        assert!(matches!(p.admit(&names[0], now), Admission::Add { .. }));
-        assert!(matches!(p.admit(&names[1], now), Admission::Add { .. }));
+        for name in &names[..2] {
+            assert!(matches!(p.admit(name, now), Admission::Add { .. }));
+            p.learn(name);
+        }
         assert!(p.is_full());
+        p.learn(&names[2]);
+        assert_eq!(p.users(), 2, "learn respects the bound too");
         assert_eq!(
             p.admit(&names[2], now),
             Admission::Refused(Refusal::TableFull)

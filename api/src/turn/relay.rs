@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 use super::core::Event;
 
+/// Pause after a receive error, so that a lasting one cannot spin.
+const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 /// Largest datagram a relay socket receives.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -105,6 +107,8 @@ async fn receive(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            // Per-datagram errors (a late ICMP unreachable): go on, without spinning.
+            tokio::time::sleep(ERROR_PAUSE).await;
             continue;
         };
         if !super::policy::allowed_peer(&allowed, from) {

@@ -7,6 +7,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::core::Event;
 
+/// Pause after a receive error, so that a lasting one cannot spin.
+const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 /// Largest datagram received.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -23,8 +25,12 @@ pub async fn receive(
             received = socket.recv_from(&mut buf) => received,
             _ = shutdown.changed() => return,
         };
-        // Errors are per datagram on UDP (e.g. ICMP unreachable reported late): go on.
-        let Ok((n, from)) = received else { continue };
+        // Errors are per datagram on UDP (e.g. ICMP unreachable reported late): go on,
+        // without spinning.
+        let Ok((n, from)) = received else {
+            tokio::time::sleep(ERROR_PAUSE).await;
+            continue;
+        };
         let event = Event::Client {
             from,
             data: buf[..n].to_vec(),
