@@ -592,3 +592,33 @@ async fn without_a_configured_secret_one_is_generated_and_its_credentials_work()
     .unwrap();
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_past_the_cap_get_508() {
+    let srv = server::start_with(|c| {
+        turn_config(c);
+        c.turn_max_allocations = 1;
+    })
+    .await;
+    let server = srv.turn_udp_addr().unwrap();
+    let (_, username, credential) = minted(&srv, "frank").await;
+    tokio::task::spawn_blocking(move || {
+        let allocate = |client: &RawClient| {
+            let reply = client.request(ALLOCATE, |m| {
+                m.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
+                    .unwrap();
+            });
+            error_code(&reply)
+        };
+        let first = RawClient::new(server, &username, &credential);
+        assert_eq!(allocate(&first), None);
+        let second = RawClient::new(server, &username, &credential);
+        assert_eq!(allocate(&second), Some(508), "past turn_max_allocations");
+    })
+    .await
+    .unwrap();
+    let metrics = server::scrape(srv.http_addr).await;
+    let capacity = r#"cascade_turn_refused_total{reason="capacity"}"#;
+    assert_eq!(server::sample(&metrics, capacity), 1);
+    srv.shutdown().await;
+}

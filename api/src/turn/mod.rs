@@ -7,8 +7,9 @@
 //!
 //! - [`policy`]: credentials are the time-limited TURN REST API ones of
 //!   [`crate::turn_credentials`]; every username is checked for form and expiry before the
-//!   server sees the request, new ones are taught to the server with their genuine credential
-//!   so that its MESSAGE-INTEGRITY check refuses forged ones (401).
+//!   server sees the request (401 otherwise), and a new one is taught to the server once a
+//!   request signed with its genuine credential comes; a forged credential is never taught, so
+//!   the server's MESSAGE-INTEGRITY check refuses it (401).
 //! - Never an open relay: CreatePermission for any IP but Cascade's media IPs, and ChannelBind
 //!   or Send to any address but Cascade's media addresses, are refused with 403 (Send, an
 //!   indication, is dropped); relay sockets drop datagrams to and from any other address.
