@@ -28,9 +28,11 @@ use cascade_api::turn_credentials::mint;
 use cascade_testkit::TestClient;
 use server::token;
 use turn_server_proto::types::attribute::{
-    ChannelNumber, Data, RequestedTransport, XorPeerAddress, XorRelayedAddress,
+    ChannelNumber, Data, Lifetime, RequestedTransport, XorPeerAddress, XorRelayedAddress,
 };
-use turn_server_proto::types::message::{ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, DATA, SEND};
+use turn_server_proto::types::message::{
+    ALLOCATE, CHANNEL_BIND, CREATE_PERMISSION, DATA, REFRESH, SEND,
+};
 use turn_server_proto::types::stun::attribute::{ErrorCode, Nonce, Realm, Username};
 use turn_server_proto::types::stun::message::{
     IntegrityAlgorithm, LongTermKeyCredentials, Message, MessageIntegrityCredentials, MessageWrite,
@@ -412,6 +414,14 @@ impl RawClient {
         panic!("no reply to {method:?}");
     }
 
+    /// Signs the next requests as `username` with `credential` (same realm and nonce).
+    fn set_user(&mut self, username: &str, credential: &str) {
+        let (realm, nonce, _) = self.key.take().expect("the realm is known");
+        let key = LongTermKeyCredentials::new(username.into(), credential.into(), realm.clone());
+        self.username = username.into();
+        self.key = Some((realm, nonce, key.into()));
+    }
+
     fn sign(&self, m: &mut MessageWriteVec) {
         if let Some((realm, nonce, key)) = &self.key {
             m.add_attribute(&Username::new(&self.username).unwrap())
@@ -620,5 +630,78 @@ async fn allocations_past_the_cap_get_508() {
     let metrics = server::scrape(srv.http_addr).await;
     let capacity = r#"cascade_turn_refused_total{reason="capacity"}"#;
     assert_eq!(server::sample(&metrics, capacity), 1);
+    srv.shutdown().await;
+}
+
+/// Allocates with a signed request; the error code, if any.
+fn allocate(client: &RawClient) -> Option<u16> {
+    let reply = client.request(ALLOCATE, |m| {
+        m.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
+            .unwrap();
+    });
+    error_code(&reply)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_table_is_bounded_and_starts_afresh_once_no_allocation_is_live() {
+    // One allocation allowed: the table holds 1024 usernames (the floor).
+    let srv = server::start_with(|c| {
+        turn_config(c);
+        c.turn_max_allocations = 1;
+    })
+    .await;
+    let server = srv.turn_udp_addr().unwrap();
+    let now = SystemTime::now();
+    let user = move |i: usize| {
+        mint(
+            SECRET.as_bytes(),
+            &format!("u{i}"),
+            Duration::from_secs(600),
+            now,
+        )
+    };
+    tokio::task::spawn_blocking(move || {
+        let (name, credential) = user(0);
+        let holder = RawClient::new(server, &name, &credential);
+        assert_eq!(allocate(&holder), None, "a live allocation");
+        // 1023 more genuine usernames, in signed Allocate requests from another client (each
+        // learnt, then refused for capacity: the one allocation is taken).
+        let (name, credential) = user(1);
+        let mut flood = RawClient::new(server, &name, &credential);
+        for i in 1..1024 {
+            let (name, credential) = user(i);
+            flood.set_user(&name, &credential);
+            assert_eq!(allocate(&flood), Some(508));
+        }
+        // The table is full and an allocation is live: a new username gets 486.
+        let (name, credential) = user(1024);
+        let late = RawClient::new(server, &name, &credential);
+        assert_eq!(allocate(&late), Some(486));
+        // Known usernames still work.
+        let (name, credential) = user(5);
+        let known = RawClient::new(server, &name, &credential);
+        assert_eq!(
+            allocate(&known),
+            Some(508),
+            "known, but past the allocation cap"
+        );
+        // Once the allocation ends, the next new username starts a fresh server.
+        let reply = holder.request(REFRESH, |m| {
+            m.add_attribute(&Lifetime::new(0)).unwrap();
+        });
+        assert_eq!(error_code(&reply), None, "deallocated");
+        let (name, credential) = user(1025);
+        let fresh = RawClient::new(server, &name, &credential);
+        // Its nonce came from the replaced server: 438 Stale Nonce, and a retry with the new
+        // server's nonce (as clients do) allocates.
+        assert_eq!(allocate(&fresh), Some(438));
+        let fresh = RawClient::new(server, &name, &credential);
+        assert_eq!(allocate(&fresh), None, "allocated after the fresh start");
+    })
+    .await
+    .unwrap();
+    let metrics = server::scrape(srv.http_addr).await;
+    let full = r#"cascade_turn_refused_total{reason="user_table_full"}"#;
+    assert_eq!(server::sample(&metrics, full), 1);
     srv.shutdown().await;
 }
