@@ -2,7 +2,7 @@
 //! embedded web pages; and its life: serving, draining (SIGTERM or `POST /api/drain`),
 //! stopping.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -245,6 +245,18 @@ fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfi
     }
     allowed_peers.sort();
     allowed_peers.dedup();
+    // Advertised IPs this host does not hold (a 1:1 NAT's public address): relays send to the
+    // media socket's local address instead of relying on the NAT to hairpin.
+    let relay_ip = config.turn_relay_ip.unwrap_or(listen_ip);
+    let local_ip = [listen_ip, relay_ip]
+        .into_iter()
+        .find(|ip| !ip.is_unspecified())
+        .unwrap_or(Ipv4Addr::LOCALHOST.into());
+    let translations = allowed_peers
+        .iter()
+        .filter(|peer| std::net::UdpSocket::bind(SocketAddr::new(peer.ip(), 0)).is_err())
+        .map(|peer| (*peer, SocketAddr::new(local_ip, port)))
+        .collect();
     let advertised_ip = media
         .candidate_ips()
         .iter()
@@ -267,6 +279,7 @@ fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfi
             .context("the TURN secret is set before the TURN server starts")?
             .into_bytes(),
         allowed_peers,
+        translations,
         metrics: TurnCounters::unregistered(),
     })
 }

@@ -705,3 +705,33 @@ async fn the_user_table_is_bounded_and_starts_afresh_once_no_allocation_is_live(
     assert_eq!(server::sample(&metrics, full), 1);
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_address_this_host_does_not_hold_is_relayed_to_the_local_media_socket() {
+    // 192.0.2.1 (TEST-NET-1) stands for a 1:1 NAT's public address: no interface holds it, so
+    // without translation the relay could not reach it at all in this namespace.
+    let public: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let srv = server::start_with(|c| {
+        turn_config(c);
+        c.public_ips = vec![public];
+    })
+    .await;
+    let server = srv.turn_udp_addr().unwrap();
+    let media = SocketAddr::new(public, srv.udp_port());
+    let (_, username, credential) = minted(&srv, "grace").await;
+    let unknown = || srv.state.media().stats().datagrams_unknown_source;
+    let before = unknown();
+    tokio::task::spawn_blocking(move || {
+        let client = RawClient::new(server, &username, &credential);
+        assert_eq!(allocate(&client), None);
+        assert_eq!(client.create_permission(media), None);
+        client.send(media, b"not STUN: dropped by the media socket as unknown");
+    })
+    .await
+    .unwrap();
+    server::eventually(Duration::from_secs(2), "the media socket sees it", || {
+        unknown() > before
+    })
+    .await;
+    srv.shutdown().await;
+}

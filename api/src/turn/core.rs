@@ -84,6 +84,9 @@ pub struct Shared {
     pub secret: Vec<u8>,
     /// Cascade's media addresses: the only peers.
     pub allowed: Arc<[SocketAddr]>,
+    /// Public media addresses that are not this host's, with the local address relays use
+    /// instead ([`super::TurnConfig::translations`]).
+    pub translations: Vec<(SocketAddr, SocketAddr)>,
     /// Where relay sockets are bound.
     pub relay: RelaySettings,
     /// Live allocations over all listeners.
@@ -222,6 +225,12 @@ impl Core {
                 let _ = self.server.recv(transmit, now);
             }
             Event::Relay { relay, from, data } => {
+                // The local media address answers for the public one the client addressed
+                // (the media server never speaks first: it is ICE-lite).
+                let from = match self.relays.get(&relay).and_then(|r| r.public_peer) {
+                    Some((public, local)) if local == from => public,
+                    _ => from,
+                };
                 let transmit = Transmit::new(data, TransportType::Udp, from, relay);
                 if let Some(out) = self.server.recv(transmit, now) {
                     self.route(out.build());
@@ -458,7 +467,8 @@ impl Core {
         if transmit.from == self.listen {
             return self.send_to_client(transmit.to, transmit.data);
         }
-        let Some(relay) = self.relays.get(&transmit.from) else {
+        let local = self.local_of(transmit.to);
+        let Some(relay) = self.relays.get_mut(&transmit.from) else {
             debug!(from = %transmit.from, "TURN transmit from an unknown address dropped");
             return;
         };
@@ -471,7 +481,22 @@ impl Core {
             );
             return;
         }
-        let _ = relay.socket.try_send_to(&transmit.data, transmit.to);
+        let to = match local {
+            Some(local) => {
+                relay.public_peer = Some((transmit.to, local));
+                local
+            }
+            None => transmit.to,
+        };
+        let _ = relay.socket.try_send_to(&transmit.data, to);
+    }
+
+    /// The local media address to send to instead of `public`, if it is translated.
+    fn local_of(&self, public: SocketAddr) -> Option<SocketAddr> {
+        let t = &self.shared.translations;
+        t.iter()
+            .find(|(p, _)| *p == public)
+            .map(|(_, local)| *local)
     }
 
     fn send_to_client(&mut self, to: SocketAddr, data: Vec<u8>) {

@@ -68,6 +68,10 @@ pub struct TurnConfig {
     pub secret: Vec<u8>,
     /// The only peers allocations may relay to and from: Cascade's media addresses.
     pub allowed_peers: Vec<SocketAddr>,
+    /// Allowed peers that are not this host's own (a 1:1 NAT's public address), each with the
+    /// local address of the media socket that relays send to instead, so that no NAT has to
+    /// hairpin. The local addresses are allowed peers too.
+    pub translations: Vec<(SocketAddr, SocketAddr)>,
     /// Where allocations and refusals are counted.
     pub metrics: TurnCounters,
 }
@@ -125,7 +129,14 @@ pub async fn start(config: TurnConfig, tls: Option<TlsAcceptor>) -> anyhow::Resu
     let shared = Arc::new(Shared {
         realm: config.realm.clone(),
         secret: config.secret.clone(),
-        allowed: config.allowed_peers.clone().into(),
+        allowed: config
+            .allowed_peers
+            .iter()
+            .chain(config.translations.iter().map(|(_, local)| local))
+            .copied()
+            .collect::<Vec<_>>()
+            .into(),
+        translations: config.translations.clone(),
         relay: RelaySettings {
             bind_ip,
             advertised_ip,
@@ -183,6 +194,7 @@ pub async fn start(config: TurnConfig, tls: Option<TlsAcceptor>) -> anyhow::Resu
         tls = ?tls_addr,
         relay_ip = %advertised_ip,
         allowed_peers = ?config.allowed_peers,
+        translations = ?config.translations,
         "embedded TURN server listening"
     );
     Ok(TurnHandle {

@@ -40,6 +40,8 @@ pub struct Relay {
     pub socket: Arc<UdpSocket>,
     /// The IP of the client that owns it.
     pub client_ip: IpAddr,
+    /// The last translated peer it sent to: the public address and the local one used.
+    pub public_peer: Option<(SocketAddr, SocketAddr)>,
     task: JoinHandle<()>,
 }
 
@@ -62,6 +64,7 @@ impl Relay {
             addr,
             socket,
             client_ip,
+            public_peer: None,
             task,
         })
     }
