@@ -254,6 +254,7 @@ fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfi
         .unwrap_or(Ipv4Addr::LOCALHOST.into());
     let translations = allowed_peers
         .iter()
+        .filter(|peer| peer.is_ipv4()) // relays are IPv4
         .filter(|peer| std::net::UdpSocket::bind(SocketAddr::new(peer.ip(), 0)).is_err())
         .map(|peer| (*peer, SocketAddr::new(local_ip, port)))
         .collect();

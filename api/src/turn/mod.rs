@@ -37,7 +37,7 @@ use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tracing::info;
+use tracing::{error, info};
 
 use self::core::{CORE_QUEUE, Core, Shared};
 use self::relay::RelaySettings;
@@ -215,6 +215,14 @@ fn spawn_core(
 ) -> mpsc::Sender<core::Event> {
     let (tx, rx) = mpsc::channel(CORE_QUEUE);
     let core = Core::new(listen, udp, shared.clone(), tx.clone());
-    tokio::spawn(core.run(rx, shutdown.clone()));
+    let task = tokio::spawn(core.run(rx, shutdown.clone()));
+    // A panic in the protocol crate would end this listener: say so loudly.
+    tokio::spawn(async move {
+        if let Err(e) = task.await
+            && e.is_panic()
+        {
+            error!(%listen, "the TURN server task of this listener panicked; it no longer serves");
+        }
+    });
     tx
 }
