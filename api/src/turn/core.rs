@@ -25,6 +25,7 @@ use turn_server_proto::types::stun::message::{
 };
 use turn_server_proto::types::{AddressFamily, Instant, TransportType};
 
+use super::Event;
 use super::policy::{Admission, Policy, Refusal};
 use super::relay::{self, RelaySettings};
 use super::stream::pad_for_stream;
@@ -41,39 +42,6 @@ const MAX_POLLS: usize = 1024;
 const MAX_WAIT: Duration = Duration::from_secs(5);
 /// How often at most a refused peer or client is logged at WARN.
 const WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// What a TURN server task is told.
-#[derive(Debug)]
-pub enum Event {
-    /// A datagram, or a whole frame of a stream, from a client.
-    Client {
-        /// The client's address.
-        from: SocketAddr,
-        /// The datagram or frame.
-        data: Vec<u8>,
-    },
-    /// A stream client connected; its outgoing frames go to `tx`.
-    Connected {
-        /// The client's address.
-        from: SocketAddr,
-        /// The connection's outbox.
-        tx: mpsc::Sender<Vec<u8>>,
-    },
-    /// A stream client disconnected.
-    Closed {
-        /// The client's address.
-        from: SocketAddr,
-    },
-    /// A datagram from an allowed peer to a relay socket.
-    Relay {
-        /// The relayed address (as told to the client).
-        relay: SocketAddr,
-        /// The peer.
-        from: SocketAddr,
-        /// The datagram.
-        data: Vec<u8>,
-    },
-}
 
 /// What the listeners of one embedded TURN server share.
 #[derive(Debug)]

@@ -43,6 +43,39 @@ use self::core::{CORE_QUEUE, Core, Shared};
 use self::relay::RelaySettings;
 use crate::metrics::TurnCounters;
 
+/// What a TURN server task is told.
+#[derive(Debug)]
+pub enum Event {
+    /// A datagram, or a whole frame of a stream, from a client.
+    Client {
+        /// The client's address.
+        from: SocketAddr,
+        /// The datagram or frame.
+        data: Vec<u8>,
+    },
+    /// A stream client connected; its outgoing frames go to `tx`.
+    Connected {
+        /// The client's address.
+        from: SocketAddr,
+        /// The connection's outbox.
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// A stream client disconnected.
+    Closed {
+        /// The client's address.
+        from: SocketAddr,
+    },
+    /// A datagram from an allowed peer to a relay socket.
+    Relay {
+        /// The relayed address (as told to the client).
+        relay: SocketAddr,
+        /// The peer.
+        from: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+}
+
 /// What the embedded TURN server needs to start.
 #[derive(Debug, Clone)]
 pub struct TurnConfig {
@@ -212,7 +245,7 @@ fn spawn_core(
     udp: Option<Arc<UdpSocket>>,
     shared: &Arc<Shared>,
     shutdown: &watch::Receiver<bool>,
-) -> mpsc::Sender<core::Event> {
+) -> mpsc::Sender<Event> {
     let (tx, rx) = mpsc::channel(CORE_QUEUE);
     let core = Core::new(listen, udp, shared.clone(), tx.clone());
     let task = tokio::spawn(core.run(rx, shutdown.clone()));

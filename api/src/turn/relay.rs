@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::core::Event;
+use super::Event;
 
 /// Pause after a receive error, so that a lasting one cannot spin.
 const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);

@@ -15,7 +15,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
-use super::core::{CLIENT_QUEUE, Event};
+use super::Event;
+use super::core::CLIENT_QUEUE;
 
 /// Length of a STUN message header.
 const STUN_HEADER: usize = 20;

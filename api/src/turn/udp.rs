@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::core::Event;
+use super::Event;
 
 /// Pause after a receive error, so that a lasting one cannot spin.
 const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
