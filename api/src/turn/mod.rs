@@ -16,7 +16,7 @@
 //! - [`core`]: one task per listener owns its TURN server; [`udp`] and [`stream`] feed it,
 //!   [`relay`] sockets (one per allocation, with a receive task) carry the relayed traffic.
 //!
-//! Bounds: allocations (`turn_max_allocations`, and a quarter of it per client IP: 508
+//! Bounds: allocations (`turn_max_allocations`, and a quarter of it per client IP and listener: 508
 //! Insufficient Capacity past them), stream connections (as many as allocations, per
 //! listener), users the server learns (the crate cannot forget users or nonces, so a listener
 //! whose user table is full starts a fresh server once no allocation is live; till then new
