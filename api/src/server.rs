@@ -132,10 +132,24 @@ pub async fn start_with_tls(
     }
     let mut state = AppState::new(config, rooms, metrics, webhooks);
     if state.config.turn {
-        let mut settings = turn_config(&state.config, state.media())?;
-        settings.metrics = state.metrics.turn();
-        let turn = turn::start(settings, turn_tls).await?;
-        state.turn = Some(turn);
+        let started = match turn_config(&state.config, state.media()) {
+            Ok(mut settings) => {
+                settings.metrics = state.metrics.turn();
+                turn::start(settings, turn_tls).await
+            }
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(turn) => state.turn = Some(turn),
+            Err(e) => {
+                // Release the media port (its threads) before reporting.
+                let media = state.media().clone();
+                tokio::task::spawn_blocking(move || media.shutdown())
+                    .await
+                    .ok();
+                return Err(e);
+            }
+        }
     }
     let state = Arc::new(state);
     let app = router(state.clone());
