@@ -108,9 +108,10 @@ impl ConnectionCounters {
     }
 }
 /// The `reason` labels of `cascade_turn_refused_total`.
-pub const TURN_REFUSALS: [&str; 5] = [
+pub const TURN_REFUSALS: [&str; 6] = [
     "malformed_username",
     "expired",
+    "forged",
     "user_table_full",
     "forbidden_peer",
     "capacity",
@@ -308,7 +309,8 @@ impl Metrics {
                 refused: counter_vec(
                     "cascade_turn_refused_total",
                     "Requests and relayed datagrams the embedded TURN server refused, by \
-                     reason: malformed_username, expired (credential), user_table_full, \
+                     reason: malformed_username, expired (credential), forged (signed \
+                     with a wrong credential, for a username not yet known), user_table_full, \
                      forbidden_peer (not a Cascade media address), capacity (allocation caps).",
                     &["reason"],
                 ),
@@ -486,6 +488,8 @@ mod tests {
             "cascade_media_dropped_datagrams_total",
             "cascade_media_dropped_forwards_total",
             "cascade_log_lines_suppressed_total",
+            "cascade_turn_allocations",
+            "cascade_turn_refused_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),
@@ -495,6 +499,10 @@ mod tests {
         assert!(out.contains(r#"cascade_signaling_messages_total{direction="in",type="join"} 1"#));
         for result in ["ok", "failed", "dropped"] {
             let line = format!(r#"cascade_webhook_deliveries_total{{result="{result}"}} 0"#);
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
+        for reason in TURN_REFUSALS {
+            let line = format!(r#"cascade_turn_refused_total{{reason="{reason}"}} 0"#);
             assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
         }
         metrics.webhooks().retried();

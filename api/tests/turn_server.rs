@@ -600,6 +600,9 @@ async fn without_a_configured_secret_one_is_generated_and_its_credentials_work()
     })
     .await
     .unwrap();
+    let metrics = server::scrape(srv.http_addr).await;
+    let forged = r#"cascade_turn_refused_total{reason="forged"}"#;
+    assert_eq!(server::sample(&metrics, forged), 1);
     srv.shutdown().await;
 }
 

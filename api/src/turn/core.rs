@@ -18,7 +18,8 @@ use turn_server_proto::server::TurnServer;
 use turn_server_proto::types::attribute::XorPeerAddress;
 use turn_server_proto::types::message::{CHANNEL_BIND, CREATE_PERMISSION, SEND};
 use turn_server_proto::types::stun::attribute::{
-    Attribute, AttributeFromRaw, AttributeStaticType, ErrorCode, Username,
+    Attribute, AttributeFromRaw, AttributeStaticType, ErrorCode, MessageIntegrity,
+    MessageIntegritySha256, Username,
 };
 use turn_server_proto::types::stun::message::{
     LongTermKeyCredentials, Message, MessageWrite, MessageWriteExt, MessageWriteVec,
@@ -239,9 +240,14 @@ impl Core {
                         password.clone(),
                         self.shared.realm.clone(),
                     );
-                    if msg.validate_integrity(&key.into()).is_ok() {
-                        self.policy.learn(name);
-                        self.server.add_user(name.clone(), password);
+                    match msg.validate_integrity(&key.into()) {
+                        Ok(_) => {
+                            self.policy.learn(name);
+                            self.server.add_user(name.clone(), password);
+                        }
+                        // Signed, but not with the genuine credential.
+                        Err(_) if has_integrity(&msg) => self.shared.metrics.refused("forged"),
+                        Err(_) => {}
                     }
                 }
                 Admission::Refused(refusal) => {
@@ -491,6 +497,11 @@ impl Core {
             log();
         }
     }
+}
+
+/// Whether `msg` carries a MESSAGE-INTEGRITY attribute (SHA-1 or SHA-256).
+fn has_integrity(msg: &Message<'_>) -> bool {
+    msg.has_attribute(MessageIntegrity::TYPE) || msg.has_attribute(MessageIntegritySha256::TYPE)
 }
 
 /// An error response to `msg` with `code`; signed with `signing` (credentials and algorithm
