@@ -28,6 +28,7 @@ pub mod rest;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod turn;
 pub mod turn_credentials;
 pub mod webhooks;
 pub mod whip;

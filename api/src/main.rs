@@ -201,6 +201,15 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
                 );
                 eprintln!("              self-check: {check}");
             }
+            if let Some(turn) = &handle.state.turn {
+                let tls = turn
+                    .tls_addr
+                    .map_or(String::new(), |a| format!(", TLS {a}"));
+                eprintln!(
+                    "  TURN:       UDP {}, TCP {}{tls}; relays only to the media port",
+                    turn.udp_addr, turn.tcp_addr
+                );
+            }
             if let Some(tls) = &handle.tls {
                 print_tls(tls);
             }

@@ -107,6 +107,54 @@ impl ConnectionCounters {
         self.open.get()
     }
 }
+/// The `reason` labels of `cascade_turn_refused_total`.
+pub const TURN_REFUSALS: [&str; 6] = [
+    "malformed_username",
+    "expired",
+    "forged",
+    "user_table_full",
+    "forbidden_peer",
+    "capacity",
+];
+
+/// The embedded TURN server's metrics (see [`crate::turn`]); clones count into the same series.
+#[derive(Debug, Clone)]
+pub struct TurnCounters {
+    allocations: IntGauge,
+    refused: IntCounterVec,
+}
+
+impl TurnCounters {
+    /// Counters on no registry, for a TURN server outside a Cascade server (tests).
+    pub fn unregistered() -> Self {
+        Self {
+            allocations: IntGauge::new("allocations", "-").expect("valid metric"),
+            refused: IntCounterVec::new(Opts::new("refused", "-"), &["reason"])
+                .expect("valid metric"),
+        }
+    }
+
+    /// Counts one allocation as live.
+    pub fn allocated(&self) {
+        self.allocations.inc();
+    }
+
+    /// Counts one allocation as ended.
+    pub fn deallocated(&self) {
+        self.allocations.dec();
+    }
+
+    /// Counts one refusal; `reason` is one of [`TURN_REFUSALS`].
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
+    /// Refusals so far for `reason`.
+    pub fn refusals(&self, reason: &str) -> u64 {
+        self.refused.with_label_values(&[reason]).get()
+    }
+}
+
 /// The `limit` labels of `cascade_session_limits_total`.
 pub const SESSION_LIMITS: [&str; 4] = [
     "slow_reader",
@@ -133,6 +181,7 @@ pub struct Metrics {
     connections: ConnectionCounters,
     draining: IntGauge,
     session_limits: IntCounterVec,
+    turn: TurnCounters,
     /// Media-port hardening: datagrams, forwarded packets and log lines dropped.
     media_drops: MediaDropCounters,
     /// Serializes scrapes so two cannot both add the same snapshot delta.
@@ -252,6 +301,20 @@ impl Metrics {
                  messages dropped by message_rate_limit or data_rate_limit).",
                 &["limit"],
             ),
+            turn: TurnCounters {
+                allocations: gauge(
+                    "cascade_turn_allocations",
+                    "Live allocations of the embedded TURN server.",
+                ),
+                refused: counter_vec(
+                    "cascade_turn_refused_total",
+                    "Requests and relayed datagrams the embedded TURN server refused, by \
+                     reason: malformed_username, expired (credential), forged (signed \
+                     with a wrong credential, for a username not yet known), user_table_full, \
+                     forbidden_peer (not a Cascade media address), capacity (allocation caps).",
+                    &["reason"],
+                ),
+            },
             media_drops: MediaDropCounters {
                 datagrams: counter_vec(
                     "cascade_media_dropped_datagrams_total",
@@ -291,7 +354,15 @@ impl Metrics {
         for limit in SESSION_LIMITS {
             metrics.session_limits.with_label_values(&[limit]);
         }
+        for reason in TURN_REFUSALS {
+            metrics.turn.refused.with_label_values(&[reason]);
+        }
         metrics
+    }
+
+    /// The embedded TURN server's metrics (they share this registry).
+    pub fn turn(&self) -> TurnCounters {
+        self.turn.clone()
     }
 
     /// The connection metrics, for the accept loop (they share this registry).
@@ -417,6 +488,8 @@ mod tests {
             "cascade_media_dropped_datagrams_total",
             "cascade_media_dropped_forwards_total",
             "cascade_log_lines_suppressed_total",
+            "cascade_turn_allocations",
+            "cascade_turn_refused_total",
         ] {
             assert!(
                 out.contains(&format!("# TYPE {name} ")),
@@ -426,6 +499,10 @@ mod tests {
         assert!(out.contains(r#"cascade_signaling_messages_total{direction="in",type="join"} 1"#));
         for result in ["ok", "failed", "dropped"] {
             let line = format!(r#"cascade_webhook_deliveries_total{{result="{result}"}} 0"#);
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
+        for reason in TURN_REFUSALS {
+            let line = format!(r#"cascade_turn_refused_total{{reason="{reason}"}} 0"#);
             assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
         }
         metrics.webhooks().retried();

@@ -2,7 +2,7 @@
 //! embedded web pages; and its life: serving, draining (SIGTERM or `POST /api/drain`),
 //! stopping.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +16,10 @@ use tracing::{info, warn};
 use crate::assets;
 use crate::config::Config;
 use crate::listener::{self, Limits};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TurnCounters};
 use crate::state::AppState;
 use crate::tls::Tls;
+use crate::turn::{self, TurnConfig};
 use crate::webhooks::{self, WebhookSettings, Webhooks};
 use crate::ws::{self, WS_PATH};
 
@@ -47,6 +48,21 @@ impl ServerHandle {
         SocketAddr::new(bind_ip(&self.state.config), self.udp_port())
     }
 
+    /// The embedded TURN server's UDP address, when it runs.
+    pub fn turn_udp_addr(&self) -> Option<SocketAddr> {
+        self.state.turn.as_ref().map(|t| t.udp_addr)
+    }
+
+    /// The embedded TURN server's TCP address, when it runs.
+    pub fn turn_tcp_addr(&self) -> Option<SocketAddr> {
+        self.state.turn.as_ref().map(|t| t.tcp_addr)
+    }
+
+    /// The embedded TURN server's TLS address, when it runs with TLS.
+    pub fn turn_tls_addr(&self) -> Option<SocketAddr> {
+        self.state.turn.as_ref().and_then(|t| t.tls_addr)
+    }
+
     /// The WebSocket URL (`wss:` with TLS).
     pub fn ws_url(&self) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
@@ -63,6 +79,9 @@ impl ServerHandle {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         state.webhooks.shutdown(webhooks::SHUTDOWN_GRACE).await;
+        if let Some(turn) = &state.turn {
+            turn.stop();
+        }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
         let media = state.media().clone();
         tokio::task::spawn_blocking(move || media.shutdown())
@@ -71,8 +90,14 @@ impl ServerHandle {
     }
 }
 
-/// Binds the HTTP and UDP ports and starts serving.
-pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+/// Binds the HTTP and UDP ports (and, with `turn` on, the embedded TURN server's) and starts
+/// serving. TURN over TLS (`turn_tls_port`) uses the HTTPS certificate.
+pub async fn start(mut config: Config) -> anyhow::Result<ServerHandle> {
+    if config.turn && config.turn_secret.is_none() {
+        let secret: [u8; 32] = rand::random();
+        config.turn_secret = Some(secret.iter().map(|b| format!("{b:02x}")).collect());
+        info!("generated a TURN credential secret at start-up (set turn_secret to choose one)");
+    }
     let mut bind = config.http_addr;
     let tls = Tls::from_config(&config).context("setting up TLS")?;
     let media = MediaServer::start(MediaConfig {
@@ -99,7 +124,28 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     if webhooks.is_enabled() {
         rooms = rooms.with_observer(webhooks.observer());
     }
-    let state = Arc::new(AppState::new(config, rooms, metrics, webhooks));
+    let mut state = AppState::new(config, rooms, metrics, webhooks);
+    if state.config.turn {
+        let started = match turn_config(&state.config, state.media()) {
+            Ok(mut settings) => {
+                settings.metrics = state.metrics.turn();
+                turn::start(settings, tls.as_ref().map(Tls::acceptor)).await
+            }
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(turn) => state.turn = Some(turn),
+            Err(e) => {
+                // Release the media port (its threads) before reporting.
+                let media = state.media().clone();
+                tokio::task::spawn_blocking(move || media.shutdown())
+                    .await
+                    .ok();
+                return Err(e);
+            }
+        }
+    }
+    let state = Arc::new(state);
     let app = router(state.clone());
     let reaper = state.clone();
     tokio::spawn(async move {
@@ -196,6 +242,61 @@ impl Signals {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     }
+}
+
+/// The embedded TURN server's settings: listening where the media socket does, allowing as
+/// peers only the media socket's advertised addresses (and its bound IP if specific).
+fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfig> {
+    let listen_ip = bind_ip(config);
+    let port = media.port();
+    let mut allowed_peers: Vec<SocketAddr> = media
+        .candidate_ips()
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, port))
+        .collect();
+    if !listen_ip.is_unspecified() {
+        allowed_peers.push(SocketAddr::new(listen_ip, port));
+    }
+    allowed_peers.sort();
+    allowed_peers.dedup();
+    // Advertised IPs this host does not hold (a 1:1 NAT's public address): relays send to the
+    // media socket's local address instead of relying on the NAT to hairpin.
+    let relay_ip = config.turn_relay_ip.unwrap_or(listen_ip);
+    let local_ip = [listen_ip, relay_ip]
+        .into_iter()
+        .find(|ip| !ip.is_unspecified())
+        .unwrap_or(Ipv4Addr::LOCALHOST.into());
+    let translations = allowed_peers
+        .iter()
+        .filter(|peer| peer.is_ipv4()) // relays are IPv4
+        .filter(|peer| std::net::UdpSocket::bind(SocketAddr::new(peer.ip(), 0)).is_err())
+        .map(|peer| (*peer, SocketAddr::new(local_ip, port)))
+        .collect();
+    let advertised_ip = media
+        .candidate_ips()
+        .iter()
+        .copied()
+        .find(IpAddr::is_ipv4)
+        .unwrap_or(listen_ip);
+    Ok(TurnConfig {
+        listen_ip,
+        udp_port: config.turn_udp_port,
+        tcp_port: config.turn_tcp_port,
+        tls_port: config.turn_tls_port,
+        relay_ip: config.turn_relay_ip,
+        relay_ports: config.turn_relay_port_range()?,
+        advertised_ip,
+        max_allocations: config.turn_max_allocations,
+        realm: config.turn_realm.clone(),
+        secret: config
+            .turn_secret
+            .clone()
+            .context("the TURN secret is set before the TURN server starts")?
+            .into_bytes(),
+        allowed_peers,
+        translations,
+        metrics: TurnCounters::unregistered(),
+    })
 }
 
 fn bind_ip(config: &Config) -> std::net::IpAddr {

@@ -13,6 +13,8 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::turn::TurnHandle;
+use crate::turn_credentials;
 use crate::webhooks::Webhooks;
 use crate::whip::resource::WhipResources;
 
@@ -31,6 +33,8 @@ pub struct AppState {
     pub webhooks: Arc<Webhooks>,
     /// Live WHIP and WHEP session resources.
     pub whip_resources: WhipResources,
+    /// The embedded TURN server, when it runs.
+    pub turn: Option<TurnHandle>,
     sessions: AtomicUsize,
     shutdown: watch::Sender<bool>,
     /// When the drain began, once it has.
@@ -47,6 +51,19 @@ impl Drop for SessionGuard {
 }
 
 impl AppState {
+    /// The embedded TURN server's URLs for a client that reached the HTTP server at
+    /// `request_host` (see [`turn_credentials::turn_host`]); empty when it does not run.
+    pub fn embedded_turn_urls(&self, request_host: Option<&str>) -> Vec<String> {
+        let Some(turn) = &self.turn else {
+            return Vec::new();
+        };
+        let Some(host) = turn_credentials::turn_host(&self.config, request_host) else {
+            return Vec::new();
+        };
+        let tls = turn.tls_addr.map(|a| a.port());
+        turn_credentials::embedded_urls(&host, turn.udp_addr.port(), turn.tcp_addr.port(), tls)
+    }
+
     /// The state of a server that is not draining or shutting down and has no session yet.
     pub fn new(config: Config, rooms: Rooms, metrics: Metrics, webhooks: Arc<Webhooks>) -> Self {
         let whip_resources = WhipResources::new(config.session_rate_limit);
@@ -56,6 +73,7 @@ impl AppState {
             metrics,
             webhooks,
             whip_resources,
+            turn: None,
             sessions: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
             drain: watch::channel(None).0,

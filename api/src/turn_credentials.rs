@@ -1,7 +1,8 @@
-//! Time-limited TURN credentials for an external TURN server (the "TURN REST API" scheme that
-//! coturn implements with `use-auth-secret`): the username is `<expiry-unix>:<identity>`, the
-//! credential `base64(HMAC-SHA1(secret, username))`. Minting, verification, and the ICE servers
-//! handed to one participant. Sans-I/O: the caller passes the time.
+//! Time-limited TURN credentials for the embedded TURN server ([`crate::turn`]) and an external
+//! one (the "TURN REST API" scheme that coturn implements with `use-auth-secret`): the username
+//! is `<expiry-unix>:<identity>`, the credential `base64(HMAC-SHA1(secret, username))`.
+//! Minting, verification, and the ICE servers handed to one participant. Sans-I/O: the caller
+//! passes the time.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,9 +62,15 @@ pub fn verify<'a>(
 }
 
 /// The ICE servers handed to the participant `identity`: one per configured `ice_servers` URL,
-/// without credentials, then, with a TURN secret configured, one entry of every `turn_urls` URL
-/// with credentials minted for `identity`.
-pub fn ice_servers(config: &Config, identity: &str, now: SystemTime) -> Vec<IceServer> {
+/// without credentials, then, with a TURN secret configured, one entry of the `embedded` TURN
+/// server's URLs (see [`embedded_urls`]) and every `turn_urls` URL, with credentials minted for
+/// `identity`.
+pub fn ice_servers(
+    config: &Config,
+    embedded: &[String],
+    identity: &str,
+    now: SystemTime,
+) -> Vec<IceServer> {
     let mut servers: Vec<IceServer> = config
         .ice_servers
         .iter()
@@ -73,11 +80,12 @@ pub fn ice_servers(config: &Config, identity: &str, now: SystemTime) -> Vec<IceS
             credential: None,
         })
         .collect();
-    if let Some(secret) = &config.turn_secret {
+    let urls: Vec<String> = embedded.iter().chain(&config.turn_urls).cloned().collect();
+    if let Some(secret) = config.turn_secret.as_ref().filter(|_| !urls.is_empty()) {
         let (username, credential) =
             mint(secret.as_bytes(), identity, config.turn_credential_ttl, now);
         servers.push(IceServer {
-            urls: config.turn_urls.clone(),
+            urls,
             username: Some(username),
             credential: Some(credential),
         });
@@ -85,8 +93,45 @@ pub fn ice_servers(config: &Config, identity: &str, now: SystemTime) -> Vec<IceS
     servers
 }
 
+/// The host clients are told to reach the embedded TURN server at: the host of `public_url`
+/// (a name the certificate covers, for `turns:`), else the first `public_ips` entry, else the
+/// host the client reached the HTTP server at (`request_host`, a Host header, its port
+/// dropped); `None` if none is known.
+pub fn turn_host(config: &Config, request_host: Option<&str>) -> Option<String> {
+    let public_url = config.public_url.as_deref();
+    if let Some(url) = public_url.and_then(|u| crate::config::parse_public_url(u).ok())
+        && let Some(host) = url.host_str()
+    {
+        return Some(host.to_owned());
+    }
+    if let Some(ip) = config.public_ips.first() {
+        return Some(match ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        });
+    }
+    let host = request_host?.trim();
+    let host = match host.rfind(']') {
+        Some(end) => &host[..=end], // "[v6]" or "[v6]:port"
+        None => host.split(':').next().unwrap_or(host),
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The URLs of the embedded TURN server at `host`: UDP and TCP, and TLS if it listens.
+pub fn embedded_urls(host: &str, udp: u16, tcp: u16, tls: Option<u16>) -> Vec<String> {
+    let mut urls = vec![
+        format!("turn:{host}:{udp}?transport=udp"),
+        format!("turn:{host}:{tcp}?transport=tcp"),
+    ];
+    if let Some(tls) = tls {
+        urls.push(format!("turns:{host}:{tls}?transport=tcp"));
+    }
+    urls
+}
+
 /// `base64(HMAC-SHA1(secret, username))`.
-fn credential(secret: &[u8], username: &str) -> String {
+pub(crate) fn credential(secret: &[u8], username: &str) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(username.as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
@@ -225,24 +270,81 @@ mod tests {
             credential: None,
         };
         assert_eq!(
-            ice_servers(&config, "alice", now),
+            ice_servers(&config, &[], "alice", now),
             std::slice::from_ref(&plain)
         );
 
         config.turn_secret = Some("cascade-turn-secret".into());
         config.turn_urls = vec!["turn:turn.example:3478".into(), "turns:turn.example".into()];
         config.turn_credential_ttl = Duration::from_secs(600);
-        let servers = ice_servers(&config, "alice", at(1_699_999_400));
+        let servers = ice_servers(&config, &[], "alice", at(1_699_999_400));
         assert_eq!(
             servers,
             [
-                plain,
+                plain.clone(),
                 IceServer {
                     urls: config.turn_urls.clone(),
                     username: Some("1700000000:alice".into()),
                     credential: Some(KNOWN_CREDENTIAL.into()),
                 }
             ]
+        );
+
+        // The embedded server's URLs come first, with the same credential.
+        let embedded = embedded_urls("media.example", 3478, 3479, Some(5349));
+        let servers = ice_servers(&config, &embedded, "alice", at(1_699_999_400));
+        assert_eq!(
+            servers[1].urls,
+            [
+                "turn:media.example:3478?transport=udp",
+                "turn:media.example:3479?transport=tcp",
+                "turns:media.example:5349?transport=tcp",
+                "turn:turn.example:3478",
+                "turns:turn.example",
+            ]
+        );
+        assert_eq!(servers[1].credential.as_deref(), Some(KNOWN_CREDENTIAL));
+
+        // The embedded server alone (a generated secret, no external URLs).
+        config.turn_urls.clear();
+        let servers = ice_servers(&config, &embedded[..2], "alice", at(1_699_999_400));
+        assert_eq!(servers[1].urls, embedded[..2]);
+        // No URL at all: no entry.
+        assert_eq!(
+            ice_servers(&config, &[], "alice", at(1_699_999_400)),
+            [plain]
+        );
+    }
+
+    #[test]
+    fn the_turn_host_is_the_public_url_host_else_the_public_ip_else_the_request_host() {
+        let mut config = Config::default();
+        assert_eq!(turn_host(&config, None), None);
+        assert_eq!(turn_host(&config, Some("")), None);
+        for (host, expected) in [
+            ("media.example:7880", "media.example"),
+            ("media.example", "media.example"),
+            ("192.0.2.7:443", "192.0.2.7"),
+            ("[2001:db8::1]:7880", "[2001:db8::1]"),
+            ("[2001:db8::1]", "[2001:db8::1]"),
+        ] {
+            assert_eq!(turn_host(&config, Some(host)).as_deref(), Some(expected));
+        }
+        config.public_ips = vec![
+            "203.0.113.9".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        ];
+        assert_eq!(
+            turn_host(&config, Some("media.example")).as_deref(),
+            Some("203.0.113.9")
+        );
+        config.public_ips.reverse();
+        assert_eq!(turn_host(&config, None).as_deref(), Some("[2001:db8::2]"));
+        config.public_url = Some("https://sfu.example.com:8443".into());
+        assert_eq!(
+            turn_host(&config, Some("media.example")).as_deref(),
+            Some("sfu.example.com"),
+            "the public URL's host wins: the name the certificate covers"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! `turn_urls` hands each WebSocket participant (`joined.ice_servers`) and each WHIP/WHEP
 //! session (`Link` headers of the 201) a username and credential minted for its identity, which
 //! verify with the secret and expire after `turn_credential_ttl`; without those options nothing
-//! is minted.
+//! is minted. With the embedded TURN server on too, its URLs come first, with the same credential.
 
 mod server;
 
@@ -205,5 +205,49 @@ async fn without_a_turn_secret_no_credentials_are_minted() {
             BTreeMap::from([("rel".into(), "ice-server".into())])
         );
     }
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_turn_server_comes_first_with_the_same_credential() {
+    // No public IP: the host is the one the client reached the HTTP server at.
+    let srv = server::start_with(|c| {
+        with_turn(c);
+        c.public_ips.clear();
+        c.turn = true;
+        c.turn_udp_port = 0;
+        c.turn_tcp_port = 0;
+    })
+    .await;
+    let (udp, tcp) = (srv.turn_udp_addr().unwrap(), srv.turn_tcp_addr().unwrap());
+    let embedded = [
+        format!("turn:127.0.0.1:{}?transport=udp", udp.port()),
+        format!("turn:127.0.0.1:{}?transport=tcp", tcp.port()),
+    ];
+    let servers = joined_ice_servers(&srv.ws_url(), "turn", "alice").await;
+    let mut urls: Vec<String> = embedded.to_vec();
+    urls.extend(TURN_URLS.map(String::from));
+    assert_eq!(servers[1]["urls"], json!(urls));
+    let username = servers[1]["username"].as_str().unwrap();
+    assert_minted(
+        username,
+        servers[1]["credential"].as_str().unwrap(),
+        "alice",
+    );
+
+    let base = format!("http://{}", srv.http_addr);
+    let token = token("live", "encoder");
+    let links = links(
+        &base,
+        "/whip/live",
+        &token,
+        RTCRtpTransceiverDirection::Sendonly,
+    )
+    .await;
+    let found: Vec<&str> = links.iter().map(|l| l.url.as_str()).collect();
+    assert_eq!(
+        found[1..],
+        urls.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     srv.shutdown().await;
 }

@@ -116,8 +116,40 @@ pub struct ServeArgs {
     /// STUN/TURN URL given to clients; repeat or comma-separate [env: CASCADE_ICE_SERVERS].
     #[arg(long = "ice-server", value_name = "URL", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
-    /// Shared secret of an external TURN server (coturn's `static-auth-secret`); prefer the env
-    /// variable, flags are visible in `ps` [env: CASCADE_TURN_SECRET] [default: none].
+    /// Run the embedded TURN server (UDP, TCP, optionally TLS), relaying only to Cascade's own
+    /// media addresses; `--turn=false` turns it off [env: CASCADE_TURN] [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub turn: Option<bool>,
+    /// UDP port of the embedded TURN server; 0 = ephemeral [env: CASCADE_TURN_UDP_PORT]
+    /// [default: 3478].
+    #[arg(long, value_name = "PORT")]
+    pub turn_udp_port: Option<u16>,
+    /// TCP port of the embedded TURN server; 0 = ephemeral [env: CASCADE_TURN_TCP_PORT]
+    /// [default: 3478].
+    #[arg(long, value_name = "PORT")]
+    pub turn_tcp_port: Option<u16>,
+    /// TLS port of the embedded TURN server, with the HTTPS certificate
+    /// [env: CASCADE_TURN_TLS_PORT] [default: none, no TURN over TLS].
+    #[arg(long, value_name = "PORT")]
+    pub turn_tls_port: Option<u16>,
+    /// IPv4 address the embedded TURN server's relay sockets bind [env: CASCADE_TURN_RELAY_IP]
+    /// [default: the TURN listen address].
+    #[arg(long, value_name = "IP")]
+    pub turn_relay_ip: Option<IpAddr>,
+    /// Port range of the relay sockets, e.g. "49152-49999" [env: CASCADE_TURN_RELAY_PORTS]
+    /// [default: ephemeral ports].
+    #[arg(long, value_name = "MIN-MAX")]
+    pub turn_relay_ports: Option<String>,
+    /// Most live allocations of the embedded TURN server [env: CASCADE_TURN_MAX_ALLOCATIONS]
+    /// [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub turn_max_allocations: Option<usize>,
+    /// Realm of the embedded TURN server [env: CASCADE_TURN_REALM] [default: cascade].
+    #[arg(long, value_name = "REALM")]
+    pub turn_realm: Option<String>,
+    /// Secret of the minted TURN credentials, shared with an external TURN server (coturn's
+    /// `static-auth-secret`); prefer the env variable, flags are visible in `ps`
+    /// [env: CASCADE_TURN_SECRET] [default: none; generated at start-up with --turn].
     #[arg(long, value_name = "SECRET")]
     pub turn_secret: Option<String>,
     /// `turn:`/`turns:` URL of the external TURN server, handed out with minted credentials;
@@ -196,6 +228,14 @@ impl ServeArgs {
         layer.set("log_format", self.log_format);
         layer.set("workers", self.workers);
         layer.set_list("ice_servers", &self.ice_servers);
+        layer.set("turn", self.turn);
+        layer.set("turn_udp_port", self.turn_udp_port);
+        layer.set("turn_tcp_port", self.turn_tcp_port);
+        layer.set("turn_tls_port", self.turn_tls_port);
+        layer.set("turn_relay_ip", self.turn_relay_ip);
+        layer.set("turn_relay_ports", self.turn_relay_ports.as_ref());
+        layer.set("turn_max_allocations", self.turn_max_allocations);
+        layer.set("turn_realm", self.turn_realm.as_ref());
         layer.set("turn_secret", self.turn_secret.as_ref());
         layer.set_list("turn_urls", &self.turn_urls);
         layer.set_duration("turn_credential_ttl", self.turn_credential_ttl);

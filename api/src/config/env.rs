@@ -40,6 +40,14 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
         "log_format"             "CASCADE_LOG_FORMAT"             log_format;
         "workers"                "CASCADE_WORKERS"                parsed::<usize>;
         "ice_servers"            "CASCADE_ICE_SERVERS"            list::<String>;
+        "turn"                   "CASCADE_TURN"                   parsed::<bool>;
+        "turn_udp_port"          "CASCADE_TURN_UDP_PORT"          parsed::<u16>;
+        "turn_tcp_port"          "CASCADE_TURN_TCP_PORT"          parsed::<u16>;
+        "turn_tls_port"          "CASCADE_TURN_TLS_PORT"          parsed::<u16>;
+        "turn_relay_ip"          "CASCADE_TURN_RELAY_IP"          parsed::<IpAddr>;
+        "turn_relay_ports"       "CASCADE_TURN_RELAY_PORTS"       string;
+        "turn_max_allocations"   "CASCADE_TURN_MAX_ALLOCATIONS"   parsed::<usize>;
+        "turn_realm"             "CASCADE_TURN_REALM"             string;
         "turn_secret"            "CASCADE_TURN_SECRET"            string;
         "turn_urls"              "CASCADE_TURN_URLS"              list::<String>;
         "turn_credential_ttl"    "CASCADE_TURN_CREDENTIAL_TTL"    duration;

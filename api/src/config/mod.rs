@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub const DEFAULT_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(24 * 3600)
 pub const MAX_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Time a client has to complete its TLS handshake when none is configured.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The embedded TURN server's default UDP and TCP port (the IANA port of TURN).
+pub const DEFAULT_TURN_PORT: u16 = 3478;
 /// Prefix of the environment variables read by [`load`].
 pub const ENV_PREFIX: &str = "CASCADE_";
 
@@ -97,11 +100,27 @@ pub struct Config {
     pub workers: usize,
     /// STUN/TURN URLs handed to clients.
     pub ice_servers: Vec<String>,
-    /// Shared secret of an external TURN server (coturn's `static-auth-secret`): when set, each
-    /// participant gets time-limited credentials for `turn_urls` (see
-    /// [`crate::turn_credentials`]).
+    /// Run the embedded TURN server ([`crate::turn`]).
+    pub turn: bool,
+    /// UDP port of the embedded TURN server (0 = ephemeral, for tests).
+    pub turn_udp_port: u16,
+    /// TCP port of the embedded TURN server (0 = ephemeral, for tests).
+    pub turn_tcp_port: u16,
+    /// TLS port of the embedded TURN server (the HTTPS certificate); `None` = no TURN over TLS.
+    pub turn_tls_port: Option<u16>,
+    /// IP the embedded TURN server's relay sockets bind; `None` = its listen IP.
+    pub turn_relay_ip: Option<IpAddr>,
+    /// Ports of the relay sockets, `MIN-MAX`; `None` = ephemeral ports.
+    pub turn_relay_ports: Option<String>,
+    /// Most live allocations of the embedded TURN server.
+    pub turn_max_allocations: usize,
+    /// Realm of the embedded TURN server's long-term credentials.
+    pub turn_realm: String,
+    /// Secret of the time-limited TURN credentials (coturn's `static-auth-secret`): when set,
+    /// or generated at start-up for the embedded server, each participant gets credentials
+    /// for the embedded server and `turn_urls` (see [`crate::turn_credentials`]).
     pub turn_secret: Option<String>,
-    /// `turn:`/`turns:` URLs of the external TURN server, handed out with minted credentials.
+    /// `turn:`/`turns:` URLs of an external TURN server, handed out with minted credentials.
     pub turn_urls: Vec<String>,
     /// Validity of minted TURN credentials, from the participant's join.
     #[serde(with = "humantime_serde")]
@@ -165,6 +184,14 @@ impl Default for Config {
             log_format: LogFormat::Text,
             workers: 0,
             ice_servers: Vec::new(),
+            turn: false,
+            turn_udp_port: DEFAULT_TURN_PORT,
+            turn_tcp_port: DEFAULT_TURN_PORT,
+            turn_tls_port: None,
+            turn_relay_ip: None,
+            turn_relay_ports: None,
+            turn_max_allocations: 1000,
+            turn_realm: "cascade".to_owned(),
             turn_secret: None,
             turn_urls: Vec::new(),
             turn_credential_ttl: DEFAULT_TURN_CREDENTIAL_TTL,
@@ -190,7 +217,9 @@ impl fmt::Debug for Config {
         debug_struct!(f, "Config", self, {
             http_addr, public_url, tls_cert, tls_key, tls_self_signed, tls_handshake_timeout,
             udp_port, public_ips, stun_server, api_key, api_secret = "<redacted>",
-            room_empty_timeout, max_participants, log_format, workers, ice_servers,
+            room_empty_timeout, max_participants, log_format, workers, ice_servers, turn,
+            turn_udp_port, turn_tcp_port, turn_tls_port, turn_relay_ip, turn_relay_ports,
+            turn_max_allocations, turn_realm,
             turn_secret = self.turn_secret.as_ref().map(|_| "<redacted>"),
             turn_urls, turn_credential_ttl, webhook_urls,
             webhook_secret = self.webhook_secret.as_ref().map(|_| "<redacted>"),
@@ -289,15 +318,21 @@ impl Config {
             .ok_or_else(|| anyhow!("stun_server {server:?} has no IPv4 address"))
     }
 
-    /// Checks the external TURN options: secret and URLs come together, the URLs are
-    /// `turn:`/`turns:`, the credential TTL is within bounds.
+    /// Checks the TURN options: the external server's URLs need the secret they share (the
+    /// embedded server alone may do without: one is generated at start-up), the URLs are
+    /// `turn:`/`turns:`, the credential TTL is within bounds, the embedded server's ports,
+    /// relay port range, allocation cap and realm are usable.
     fn validate_turn(&self) -> anyhow::Result<()> {
         match (&self.turn_secret, self.turn_urls.is_empty()) {
-            (None, false) => bail!("turn_urls are set but turn_secret is not: set both or neither"),
-            (Some(_), true) => {
-                bail!("turn_secret is set but turn_urls are not: set both or neither")
-            }
-            (Some(secret), false) => ensure!(!secret.is_empty(), "turn_secret must not be empty"),
+            (None, false) => bail!(
+                "turn_urls are set but turn_secret is not: an external TURN server needs the \
+                 secret it shares with Cascade"
+            ),
+            (Some(_), true) if !self.turn => bail!(
+                "turn_secret is set but neither turn_urls nor turn is: set turn_urls for an \
+                 external TURN server, or turn for the embedded one"
+            ),
+            (Some(secret), _) => ensure!(!secret.is_empty(), "turn_secret must not be empty"),
             (None, true) => {}
         }
         for url in &self.turn_urls {
@@ -313,7 +348,46 @@ impl Config {
             "turn_credential_ttl must be longer than 0s and at most {}",
             humantime::format_duration(MAX_TURN_CREDENTIAL_TTL)
         );
+        self.turn_relay_port_range()?;
+        ensure!(
+            self.turn_max_allocations >= 1,
+            "turn_max_allocations must be at least 1"
+        );
+        ensure!(!self.turn_realm.is_empty(), "turn_realm must not be empty");
+        if let Some(ip) = self.turn_relay_ip {
+            ensure!(
+                ip.is_ipv4(),
+                "turn_relay_ip {ip} must be IPv4 (relays are IPv4 only)"
+            );
+        }
+        if self.turn {
+            ensure!(
+                self.turn_udp_port == 0 || self.turn_udp_port != self.udp_port,
+                "turn_udp_port and udp_port are both {}: they must differ",
+                self.udp_port
+            );
+            if let Some(tls) = self.turn_tls_port {
+                ensure!(
+                    tls == 0 || tls != self.turn_tcp_port,
+                    "turn_tls_port and turn_tcp_port are both {tls}: they must differ"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The relay port range of `turn_relay_ports` (`MIN-MAX`, 1 ≤ MIN ≤ MAX); `None` if unset.
+    pub fn turn_relay_port_range(&self) -> anyhow::Result<Option<RangeInclusive<u16>>> {
+        let Some(ports) = &self.turn_relay_ports else {
+            return Ok(None);
+        };
+        let parsed = ports.split_once('-').and_then(|(min, max)| {
+            let (min, max): (u16, u16) = (min.trim().parse().ok()?, max.trim().parse().ok()?);
+            (min >= 1 && min <= max).then_some(min..=max)
+        });
+        parsed
+            .map(Some)
+            .ok_or_else(|| anyhow!("turn_relay_ports {ports:?} must be MIN-MAX, 1 <= MIN <= MAX"))
     }
 }
 

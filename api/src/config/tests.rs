@@ -390,7 +390,16 @@ fn invalid_turn_options_are_errors() {
     let e = err(&[("CASCADE_TURN_URLS", "turn:t.example")]);
     assert!(e.contains("turn_secret is not"), "{e}");
     let e = err(&[("CASCADE_TURN_SECRET", "s")]);
-    assert!(e.contains("turn_urls are not"), "{e}");
+    assert!(e.contains("neither turn_urls nor turn is"), "{e}");
+    // The embedded server: a secret alone is fine, and so is no secret (one is generated);
+    // but external URLs need a secret they can share.
+    assert!(load_with_env(&cli(&["--turn"]), &env(&[("CASCADE_TURN_SECRET", "s")])).is_ok());
+    assert!(load_with_env(&cli(&["--turn"]), &env(&[])).is_ok());
+    let e = format!(
+        "{:#}",
+        load_with_env(&cli(&["--turn"]), &env(&[("CASCADE_TURN_URLS", "turn:t")])).unwrap_err()
+    );
+    assert!(e.contains("turn_secret is not"), "{e}");
     let secret = ("CASCADE_TURN_SECRET", "s");
     for bad in ["stun:t.example", "http://t.example", "t.example:3478"] {
         let e = err(&[secret, ("CASCADE_TURN_URLS", bad)]);
@@ -419,6 +428,142 @@ fn invalid_turn_options_are_errors() {
         )
         .is_ok()
     );
+}
+
+#[test]
+fn embedded_turn_options_are_read_from_every_layer() {
+    let defaults = load_with_env(&cli(&[]), &env(&[])).unwrap();
+    assert!(!defaults.turn, "off by default");
+    assert_eq!(defaults.turn_udp_port, 3478);
+    assert_eq!(defaults.turn_tcp_port, 3478);
+    assert_eq!(defaults.turn_tls_port, None);
+    assert_eq!(defaults.turn_relay_ip, None);
+    assert_eq!(defaults.turn_relay_port_range().unwrap(), None);
+    assert_eq!(defaults.turn_max_allocations, 1000);
+    assert_eq!(defaults.turn_realm, "cascade");
+
+    let file = TempToml::new(
+        "embedded-turn",
+        r#"
+        turn = true
+        turn_udp_port = 3000
+        turn_tcp_port = 3001
+        turn_tls_port = 5349
+        turn_relay_ip = "10.0.0.5"
+        turn_relay_ports = "40000-40099"
+        turn_max_allocations = 50
+        turn_realm = "file.example"
+        "#,
+    );
+    let file_cli = ["--config", file.arg()];
+    let config = load_with_env(&cli(&file_cli), &env(&[])).unwrap();
+    assert!(config.turn);
+    assert_eq!(
+        (
+            config.turn_udp_port,
+            config.turn_tcp_port,
+            config.turn_tls_port
+        ),
+        (3000, 3001, Some(5349))
+    );
+    assert_eq!(config.turn_relay_ip, Some("10.0.0.5".parse().unwrap()));
+    assert_eq!(config.turn_relay_port_range().unwrap(), Some(40000..=40099));
+    assert_eq!(config.turn_max_allocations, 50);
+    assert_eq!(config.turn_realm, "file.example");
+
+    let vars = [
+        ("CASCADE_TURN", "false"),
+        ("CASCADE_TURN_UDP_PORT", "4000"),
+        ("CASCADE_TURN_TCP_PORT", "4001"),
+        ("CASCADE_TURN_TLS_PORT", "4002"),
+        ("CASCADE_TURN_RELAY_IP", "10.0.0.6"),
+        ("CASCADE_TURN_RELAY_PORTS", "41000-41000"),
+        ("CASCADE_TURN_MAX_ALLOCATIONS", "60"),
+        ("CASCADE_TURN_REALM", "env.example"),
+    ];
+    let config = load_with_env(&cli(&file_cli), &env(&vars)).unwrap();
+    assert!(!config.turn);
+    assert_eq!(
+        (
+            config.turn_udp_port,
+            config.turn_tcp_port,
+            config.turn_tls_port
+        ),
+        (4000, 4001, Some(4002))
+    );
+    assert_eq!(config.turn_relay_ip, Some("10.0.0.6".parse().unwrap()));
+    assert_eq!(config.turn_relay_port_range().unwrap(), Some(41000..=41000));
+    assert_eq!(config.turn_max_allocations, 60);
+    assert_eq!(config.turn_realm, "env.example");
+
+    let flags = [
+        "--config",
+        file.arg(),
+        "--turn",
+        "--turn-udp-port",
+        "0",
+        "--turn-tcp-port",
+        "0",
+        "--turn-tls-port",
+        "0",
+        "--turn-relay-ip",
+        "127.0.0.1",
+        "--turn-relay-ports",
+        "42000-42010",
+        "--turn-max-allocations",
+        "70",
+        "--turn-realm",
+        "flag.example",
+    ];
+    let config = load_with_env(&cli(&flags), &env(&vars)).unwrap();
+    assert!(config.turn, "the flag beats CASCADE_TURN=false");
+    assert_eq!(
+        (
+            config.turn_udp_port,
+            config.turn_tcp_port,
+            config.turn_tls_port
+        ),
+        (0, 0, Some(0))
+    );
+    assert_eq!(config.turn_relay_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(config.turn_relay_port_range().unwrap(), Some(42000..=42010));
+    assert_eq!(config.turn_max_allocations, 70);
+    assert_eq!(config.turn_realm, "flag.example");
+    let config = load_with_env(&cli(&["--turn=false"]), &env(&[("CASCADE_TURN", "1")]));
+    assert!(config.is_err(), "CASCADE_TURN is a bool: true or false");
+    let config = load_with_env(&cli(&["--turn=false"]), &env(&[("CASCADE_TURN", "true")]));
+    assert!(!config.unwrap().turn);
+}
+
+#[test]
+fn invalid_embedded_turn_options_are_errors() {
+    let err = |flags: &[&str]| {
+        let mut all = vec!["--turn"];
+        all.extend_from_slice(flags);
+        format!("{:#}", load_with_env(&cli(&all), &env(&[])).unwrap_err())
+    };
+    for ports in ["", "40000", "40000-", "2-1", "0-10", "a-b", "1-70000"] {
+        let e = err(&["--turn-relay-ports", ports]);
+        assert!(e.contains("turn_relay_ports"), "{ports}: {e}");
+    }
+    let e = err(&["--turn-max-allocations", "0"]);
+    assert!(e.contains("turn_max_allocations must be at least 1"), "{e}");
+    let e = err(&["--turn-realm", ""]);
+    assert!(e.contains("turn_realm must not be empty"), "{e}");
+    let e = err(&["--turn-relay-ip", "::1"]);
+    assert!(e.contains("must be IPv4"), "{e}");
+    let e = err(&["--udp-port", "3478"]);
+    assert!(e.contains("turn_udp_port and udp_port"), "{e}");
+    let e = err(&["--turn-tcp-port", "5349", "--turn-tls-port", "5349"]);
+    assert!(e.contains("turn_tls_port and turn_tcp_port"), "{e}");
+    // Ephemeral ports never clash.
+    let flags = ["--turn", "--udp-port", "0", "--turn-udp-port", "0"];
+    assert!(load_with_env(&cli(&flags), &env(&[])).is_ok());
+    let e = format!(
+        "{:#}",
+        load_with_env(&cli(&[]), &env(&[("CASCADE_TURN_UDP_PORT", "x")])).unwrap_err()
+    );
+    assert!(e.contains("CASCADE_TURN_UDP_PORT"), "{e}");
 }
 
 #[test]

@@ -44,7 +44,12 @@ pub(super) async fn create(
         Protocol::Whep => Some(WhepQuery::from_uri(uri)?),
     };
     let claims = authorize(&state, protocol, &room, query.as_ref(), &headers)?;
-    let ice_servers = turn_credentials::ice_servers(&state.config, &claims.sub, SystemTime::now());
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let turn_urls = state.embedded_turn_urls(host);
+    let ice_servers =
+        turn_credentials::ice_servers(&state.config, &turn_urls, &claims.sub, SystemTime::now());
     let offer = read_body(&headers, body, SDP, MAX_OFFER).await?;
     if let Some(too_many) = take_creation_slot(&state) {
         return Ok(too_many);

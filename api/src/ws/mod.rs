@@ -61,8 +61,13 @@ pub const CLOSE_JOIN_TIMEOUT: u16 = 4008;
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     slot: Option<Extension<ConnectionSlot>>,
+    headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     upgrade
         .max_message_size(WS_TRANSPORT_LIMIT)
         .max_frame_size(WS_TRANSPORT_LIMIT)
@@ -71,15 +76,16 @@ pub async fn upgrade(
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            run(socket, state).await
+            run(socket, state, host).await
         })
 }
 
 /// Serves one WebSocket until the client leaves or disconnects.
-async fn run(socket: WebSocket, state: Arc<AppState>) {
+async fn run(socket: WebSocket, state: Arc<AppState>, host: Option<String>) {
     let _live = state.session_guard();
     let (mut sink, mut stream) = socket.split();
     let mut s = SignalingSession::new(state.clone());
+    s.request_host = host;
     let mut shutdown = state.shutdown_signal();
     let mut close_reason: Option<String> = None;
     let mut close_code = 1000;

@@ -57,6 +57,8 @@ pub(super) struct SignalingSession {
     message_rate: RateLimit,
     /// Bytes of the `data` messages the client sends (`data_rate_limit`).
     data_rate: RateLimit,
+    /// The Host header of the WebSocket upgrade (for the embedded TURN server's URLs).
+    pub(super) request_host: Option<String>,
 }
 
 impl SignalingSession {
@@ -73,6 +75,7 @@ impl SignalingSession {
             end: None,
             message_rate,
             data_rate: RateLimit::with_burst(rate, rate * 4.0),
+            request_host: None,
             state,
         }
     }
@@ -255,7 +258,9 @@ impl SignalingSession {
                 format!("token is for room `{}`, not `{asked}`", grants.room),
             ));
         }
-        let ice_servers = turn_credentials::ice_servers(config, &claims.sub, SystemTime::now());
+        let turn_urls = self.state.embedded_turn_urls(self.request_host.as_deref());
+        let ice_servers =
+            turn_credentials::ice_servers(config, &turn_urls, &claims.sub, SystemTime::now());
         let (signal_sender, signals) = mpsc::channel(SESSION_QUEUE);
         let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
         let joined = self.state.rooms.join(JoinRequest {
