@@ -158,6 +158,7 @@ test('relay-only Chromium through the embedded TURN server: over UDP, then over 
 
     browser = await launchChromium([], { ...process.env, HOME: ca.home });
     const udp = await relayCall(browser, server, 'turn-udp', logs, pages);
+    console.log(`embedded TURN, UDP: ${describeValue(udp)}`);
     for (const [who, c] of Object.entries(udp)) {
       assert.equal(c?.type, 'relay', `${who} connected through TURN: ${describeValue(c)}`);
       assert.equal(c?.relayProtocol, 'udp', `${who} reached TURN over UDP: ${describeValue(c)}`);
@@ -165,6 +166,7 @@ test('relay-only Chromium through the embedded TURN server: over UDP, then over 
 
     await dropTurnUdpAndTcp(turnUdp, turnTcp);
     const tls = await relayCall(browser, server, 'turn-tls', logs, pages);
+    console.log(`embedded TURN, TLS only: ${describeValue(tls)}`);
     for (const [who, c] of Object.entries(tls)) {
       assert.equal(c?.type, 'relay', `${who} connected through TURN: ${describeValue(c)}`);
       assert.equal(c?.relayProtocol, 'tls', `${who} reached TURN over TLS: ${describeValue(c)}`);
@@ -213,6 +215,7 @@ test('relay-only Chromium through an external coturn sharing Cascade\'s TURN sec
 
     browser = await launchChromium();
     const call = await relayCall(browser, server, 'coturn', logs, pages);
+    console.log(`coturn: ${describeValue(call)}`);
     for (const [who, c] of Object.entries(call)) {
       assert.equal(c?.type, 'relay', `${who} connected through TURN: ${describeValue(c)}`);
       assert.ok(c.port >= COTURN_RELAY[0] && c.port <= COTURN_RELAY[1], `${who}'s relayed port is coturn's: ${describeValue(c)}`);
