@@ -1,6 +1,6 @@
 // HTTPS and WSS in a real browser: a test CA made here (openssl) signs the server's certificate,
-// Chromium is told to trust that CA (an NSS database in its HOME, certutil), loads the pages
-// over https://, joins over wss:// and decodes the remote video. Then the certificate files are
+// Chromium is told to trust that CA (an NSS database in its HOME, certutil), loads the smoke
+// pages and the demo over https://, joins over wss:// and decodes the remote video. Then the certificate files are
 // replaced: the server serves the new certificate (its serial is checked) without a restart,
 // and a new page loads with it.
 //
@@ -50,6 +50,23 @@ test('Chromium trusting a test CA loads https://, joins over wss:// and decodes 
     await waitPublishing(publisher, 'publisher over wss://');
     const watcher = (pages.watch = await openSmokePage(browser, server, 'watch', viewerToken, logs));
     await waitDecoded(watcher, 'the watcher', MEDIA_TIMEOUT_MS);
+
+    // The demo page itself, over https://: joins from its form over wss:// and decodes the
+    // publisher's video.
+    const demo = (pages.demo = await (await browser.newContext()).newPage());
+    /** @type {string[]} */
+    const sockets = [];
+    demo.on('websocket', (ws) => sockets.push(ws.url()));
+    await demo.goto(`${server.base}/?room=tls&mode=conference`, { timeout: 10_000 });
+    await demo.getByTestId('name-input').fill('demo-user');
+    await demo.getByTestId('join').click();
+    await waitFor('decoded video in the demo page', MEDIA_TIMEOUT_MS, () => demo.evaluate(async () => {
+      const pc = /** @type {any} */ (window).cascadeDemo?.client?.pc;
+      let frames = 0;
+      if (pc) (await pc.getStats()).forEach((x) => { if (x.type === 'inbound-rtp' && x.kind === 'video') frames += x.framesDecoded ?? 0; });
+      return frames > 0;
+    }), 250);
+    assert.ok(sockets.length > 0 && sockets.every((u) => u.startsWith('wss://localhost:')), `the demo's WebSocket is wss://: ${sockets}`);
 
     // Replace the files: the next handshakes get serial 1002, with no restart.
     installLeaf(await makeLeaf(dir, ca, '1002'), served);
