@@ -185,6 +185,8 @@ export class CascadeClient extends EventTarget {
   /** @type {string | null} */
   #token = null;
   #autoSubscribe = true;
+  /** @type {string | undefined} */
+  #room = undefined;
   /** Set by `leave()`/`close()`, or when the session cannot be resumed: no more reconnects. */
   #closed = false;
   #reconnectAttempt = 0;
@@ -291,15 +293,18 @@ export class CascadeClient extends EventTarget {
   /**
    * Joins the room named in the token and creates the peer connection.
    * @param {string} token access token
-   * @param {{autoSubscribe?: boolean}} [options]
+   * @param {{autoSubscribe?: boolean, room?: string}} [options] `room`: the room the page
+   *   expects; a token for another room is then refused (`permission_denied`) instead of
+   *   joining the token's room
    * @returns {Promise<JoinedInfo>}
    */
-  join(token, { autoSubscribe = true } = {}) {
+  join(token, { autoSubscribe = true, room = undefined } = {}) {
     if (this.#pendingJoin || this.#joined) {
       return Promise.reject(new CascadeError('already_joined', 'join called twice'));
     }
     this.#token = token;
     this.#autoSubscribe = autoSubscribe;
+    this.#room = room;
     return this.#sendJoin();
   }
 
@@ -554,7 +559,9 @@ export class CascadeClient extends EventTarget {
   #sendJoin() {
     return new Promise((resolve, reject) => {
       this.#pendingJoin = { resolve, reject };
-      if (!this.#send({ type: 'join', token: this.#token, auto_subscribe: this.#autoSubscribe, ref: 'join' })) {
+      const join = { type: 'join', token: this.#token, auto_subscribe: this.#autoSubscribe, ref: 'join' };
+      if (this.#room !== undefined) Object.assign(join, { room: this.#room });
+      if (!this.#send(join)) {
         this.#pendingJoin = null;
         reject(new CascadeError('not_connected', 'connect first'));
       }

@@ -136,6 +136,7 @@ function initLanding() {
     join().catch((err) => showJoinError(err));
   });
   onModeChange();
+  explainTokens();
   if (params.get('autojoin') === '1') join().catch((err) => showJoinError(err));
 }
 
@@ -251,19 +252,39 @@ function showJoinError(err) {
 
 // ---- joining ----------------------------------------------------------------------------
 
-/** @type {Promise<string> | null} */
-let publicOriginPromise = null;
+/** How to get a token when the server hands out no development tokens. */
+const TOKEN_HOWTO = 'Ask your app\'s backend for one (REST POST /api/tokens with the API key), or run '
+  + '`cascade token --room ROOM --identity NAME` with the server\'s configuration.';
+
+/** @type {Promise<{public_url: string | null, dev_tokens: boolean} | null> | null} */
+let serverInfoPromise = null;
 /**
- * The origin invite links point at: the server's configured public URL (GET /api/info), else
- * this page's own origin. Asked once per page.
+ * What the server tells pages (GET /api/info): its public URL and whether it hands out
+ * development tokens; null if it cannot be read. Asked once per page.
+ */
+function serverInfo() {
+  serverInfoPromise ??= fetch('/api/info', { signal: AbortSignal.timeout(3000) })
+    .then((r) => (r.ok ? r.json() : null))
+    .catch(() => null);
+  return serverInfoPromise;
+}
+
+/**
+ * The origin invite links point at: the server's configured public URL, else this page's own
+ * origin.
  * @returns {Promise<string>}
  */
-function publicOrigin() {
-  publicOriginPromise ??= fetch('/api/info', { signal: AbortSignal.timeout(3000) })
-    .then((r) => (r.ok ? r.json() : null))
-    .then((info) => info?.public_url || location.origin)
-    .catch(() => location.origin);
-  return publicOriginPromise;
+async function publicOrigin() {
+  return (await serverInfo())?.public_url || location.origin;
+}
+
+/** On a server without development tokens, the token field is required and says where one comes from. */
+async function explainTokens() {
+  const info = await serverInfo();
+  if (!info || info.dev_tokens) return;
+  $('token-label').textContent = 'Token (required: this server has its own API secret)';
+  $('token-help').textContent = TOKEN_HOWTO;
+  /** @type {HTMLDetailsElement} */ ($('advanced')).open = true;
 }
 
 async function join() {
@@ -285,7 +306,7 @@ async function join() {
     } catch (e) {
       if (e instanceof CascadeError && e.code === 'not_found') {
         /** @type {HTMLDetailsElement} */ ($('advanced')).open = true;
-        throw new Error('This server does not hand out development tokens: paste an access token for this room.');
+        throw new Error(`This server does not hand out development tokens: paste an access token for room "${room}". ${TOKEN_HOWTO}`);
       }
       throw e;
     }
@@ -300,7 +321,15 @@ async function join() {
   client = c;
   wireClient(c);
   await c.connect(defaultWsUrl());
-  const info = await c.join(token);
+  let info;
+  try {
+    info = await c.join(token, { room });
+  } catch (e) {
+    if (e instanceof CascadeError && e.code === 'permission_denied') {
+      throw new Error(`This token cannot join room "${room}" (${e.message.replace(/^permission_denied: /, '')}). Use a token for "${room}", or change the room.`);
+    }
+    throw e;
+  }
   if (client !== c) return;
   document.title = `${info.room} · Cascade`;
   $('room-title').textContent = info.room;

@@ -45,6 +45,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
             .public_url
             .as_ref()
             .map(|url| url.trim_end_matches('/').to_owned()),
+        dev_tokens: state.config.is_dev_secret(),
     };
     // Readable from any origin, like the client library.
     crate::assets::with_cors(axum::Json(body).into_response())

@@ -132,6 +132,7 @@ async fn info_tells_the_version_and_public_url() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert!(v["public_url"].is_null(), "{v}");
+    assert_eq!(v["dev_tokens"], false, "the test server has its own secret");
     srv.shutdown().await;
 
     let srv = server::start_with(|c| c.public_url = Some("https://sfu.example.com/".into())).await;

@@ -53,7 +53,12 @@ async fn sees_departure(c: &TestClient, who: &str, tracks: &[String], reason: &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_and_disconnect_are_announced_and_everything_is_freed() {
-    let srv = server::start_with(|c| c.room_empty_timeout = Duration::from_millis(100)).await;
+    let srv = server::start_with(|c| {
+        c.room_empty_timeout = Duration::from_millis(100);
+        // A vanished participant waits this long for a resume before it leaves.
+        c.resume_grace = Duration::from_secs(1);
+    })
+    .await;
     let url = srv.ws_url();
     let mut people = Vec::new();
     for name in ["ann", "ben", "cat"] {

@@ -11,34 +11,19 @@ use cascade_testkit::TestClient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use server::clients::{join, left, participant_id};
-use tokio::net::{TcpSocket, TcpStream};
+use server::raw::{self, RawWs, next_json};
+use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{WebSocketStream, client_async};
 
 const T: Duration = Duration::from_secs(10);
-
-/// A raw WebSocket client.
-type RawWs = WebSocketStream<TcpStream>;
 
 /// A raw WebSocket client whose TCP receive buffer is as small as the kernel allows.
 async fn raw_client(srv: &ServerHandle) -> RawWs {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(srv.http_addr).await.unwrap();
-    let (ws, _) = client_async(srv.ws_url(), tcp).await.unwrap();
-    ws
-}
-
-/// The next text message of a raw client, as JSON.
-async fn next_json(ws: &mut RawWs) -> Value {
-    loop {
-        match tokio::time::timeout(T, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no message: {other:?}"),
-        }
-    }
+    raw::connect(srv, Some(tcp)).await
 }
 
 /// A raw client (see [`raw_client`]) that sent `join` for `room` as `identity` and read the

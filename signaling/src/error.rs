@@ -47,6 +47,9 @@ pub enum ErrorCode {
     ServerDraining,
     /// The session trickled more ICE candidates than allowed (per ICE generation or in all).
     TooManyCandidates,
+    /// `resume` named no participant that can be resumed (unknown, used or expired token):
+    /// `join` as a new participant.
+    ResumeFailed,
 }
 
 impl ErrorCode {
@@ -73,6 +76,7 @@ impl ErrorCode {
             Self::InvalidName => "invalid_name",
             Self::ServerDraining => "server_draining",
             Self::TooManyCandidates => "too_many_candidates",
+            Self::ResumeFailed => "resume_failed",
         }
     }
 }

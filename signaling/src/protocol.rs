@@ -128,6 +128,13 @@ pub enum ClientMessage {
         #[serde(default, flatten)]
         options: JoinOptions,
     },
+    /// Continue the participant of a dropped WebSocket (instead of `join`): `token` is the
+    /// `resume_token` of its latest `joined`. Answered by `joined` with `resumed: true`, or by
+    /// `resume_failed` (then `join` as a new participant).
+    Resume {
+        /// The resume token (single use).
+        token: String,
+    },
     /// An SDP offer (the client publishes or changes what it sends).
     Offer {
         /// The SDP.
@@ -188,6 +195,14 @@ pub enum ServerMessage {
         tracks: Vec<TrackInfo>,
         /// ICE servers for the peer connection.
         ice_servers: Vec<IceServer>,
+        /// Single-use token that continues this participant over a new WebSocket (`resume`)
+        /// for a grace period after this one drops. WebSocket sessions only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+        /// True in the answer to `resume`: the same participant goes on (same id, tracks,
+        /// subscriptions and peer connection); `participants` and `tracks` are the room now.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     /// A server offer (its set of forwarded tracks changed).
     Offer {
@@ -309,6 +324,7 @@ impl ClientMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Join { .. } => "join",
+            Self::Resume { .. } => "resume",
             Self::Offer { .. } => "offer",
             Self::Answer { .. } => "answer",
             Self::Candidate { .. } => "candidate",
@@ -325,6 +341,7 @@ impl ClientMessage {
 /// The `type` of every message a client may send.
 pub const CLIENT_TYPES: &[&str] = &[
     "join",
+    "resume",
     "offer",
     "answer",
     "candidate",

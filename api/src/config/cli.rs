@@ -206,6 +206,10 @@ pub struct ServeArgs {
     /// four times as many; 0 = unlimited [env: CASCADE_DATA_RATE_LIMIT] [default: 262144].
     #[arg(long, value_name = "BYTES")]
     pub data_rate_limit: Option<u32>,
+    /// How long the participant of a dropped WebSocket waits for a `resume`, e.g. "20s";
+    /// 0s = it leaves at once [env: CASCADE_RESUME_GRACE] [default: 20s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub resume_grace: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -251,6 +255,7 @@ impl ServeArgs {
         layer.set_duration("drain_timeout", self.drain_timeout);
         layer.set("message_rate_limit", self.message_rate_limit);
         layer.set("data_rate_limit", self.data_rate_limit);
+        layer.set_duration("resume_grace", self.resume_grace);
         layer
     }
 }

@@ -63,6 +63,7 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
         "drain_timeout"          "CASCADE_DRAIN_TIMEOUT"          duration;
         "message_rate_limit"     "CASCADE_MESSAGE_RATE_LIMIT"     parsed::<u32>;
         "data_rate_limit"        "CASCADE_DATA_RATE_LIMIT"        parsed::<u32>;
+        "resume_grace"           "CASCADE_RESUME_GRACE"           duration;
     }
     Ok(layer)
 }

@@ -163,6 +163,10 @@ pub struct Config {
     /// Bytes of `data` messages one WebSocket session may send per second, after a burst of
     /// four times as many; more get `rate_limited` and are dropped (0 = unlimited).
     pub data_rate_limit: u32,
+    /// How long the participant of a dropped WebSocket waits for a `resume` (0 = it leaves at
+    /// once).
+    #[serde(with = "humantime_serde")]
+    pub resume_grace: Duration,
 }
 
 impl Default for Config {
@@ -207,6 +211,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             message_rate_limit: 50,
             data_rate_limit: 256 * 1024,
+            resume_grace: Duration::from_secs(20),
         }
     }
 }
@@ -225,7 +230,7 @@ impl fmt::Debug for Config {
             webhook_secret = self.webhook_secret.as_ref().map(|_| "<redacted>"),
             webhook_timeout, webhook_max_attempts, session_rate_limit, max_connections,
             max_connections_per_ip, header_timeout, body_timeout, drain_timeout,
-            message_rate_limit, data_rate_limit,
+            message_rate_limit, data_rate_limit, resume_grace,
         })
     }
 }

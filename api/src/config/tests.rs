@@ -699,3 +699,26 @@ fn invalid_tls_and_public_url_options_are_errors() {
         assert!(e.contains("public_url"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn resume_grace_is_read_from_every_layer() {
+    assert_eq!(
+        load_with_env(&cli(&[]), &env(&[])).unwrap().resume_grace,
+        Duration::from_secs(20)
+    );
+    let file = TempToml::new("resume", "resume_grace = \"45s\"");
+    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
+    assert_eq!(config.resume_grace, Duration::from_secs(45));
+    let config = load_with_env(
+        &cli(&["--config", file.arg()]),
+        &env(&[("CASCADE_RESUME_GRACE", "5s")]),
+    )
+    .unwrap();
+    assert_eq!(config.resume_grace, Duration::from_secs(5));
+    let config = load_with_env(
+        &cli(&["--resume-grace", "0s"]),
+        &env(&[("CASCADE_RESUME_GRACE", "5s")]),
+    )
+    .unwrap();
+    assert_eq!(config.resume_grace, Duration::ZERO);
+}

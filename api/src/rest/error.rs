@@ -105,7 +105,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RoomNotFound
         | ErrorCode::ParticipantNotFound
         | ErrorCode::TrackNotFound
-        | ErrorCode::NotJoined => StatusCode::NOT_FOUND,
+        | ErrorCode::NotJoined
+        | ErrorCode::ResumeFailed => StatusCode::NOT_FOUND,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
         ErrorCode::InvalidMessage

@@ -386,6 +386,9 @@ pub struct ServerInfoBody {
     /// The URL users reach the server at (`public_url`), for invite links; `null` when not
     /// configured (then a page's own origin is the best guess).
     pub public_url: Option<String>,
+    /// Whether `GET /api/dev/token` hands out tokens (the built-in development secret is in
+    /// use); when false, pages need a token from the application's backend.
+    pub dev_tokens: bool,
 }
 
 /// `?limit=&cursor=` of list endpoints.

@@ -10,6 +10,7 @@
 //! per member (queues, peer) exists before a successful `join`, which must come within
 //! [`JOIN_TIMEOUT`].
 
+mod resume;
 mod session;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use tracing::{debug, info};
 use crate::listener::ConnectionSlot;
 use crate::state::AppState;
 use session::SignalingSession;
+
+pub use resume::{MAX_PARKED, ParkedSessions};
 
 /// Path of the WebSocket signaling endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -183,11 +186,31 @@ async fn run(socket: WebSocket, state: Arc<AppState>, host: Option<String>) {
         state.metrics.session_limit(&reason);
     }
     if let Some(m) = s.member.take() {
-        // A replaced participant was already removed by the room.
-        if reason != "replaced" {
-            state.rooms.leave(&m.room, &m.participant, &reason);
+        // Dropped (not left, removed or shut down) with a live peer: parked for a resume.
+        let resumable = matches!(reason.as_str(), "disconnected" | "timeout")
+            && !state.config.resume_grace.is_zero()
+            && !s.peer_closed
+            && !state.is_shutting_down();
+        match (s.resume_token.take(), s.signals.take(), s.events.take()) {
+            (Some(token), Some(signals), Some(events)) if resumable => {
+                let parked = resume::Parked {
+                    member: m,
+                    negotiation: std::mem::take(&mut s.negotiation),
+                    signals,
+                    events,
+                    stashed: Vec::new(),
+                    last_offer: s.last_offer.take(),
+                };
+                resume::park(&state, token, parked, reason.clone());
+            }
+            _ => {
+                // A replaced participant was already removed by the room.
+                if reason != "replaced" {
+                    state.rooms.leave(&m.room, &m.participant, &reason);
+                }
+                info!(room = %m.room, participant = %m.participant, %reason, "participant left");
+            }
         }
-        info!(room = %m.room, participant = %m.participant, %reason, "participant left");
     }
     let frame = CloseFrame {
         code: close_code,

@@ -59,6 +59,12 @@ pub(super) struct SignalingSession {
     data_rate: RateLimit,
     /// The Host header of the WebSocket upgrade (for the embedded TURN server's URLs).
     pub(super) request_host: Option<String>,
+    /// The resume token handed out in the latest `joined` (see [`super::resume`]).
+    pub(super) resume_token: Option<String>,
+    /// The latest server offer, sent again after a resume if it was not answered.
+    pub(super) last_offer: Option<ServerMessage>,
+    /// Set when the peer connection closed: such a session is not parked for resume.
+    pub(super) peer_closed: bool,
 }
 
 impl SignalingSession {
@@ -76,6 +82,9 @@ impl SignalingSession {
             message_rate,
             data_rate: RateLimit::with_burst(rate, rate * 4.0),
             request_host: None,
+            resume_token: None,
+            last_offer: None,
+            peer_closed: false,
             state,
         }
     }
@@ -157,6 +166,7 @@ impl SignalingSession {
                 room,
                 options,
             } => self.join(&token, room, options),
+            ClientMessage::Resume { token } => self.resume(&token).await,
             ClientMessage::Ping => {
                 self.out.push(ServerMessage::Pong);
                 Ok(())
@@ -192,6 +202,7 @@ impl SignalingSession {
                 if !self.negotiation.on_client_answer() {
                     return Err((ErrorCode::InvalidState, "no server offer to answer".into()));
                 }
+                self.last_offer = None;
                 let applied = peer.apply_answer(sdp).await;
                 if let Err(e) = applied {
                     self.negotiation.offer_failed();
@@ -258,9 +269,7 @@ impl SignalingSession {
                 format!("token is for room `{}`, not `{asked}`", grants.room),
             ));
         }
-        let turn_urls = self.state.embedded_turn_urls(self.request_host.as_deref());
-        let ice_servers =
-            turn_credentials::ice_servers(config, &turn_urls, &claims.sub, SystemTime::now());
+        let ice_servers = self.ice_servers(&claims.sub);
         let (signal_sender, signals) = mpsc::channel(SESSION_QUEUE);
         let (peer_events, events) = mpsc::channel(PEER_EVENT_QUEUE);
         let joined = self.state.rooms.join(JoinRequest {
@@ -275,13 +284,7 @@ impl SignalingSession {
         self.signals = Some(signals);
         self.events = Some(events);
         let mut message = joined.message;
-        if let ServerMessage::Joined {
-            ice_servers: joined_ice_servers,
-            ..
-        } = &mut message
-        {
-            *joined_ice_servers = ice_servers;
-        }
+        self.complete_joined(&mut message, ice_servers);
         info!(room = %grants.room, participant = %joined.participant, "participant joined");
         self.out.push(message);
         self.member = Some(Member {
@@ -290,6 +293,73 @@ impl SignalingSession {
             peer: joined.peer,
         });
         Ok(())
+    }
+
+    /// Continues the participant parked under `token` (see [`super::resume`]): its state
+    /// becomes this session's, and it is told the room as it is now; a server offer it had
+    /// not answered is sent again.
+    async fn resume(&mut self, token: &str) -> Result<(), (ErrorCode, String)> {
+        if self.member.is_some() {
+            return Err((ErrorCode::AlreadyJoined, "already joined".into()));
+        }
+        let failed = |why: &str| (ErrorCode::ResumeFailed, format!("{why}: join again"));
+        let parked = self.state.parked.take(token).await.ok_or_else(|| {
+            failed("no participant to resume with this token (unknown, used or expired)")
+        })?;
+        let member = parked.member;
+        let mut message = self
+            .state
+            .rooms
+            .resumed(&member.room, &member.participant)
+            .ok_or_else(|| failed("the participant has left the room meanwhile"))?;
+        let identity = match &message {
+            ServerMessage::Joined { participant, .. } => participant.identity.clone(),
+            _ => unreachable!("Rooms::resumed returns a joined message"),
+        };
+        let ice_servers = self.ice_servers(&identity);
+        self.complete_joined(&mut message, ice_servers);
+        info!(room = %member.room, participant = %member.participant, "participant resumed");
+        self.out.push(message);
+        self.negotiation = parked.negotiation;
+        self.signals = Some(parked.signals);
+        self.events = Some(parked.events);
+        self.last_offer = parked.last_offer;
+        if self.negotiation.offer_outstanding()
+            && let Some(offer) = &self.last_offer
+        {
+            self.out.push(offer.clone());
+        }
+        self.member = Some(member);
+        for event in parked.stashed {
+            self.on_peer_event(Some(event)).await;
+        }
+        Ok(())
+    }
+
+    /// The ICE servers of `identity`'s peer connection, with minted TURN credentials.
+    fn ice_servers(&self, identity: &str) -> Vec<cascade_signaling::protocol::IceServer> {
+        let turn_urls = self.state.embedded_turn_urls(self.request_host.as_deref());
+        turn_credentials::ice_servers(&self.state.config, &turn_urls, identity, SystemTime::now())
+    }
+
+    /// Fills in what the room model leaves out of a `joined` message: the ICE servers and a
+    /// new resume token (which replaces the previous one).
+    fn complete_joined(
+        &mut self,
+        message: &mut ServerMessage,
+        servers: Vec<cascade_signaling::protocol::IceServer>,
+    ) {
+        let token = super::resume::new_token();
+        if let ServerMessage::Joined {
+            ice_servers,
+            resume_token,
+            ..
+        } = message
+        {
+            *ice_servers = servers;
+            *resume_token = Some(token.clone());
+        }
+        self.resume_token = Some(token);
     }
 
     /// Sends a server offer if one is needed and the negotiation state allows it.
@@ -303,10 +373,12 @@ impl SignalingSession {
         match m.peer.create_offer().await {
             Ok(offer) => {
                 self.negotiation.offer_sent();
-                self.out.push(ServerMessage::Offer {
+                let offer = ServerMessage::Offer {
                     sdp: offer.sdp,
                     tracks: offer.tracks,
-                });
+                };
+                self.last_offer = Some(offer.clone());
+                self.out.push(offer);
             }
             Err(e) => {
                 // Most likely the client's own offer is being applied: retried after it.
@@ -324,9 +396,11 @@ impl SignalingSession {
             Some(PeerEvent::Connected) => debug!(participant = %m.participant, "media connected"),
             Some(PeerEvent::Closed(reason)) => {
                 debug!(participant = %m.participant, %reason, "peer connection closed");
+                self.peer_closed = true;
                 self.end.get_or_insert_with(|| "disconnected".into());
             }
             None => {
+                self.peer_closed = true;
                 self.end.get_or_insert_with(|| "disconnected".into());
             }
             Some(PeerEvent::TrackPublished(track)) => {

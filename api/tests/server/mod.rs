@@ -1,10 +1,12 @@
 //! Starting an in-process Cascade server and minting tokens for integration tests, and the
 //! helpers the api tests share: WebSocket clients ([`clients`]), an HTTP client of the
-//! server's endpoints ([`rest`]) and WHIP/WHEP peers ([`whip`]).
+//! server's endpoints ([`rest`]), raw WebSocket clients ([`raw`]) and WHIP/WHEP peers
+//! ([`whip`]).
 
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod raw;
 pub mod rest;
 pub mod whip;
 

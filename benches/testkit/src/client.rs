@@ -454,8 +454,14 @@ impl TestClient {
     /// merely dropped webrtc-rs peer connection keeps its driver (and ICE consent replies)
     /// running; so the server may see a DTLS close alert.
     pub async fn close_abruptly(&self) {
-        self.shared.socket.abort();
+        self.drop_websocket();
         self.close_peer_connection().await;
+    }
+
+    /// Drops the WebSocket without a word (as a network loss would); the peer connection goes
+    /// on.
+    pub fn drop_websocket(&self) {
+        self.shared.socket.abort();
     }
 
     /// Closes the peer connection only; the WebSocket stays open.

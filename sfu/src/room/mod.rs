@@ -22,6 +22,7 @@ use tracing::info;
 
 mod admin;
 mod events;
+mod resume;
 
 pub use admin::SERVER_SENDER;
 use events::{Observer, unix_secs};
@@ -518,6 +519,8 @@ impl Rooms {
             participants: room.participants.values().map(|p| p.info.clone()).collect(),
             tracks: room.tracks.values().map(|t| t.info()).collect(),
             ice_servers: Vec::new(),
+            resume_token: None,
+            resumed: false,
         };
         if participant.auto_subscribe && participant.permissions.can_subscribe {
             let mut any = false;
