@@ -9,9 +9,11 @@
  * rolls our offer back (implicit rollback in setRemoteDescription), we answer, and the still
  * unnegotiated transceivers fire `negotiationneeded` again, so we offer again.
  *
- * When the WebSocket drops, the client reconnects with exponential backoff and jitter, joins
- * again with the same token (the server replaces the old session of the same identity), builds a
- * fresh RTCPeerConnection and republishes the same local tracks.
+ * When the WebSocket drops, the client reconnects with exponential backoff and jitter and
+ * resumes the same participant with the resume token of its latest `joined` (same id, same
+ * RTCPeerConnection, media never stopped). If the server refuses the resume, it joins again with
+ * the same token (the server replaces the old session of the same identity), builds a fresh
+ * RTCPeerConnection and republishes the same local tracks.
  *
  * When the media path dies while the WebSocket lives (a new network, a NAT rebinding, a blocked
  * port), the client restarts ICE on the same peer connection: ICE `disconnected` for
@@ -33,6 +35,8 @@
  * - `connection_state`     {state, peer}  state: ConnectionState, peer: RTCPeerConnectionState | null
  * - `reconnecting`         {attempt, delayMs, reason}
  * - `reconnected`          JoinedInfo
+ * - `resumed`              JoinedInfo (a dropped socket's participant went on: same id, same
+ *                          peer connection; follows `joined`)
  * - `ice_restart`          {attempt, reason}  (the media path died: restarting ICE; reason `disconnected` | `failed` | `timeout`)
  * - `ice_restarted`        {attempts}  (ICE connected again after restarting)
  * - `left`                 {reason}  (the server ended the session: `replaced`, `server_shutdown`)
@@ -187,6 +191,9 @@ export class CascadeClient extends EventTarget {
   #autoSubscribe = true;
   /** @type {string | undefined} */
   #room = undefined;
+  /** The `resume_token` of the latest `joined`: continues this participant after a drop. */
+  /** @type {string | null} */
+  #resumeToken = null;
   /** Set by `leave()`/`close()`, or when the session cannot be resumed: no more reconnects. */
   #closed = false;
   #reconnectAttempt = 0;
@@ -498,7 +505,9 @@ export class CascadeClient extends EventTarget {
     this.#pendingJoin?.reject(new CascadeError('disconnected', `socket closed (${code} ${reason})`));
     this.#pendingJoin = null;
     this.#emit('disconnected', { code, reason, willReconnect });
-    this.#closePc();
+    // With a resume token the peer connection is kept: the server keeps ours for its grace
+    // period, media flowing, and the next socket resumes the same participant.
+    if (!willReconnect || this.#resumeToken === null) this.#closePc();
     if (willReconnect) {
       this.#scheduleReconnect(reason || `closed (${code})`);
     } else {
@@ -531,6 +540,18 @@ export class CascadeClient extends EventTarget {
     try {
       await this.#openSocket();
       if (this.#closed) return;
+      if (this.#resumeToken !== null && this.#pc) {
+        try {
+          await this.#request({ type: 'resume', token: this.#resumeToken });
+          return;
+        } catch (e) {
+          if (!(e instanceof CascadeError && e.code === 'resume_failed')) throw e;
+          // Gone meanwhile (grace over, media lost, removed): join as a new participant.
+          this.log('cascade: resume refused, joining afresh:', e.message);
+          this.#resumeToken = null;
+          this.#closePc();
+        }
+      }
       await this.#sendJoin();
     } catch (e) {
       if (this.#closed) return;
@@ -557,11 +578,21 @@ export class CascadeClient extends EventTarget {
 
   /** @returns {Promise<JoinedInfo>} */
   #sendJoin() {
+    const join = { type: 'join', token: this.#token, auto_subscribe: this.#autoSubscribe };
+    if (this.#room !== undefined) Object.assign(join, { room: this.#room });
+    return this.#request(join);
+  }
+
+  /**
+   * Sends `join` or `resume` (with `ref: "join"`); resolves with the `joined` info, rejects with
+   * the server's error.
+   * @param {Message} message
+   * @returns {Promise<JoinedInfo>}
+   */
+  #request(message) {
     return new Promise((resolve, reject) => {
       this.#pendingJoin = { resolve, reject };
-      const join = { type: 'join', token: this.#token, auto_subscribe: this.#autoSubscribe, ref: 'join' };
-      if (this.#room !== undefined) Object.assign(join, { room: this.#room });
-      if (!this.#send(join)) {
+      if (!this.#send({ ...message, ref: 'join' })) {
         this.#pendingJoin = null;
         reject(new CascadeError('not_connected', 'connect first'));
       }
@@ -652,6 +683,8 @@ export class CascadeClient extends EventTarget {
       tracks: msg.tracks,
       iceServers: msg.ice_servers ?? [],
     };
+    this.#resumeToken = msg.resume_token ?? null;
+    if (msg.resumed && this.#pc) return this.#onResumed(info, this.#pc);
     const rejoin = this.#joined !== null;
     if (rejoin) this.#reconcile(info);
     this.#joined = info;
@@ -678,6 +711,51 @@ export class CascadeClient extends EventTarget {
     this.#pendingJoin = null;
     this.#emit('joined', info);
     if (rejoin) this.#emit('reconnected', info);
+  }
+
+  /**
+   * The same participant goes on after a dropped socket: the room's changes meanwhile are told
+   * (received tracks stay), an offer whose answer was lost is made again, and ICE restarts if
+   * the media path broke too.
+   * @param {JoinedInfo} info
+   * @param {RTCPeerConnection} pc
+   */
+  async #onResumed(info, pc) {
+    const others = new Map(info.participants.map((p) => [p.id, p]));
+    for (const p of this.participants.values()) {
+      if (!others.has(p.id)) this.#onParticipantLeft(p.id, 'disconnected');
+    }
+    for (const p of info.participants) {
+      if (!this.participants.has(p.id)) this.#emit('participant_joined', { participant: p });
+    }
+    const tracks = new Set(info.tracks.map((t) => t.id));
+    for (const t of this.tracks.values()) {
+      if (t.participant !== info.participant.id && !tracks.has(t.id)) {
+        this.#emit('track_unpublished', { trackId: t.id, participantId: t.participant });
+      }
+    }
+    for (const t of info.tracks) {
+      if (!this.tracks.has(t.id)) this.#emit('track_published', { track: t });
+    }
+    this.participants = others;
+    this.tracks = new Map(info.tracks.map((t) => [t.id, t]));
+    this.#joined = info;
+    this.#reconnectAttempt = 0;
+    this.#setState('connected');
+    this.#pendingJoin?.resolve(info);
+    this.#pendingJoin = null;
+    this.#emit('joined', info);
+    this.#emit('resumed', info);
+    if (pc.signalingState === 'have-local-offer') {
+      // Our offer (or its answer) was lost with the socket.
+      await pc.setLocalDescription({ type: 'rollback' });
+    }
+    clearTimeout(this.#iceRestartTimer);
+    this.#iceRestartTimer = undefined;
+    this.#iceRestarts = 0;
+    const ice = pc.iceConnectionState;
+    if (ice === 'disconnected' || ice === 'failed') this.#restartIce(pc, 'resumed');
+    else this.#offer(pc);
   }
 
   /**

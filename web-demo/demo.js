@@ -399,6 +399,10 @@ function wireClient(c) {
     toast('Reconnected');
     announceSources();
   });
+  on('resumed', () => {
+    state.reconnects += 1;
+    toast('Reconnected');
+  });
   on('reconnecting', ({ attempt, delayMs }) => {
     console.log(`demo: reconnecting (attempt ${attempt}, in ${delayMs} ms)`);
   });

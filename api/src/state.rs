@@ -17,7 +17,7 @@ use crate::turn::TurnHandle;
 use crate::turn_credentials;
 use crate::webhooks::Webhooks;
 use crate::whip::resource::WhipResources;
-use crate::ws::ParkedSessions;
+use crate::ws::ResumeTable;
 
 /// How often a drain checks whether the rooms are empty.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
@@ -36,8 +36,8 @@ pub struct AppState {
     pub whip_resources: WhipResources,
     /// The embedded TURN server, when it runs.
     pub turn: Option<TurnHandle>,
-    /// WebSocket sessions whose socket dropped, waiting for a `resume`.
-    pub parked: ParkedSessions,
+    /// The live and parked WebSocket sessions, by resume token.
+    pub resume: ResumeTable,
     sessions: AtomicUsize,
     shutdown: watch::Sender<bool>,
     /// When the drain began, once it has.
@@ -77,7 +77,7 @@ impl AppState {
             webhooks,
             whip_resources,
             turn: None,
-            parked: ParkedSessions::default(),
+            resume: ResumeTable::default(),
             sessions: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
             drain: watch::channel(None).0,

@@ -51,7 +51,7 @@ async fn a_dropped_websocket_is_resumed_as_the_same_participant_while_media_flow
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = bob.received(&video).len();
     bob.wait_for_packets(&video, before + 20, T).await.unwrap();
-    assert_eq!(srv.state.parked.len(), 1, "bob is parked");
+    assert_eq!(srv.state.resume.parked(), 1, "bob is parked");
     assert_eq!(srv.state.rooms.participants("resume").unwrap().len(), 2);
 
     // A new WebSocket resumes him.
@@ -73,7 +73,7 @@ async fn a_dropped_websocket_is_resumed_as_the_same_participant_while_media_flow
     let new_token = resumed["resume_token"].as_str().unwrap();
     assert_ne!(new_token, token, "a new token for the next drop");
     assert!(dropped.elapsed() < T);
-    assert_eq!(srv.state.parked.len(), 0);
+    assert_eq!(srv.state.resume.parked(), 0);
 
     // The resumed session is live: room messages reach it.
     ann.client
@@ -123,7 +123,7 @@ async fn without_a_resume_in_the_grace_the_participant_leaves_as_disconnected() 
     let mut ws = raw::connect(&srv, None).await;
     raw::send(&mut ws, &json!({"type": "resume", "token": token})).await;
     assert_eq!(next_json(&mut ws).await["code"], "resume_failed");
-    assert_eq!(srv.state.parked.len(), 0);
+    assert_eq!(srv.state.resume.parked(), 0);
     srv.shutdown().await;
 }
 
@@ -150,7 +150,7 @@ async fn when_the_media_goes_too_the_parked_participant_leaves_before_the_grace(
         dropped.elapsed() < Duration::from_secs(30),
         "well before the 60 s grace"
     );
-    assert_eq!(srv.state.parked.len(), 0);
+    assert_eq!(srv.state.resume.parked(), 0);
     let mut ws = raw::connect(&srv, None).await;
     raw::send(&mut ws, &json!({"type": "resume", "token": token})).await;
     assert_eq!(next_json(&mut ws).await["code"], "resume_failed");
@@ -187,7 +187,40 @@ async fn resume_is_refused_for_unknown_tokens_and_joined_sessions() {
             .map_or(true, |p| p.is_empty())
     })
     .await;
-    assert_eq!(srv2.state.parked.len(), 0);
+    assert_eq!(srv2.state.resume.parked(), 0);
     srv.shutdown().await;
     srv2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_still_looks_alive_hands_over_to_the_resuming_connection() {
+    // The client lost its network without a word: the server still sees the old socket open.
+    let srv = server::start().await;
+    let url = srv.ws_url();
+    let ann = publisher(&url, &server::token("takeover", "ann"), AV, AV, T).await;
+    let bob = TestClient::connect(&url).await.unwrap();
+    let joined = bob
+        .join(&server::token("takeover", "bob"), true)
+        .await
+        .unwrap();
+    let bob_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+    let token = joined["resume_token"].as_str().unwrap().to_owned();
+    let seen_before = comings_and_goings(&ann.client, &bob_id).len();
+    let mut ws = raw::connect(&srv, None).await;
+    raw::send(&mut ws, &json!({"type": "resume", "token": token})).await;
+    let resumed = next_json(&mut ws).await;
+    assert_eq!(resumed["resumed"], true, "{resumed}");
+    assert_eq!(resumed["participant"]["id"], bob_id.as_str());
+    let closed = bob.wait_closed(T).await.unwrap();
+    assert_eq!(closed.reason, "resumed", "{closed:?}");
+    assert_eq!(srv.state.resume.parked(), 0);
+    ann.client
+        .send_json(&json!({"type": "data", "payload": 1}))
+        .await
+        .unwrap();
+    assert_eq!(next_of_type(&mut ws, "data").await["payload"], 1);
+    assert_eq!(srv.state.rooms.participants("takeover").unwrap().len(), 2);
+    let seen = comings_and_goings(&ann.client, &bob_id);
+    assert_eq!(seen.len(), seen_before, "{seen:?}");
+    srv.shutdown().await;
 }

@@ -23,14 +23,14 @@ use cascade_sfu::room::{ParticipantSignal, SLOW_READER};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::protocol::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::listener::ConnectionSlot;
 use crate::state::AppState;
 use session::SignalingSession;
 
-pub use resume::{MAX_PARKED, ParkedSessions};
+pub use resume::{HANDOVER_TIMEOUT, MAX_PARKED, RESUMED_ELSEWHERE, ResumeTable};
 
 /// Path of the WebSocket signaling endpoint.
 pub const WS_PATH: &str = "/ws";
@@ -116,6 +116,14 @@ async fn run(socket: WebSocket, state: Arc<AppState>, host: Option<String>) {
                 }
             },
             event = next(&mut s.events) => s.on_peer_event(event).await,
+            // Another connection resumes this participant: hand the session over.
+            claim = claimed(&mut s.claim) => match claim {
+                Ok(handover) => {
+                    s.handover = Some(handover);
+                    s.end = Some(resume::RESUMED_ELSEWHERE.into());
+                }
+                Err(_) => s.claim = None,
+            },
             frame = stream.next() => {
                 idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
                 match frame {
@@ -186,31 +194,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, host: Option<String>) {
         state.metrics.session_limit(&reason);
     }
     if let Some(m) = s.member.take() {
-        // Dropped (not left, removed or shut down) with a live peer: parked for a resume.
-        let resumable = matches!(reason.as_str(), "disconnected" | "timeout")
-            && !state.config.resume_grace.is_zero()
-            && !s.peer_closed
-            && !state.is_shutting_down();
-        match (s.resume_token.take(), s.signals.take(), s.events.take()) {
-            (Some(token), Some(signals), Some(events)) if resumable => {
-                let parked = resume::Parked {
-                    member: m,
-                    negotiation: std::mem::take(&mut s.negotiation),
-                    signals,
-                    events,
-                    stashed: Vec::new(),
-                    last_offer: s.last_offer.take(),
-                };
-                resume::park(&state, token, parked, reason.clone());
-            }
-            _ => {
-                // A replaced participant was already removed by the room.
-                if reason != "replaced" {
-                    state.rooms.leave(&m.room, &m.participant, &reason);
-                }
-                info!(room = %m.room, participant = %m.participant, %reason, "participant left");
-            }
-        }
+        end_member(&state, &mut s, m, &reason);
     }
     let frame = CloseFrame {
         code: close_code,
@@ -222,6 +206,60 @@ async fn run(socket: WebSocket, state: Arc<AppState>, host: Option<String>) {
         let _ = sink.close().await;
     })
     .await;
+}
+
+/// What becomes of the participant of an ended session: handed over to the connection that
+/// resumed it; parked for a resume if its WebSocket dropped (not left, removed or shut down)
+/// with a live peer; else it leaves the room.
+fn end_member(state: &Arc<AppState>, s: &mut SignalingSession, m: session::Member, reason: &str) {
+    let resumable = matches!(reason, "disconnected" | "timeout")
+        && !state.config.resume_grace.is_zero()
+        && !s.peer_closed
+        && !state.is_shutting_down();
+    let handover = s.handover.take();
+    let token = s.resume_token.take();
+    match (token, s.signals.take(), s.events.take()) {
+        (Some(token), Some(signals), Some(events)) if handover.is_some() || resumable => {
+            let parked = resume::Parked {
+                member: m,
+                negotiation: std::mem::take(&mut s.negotiation),
+                signals,
+                events,
+                stashed: Vec::new(),
+                last_offer: s.last_offer.take(),
+            };
+            match handover {
+                Some(handover) => {
+                    if let Err(parked) = handover.send(parked) {
+                        let m = parked.member;
+                        state.rooms.leave(&m.room, &m.participant, "disconnected");
+                    }
+                }
+                None => resume::park(state, token, parked, reason.to_owned()),
+            }
+        }
+        (token, ..) => {
+            if let Some(token) = token {
+                state.resume.forget(&token);
+            }
+            // A replaced participant was already removed by the room.
+            if reason != "replaced" {
+                state.rooms.leave(&m.room, &m.participant, reason);
+            }
+            info!(room = %m.room, participant = %m.participant, %reason, "participant left");
+        }
+    }
+}
+
+/// Resolves when the session is claimed by a `resume` elsewhere (see [`resume`]); pending
+/// while it cannot be (not joined).
+async fn claimed(
+    rx: &mut Option<resume::ClaimReceiver>,
+) -> Result<resume::Handover, oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next item of a receiver that exists once joined; pending before.

@@ -1,21 +1,29 @@
-//! Session resume: when a joined WebSocket drops (closed, failed, or silent past the idle
-//! timeout), its participant is not removed at once. The session's state — the member, its
-//! negotiation, the room's signal queue and the peer's event queue — is parked under the
-//! single-use resume token of its latest `joined`, for `resume_grace` (20 s by default). Media keeps flowing
-//! meanwhile (the peer connection is untouched) and the others see no leave. A new WebSocket
-//! that sends `resume` with that token takes the state over and goes on as the same
-//! participant; the room's signals queued meanwhile are delivered then. Without a resume in
-//! time the participant leaves with the drop's reason, as it would have at once before.
+//! Session resume: a joined WebSocket session can be continued by another WebSocket that sends
+//! `resume` with the single-use resume token of its latest `joined`. The session's state — the
+//! member, its negotiation, the room's signal queue and the peer's event queue — moves to the
+//! new connection, which goes on as the same participant; the others see no leave or join,
+//! and media keeps flowing (the peer connection is untouched).
 //!
-//! A parked participant whose peer connection closes (the media went too) leaves at once.
+//! Two cases:
+//! - the old WebSocket dropped (closed, failed, or silent past the idle timeout): the session
+//!   is *parked* for `resume_grace` (20 s by default); without a resume in time the participant
+//!   leaves with the drop's reason, as it would have at once without resume. A parked
+//!   participant whose peer connection closes (the media went too) leaves at once;
+//! - the old WebSocket still looks alive to the server (its network went away without a
+//!   word, which the server only learns at the idle timeout): the old session is told to hand
+//!   its state over, and ends with reason `resumed`.
+//!
+//! Every live or parked session is in one table by token (see [`ResumeTable`]).
 //!
 //! Bounds: at most [`MAX_PARKED`] parked sessions (past it a dropped participant leaves at
 //! once); a parked session's queues keep their bounds (a full signal queue removes the
 //! participant as a slow reader, as for a live session; more than [`PEER_EVENT_QUEUE`] peer
-//! events while parked end it).
+//! events while parked end it); a hand-over that does not come within [`HANDOVER_TIMEOUT`]
+//! fails the `resume`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,14 +39,18 @@ use crate::state::AppState;
 
 /// Most sessions parked at once.
 pub const MAX_PARKED: usize = 10_000;
+/// How long a `resume` waits for the session it claims to hand its state over.
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(12);
+/// The end reason of a live session that another connection resumed.
+pub const RESUMED_ELSEWHERE: &str = "resumed";
 
-/// What a dropped session leaves for the WebSocket that resumes it.
+/// What a session hands over to the WebSocket that resumes it.
 pub(super) struct Parked {
     /// The participant.
     pub(super) member: Member,
     /// Its offer/answer state.
     pub(super) negotiation: Negotiation,
-    /// The room's signals, queued while parked.
+    /// The room's signals, queued meanwhile.
     pub(super) signals: mpsc::Receiver<ParticipantSignal>,
     /// The peer's events.
     pub(super) events: mpsc::Receiver<PeerEvent>,
@@ -49,44 +61,67 @@ pub(super) struct Parked {
     pub(super) last_offer: Option<ServerMessage>,
 }
 
-/// A request for a parked session: where to send it.
-type Claim = oneshot::Sender<oneshot::Sender<Parked>>;
+/// Where a claimed session sends its state.
+pub(super) type Handover = oneshot::Sender<Parked>;
+/// How a session learns that it is claimed.
+pub(super) type ClaimReceiver = oneshot::Receiver<Handover>;
 
-/// The parked sessions, by resume token: each is held by its own task (see [`park`]), which
-/// hands it over when claimed.
-#[derive(Default)]
-pub struct ParkedSessions {
-    table: Mutex<HashMap<String, Claim>>,
+/// One session in the table.
+struct Entry {
+    claim: oneshot::Sender<Handover>,
+    parked: bool,
 }
 
-impl std::fmt::Debug for ParkedSessions {
+/// The live and parked WebSocket sessions, by resume token.
+#[derive(Default)]
+pub struct ResumeTable {
+    table: Mutex<HashMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for ResumeTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ParkedSessions({})", self.len())
+        write!(f, "ResumeTable(parked: {})", self.parked())
     }
 }
 
-impl ParkedSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claim>> {
+impl ResumeTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Parked sessions now.
-    pub fn len(&self) -> usize {
-        self.lock().len()
+    /// Sessions parked now (their WebSocket dropped, waiting for a resume).
+    pub fn parked(&self) -> usize {
+        self.lock().values().filter(|e| e.parked).count()
     }
 
-    /// Whether none is parked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Registers a live session under `token`; it is claimed through the receiver.
+    pub(super) fn register(&self, token: String) -> ClaimReceiver {
+        let (claim, claimed) = oneshot::channel();
+        self.lock().insert(
+            token,
+            Entry {
+                claim,
+                parked: false,
+            },
+        );
+        claimed
     }
 
-    /// Takes the session parked under `token` (once); `None` if there is none, or it ended
-    /// while being claimed.
+    /// Forgets the session under `token` (it ended for good).
+    pub(super) fn forget(&self, token: &str) {
+        self.lock().remove(token);
+    }
+
+    /// Takes over the session under `token` (once), live or parked; `None` if there is none,
+    /// or it ended, or did not hand over within [`HANDOVER_TIMEOUT`].
     pub(super) async fn take(&self, token: &str) -> Option<Parked> {
-        let claim = self.lock().remove(token)?;
-        let (reply, parked) = oneshot::channel();
-        claim.send(reply).ok()?;
-        parked.await.ok()
+        let entry = self.lock().remove(token)?;
+        let (handover, parked) = oneshot::channel();
+        entry.claim.send(handover).ok()?;
+        tokio::time::timeout(HANDOVER_TIMEOUT, parked)
+            .await
+            .ok()?
+            .ok()
     }
 }
 
@@ -107,14 +142,21 @@ pub(super) fn park(state: &Arc<AppState>, token: String, mut parked: Parked, rea
     );
     let (claim, mut claimed) = oneshot::channel();
     {
-        let mut table = state.parked.lock();
-        if table.len() >= MAX_PARKED {
+        let mut table = state.resume.lock();
+        if table.values().filter(|e| e.parked).count() >= MAX_PARKED {
+            table.remove(&token);
             drop(table);
             state.rooms.leave(&room, &participant, &reason);
             info!(%room, %participant, %reason, "participant left (no room to park it)");
             return;
         }
-        table.insert(token.clone(), claim);
+        table.insert(
+            token.clone(),
+            Entry {
+                claim,
+                parked: true,
+            },
+        );
     }
     let grace = state.config.resume_grace;
     info!(%room, %participant, %reason, ?grace, "websocket dropped: participant parked for resume");
@@ -132,18 +174,16 @@ pub(super) fn park(state: &Arc<AppState>, token: String, mut parked: Parked, rea
                     Some(_) if parked.stashed.len() >= PEER_EVENT_QUEUE => break "too many peer events",
                     Some(event) => parked.stashed.push(event),
                 },
-                reply = &mut claimed => {
+                handover = &mut claimed => {
                     // Handed over; or the claimer is gone, and with it the session.
-                    if let Ok(reply) = reply && reply.send(parked).is_ok() {
+                    if let Ok(handover) = handover && handover.send(parked).is_ok() {
                         return;
                     }
-                    state.rooms.leave(&room, &participant, &reason);
-                    info!(%room, %participant, %reason, "participant left (resume abandoned)");
-                    return;
+                    break "resume abandoned";
                 }
             }
         };
-        state.parked.lock().remove(&token);
+        state.resume.forget(&token);
         state.rooms.leave(&room, &participant, &reason);
         info!(%room, %participant, %reason, why, "participant left");
     });

@@ -65,6 +65,10 @@ pub(super) struct SignalingSession {
     pub(super) last_offer: Option<ServerMessage>,
     /// Set when the peer connection closed: such a session is not parked for resume.
     pub(super) peer_closed: bool,
+    /// Resolves when another connection resumes this session (registered with the token).
+    pub(super) claim: Option<super::resume::ClaimReceiver>,
+    /// Where to hand the session over, once claimed.
+    pub(super) handover: Option<super::resume::Handover>,
 }
 
 impl SignalingSession {
@@ -85,6 +89,8 @@ impl SignalingSession {
             resume_token: None,
             last_offer: None,
             peer_closed: false,
+            claim: None,
+            handover: None,
             state,
         }
     }
@@ -303,7 +309,7 @@ impl SignalingSession {
             return Err((ErrorCode::AlreadyJoined, "already joined".into()));
         }
         let failed = |why: &str| (ErrorCode::ResumeFailed, format!("{why}: join again"));
-        let parked = self.state.parked.take(token).await.ok_or_else(|| {
+        let parked = self.state.resume.take(token).await.ok_or_else(|| {
             failed("no participant to resume with this token (unknown, used or expired)")
         })?;
         let member = parked.member;
@@ -359,6 +365,7 @@ impl SignalingSession {
             *ice_servers = servers;
             *resume_token = Some(token.clone());
         }
+        self.claim = Some(self.state.resume.register(token.clone()));
         self.resume_token = Some(token);
     }
 
