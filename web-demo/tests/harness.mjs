@@ -392,9 +392,25 @@ export function waitDecoded(page, what, timeoutMs) {
  * @param {string} token
  * @param {string[]} logs
  * @param {Record<string, string>} [query] more query parameters (e.g. `{relay: '1'}`)
+ * @param {{recordSockets?: boolean}} [options] `recordSockets`: keep every WebSocket the page
+ *   opens in `window.__sockets` (for tests that drop the signaling socket)
  */
-export async function openSmokePage(browser, server, role, token, logs, query = {}) {
+export async function openSmokePage(browser, server, role, token, logs, query = {}, { recordSockets = false } = {}) {
   const context = await browser.newContext();
+  if (recordSockets) {
+    await context.addInitScript(() => {
+      const w = /** @type {any} */ (window);
+      const Native = w.WebSocket;
+      w.__sockets = [];
+      w.WebSocket = class extends Native {
+        /** @param {any[]} args */
+        constructor(...args) {
+          super(...args);
+          w.__sockets.push(this);
+        }
+      };
+    });
+  }
   const page = await context.newPage();
   const tag = (line) => logs.push(`[${role} ${new Date().toISOString().slice(11, 23)}] ${line}`);
   page.on('console', (m) => tag(`${m.type()}: ${m.text()}`));

@@ -2,7 +2,8 @@
 // `cascade` server to a second Chromium context; then the watcher's media path dies (its UDP
 // port is blocked with nftables). The client must restart ICE on the same peer connection
 // (`ice_restart`, a new local port), media must flow again, and the watcher must still be the
-// same participant (not removed by the server, not rejoined).
+// same participant (not removed by the server, not rejoined). A second run also closes the
+// watcher's WebSocket: the client resumes its session (same participant) and restarts ICE.
 //
 // Needs root inside a network namespace with only loopback (it changes the namespace's nftables):
 //   unshare -n bash -c 'ip link set lo up; cd web-demo && node tests/ice_restart.test.mjs'
@@ -39,16 +40,16 @@ async function blockUdpPort(port) {
 }
 
 /**
- * Opens smoke.html (harness.mjs) and records the client's restart, rejoin and leave events in
- * `window.iceTest.events`.
+ * Opens smoke.html (harness.mjs), recording its WebSockets, and records the client's restart,
+ * rejoin, resume and leave events in `window.iceTest.events`.
  */
 async function openPage(browser, server, role, token, logs) {
-  const page = await openSmokePage(browser, server, role, token, logs);
+  const page = await openSmokePage(browser, server, role, token, logs, {}, { recordSockets: true });
   await page.evaluate(() => {
     const w = /** @type {any} */ (window);
     const events = [];
     w.iceTest = { events };
-    for (const type of ['ice_restart', 'ice_restarted', 'reconnecting', 'participant_left', 'left']) {
+    for (const type of ['ice_restart', 'ice_restarted', 'reconnecting', 'reconnected', 'resumed', 'participant_left', 'participant_joined', 'left']) {
       w.cascadeSmoke.client.addEventListener(type, (/** @type {CustomEvent} */ ev) => events.push({ type, detail: ev.detail }));
     }
   });
@@ -89,7 +90,19 @@ function mediaPath(page) {
   });
 }
 
-test('the browser client restarts ICE when its media path dies, and stays in the room', { timeout: 120_000 }, async (t) => {
+test('the browser client restarts ICE when its media path dies, and stays in the room', { timeout: 120_000 }, (t) =>
+  mediaPathDies(t, { dropSocket: false }));
+
+test('when the WebSocket dies with the media path, the client resumes the same participant and restarts ICE', { timeout: 120_000 }, (t) =>
+  mediaPathDies(t, { dropSocket: true }));
+
+/**
+ * Blocks the watcher's media path (and with `dropSocket`, closes its WebSocket too) and checks
+ * that it recovers as the same participant, unseen by the others.
+ * @param {import('node:test').TestContext} t
+ * @param {{dropSocket: boolean}} options
+ */
+async function mediaPathDies(t, { dropSocket }) {
   const logs = [];
   const pages = {};
   let server;
@@ -124,10 +137,19 @@ test('the browser client restarts ICE when its media path dies, and stays in the
     assert.ok(watcherBefore.participantId, 'the watcher joined');
     assert.ok((await pageState(publisher)).others.includes(watcherBefore.participantId), 'the publisher sees the watcher');
 
+    const publisherSeen = (await pageState(publisher)).events.length;
     await blockUdpPort(before.localPort);
     blocked = true;
     const blockedAt = Date.now();
     console.log(`blocked the watcher's UDP port ${before.localPort} (frames decoded so far: ${before.framesDecoded})`);
+    if (dropSocket) {
+      const dropped = await watcher.evaluate(() => {
+        const open = /** @type {any} */ (window).__sockets.filter((/** @type {WebSocket} */ ws) => ws.readyState === WebSocket.OPEN);
+        open.forEach((/** @type {WebSocket} */ ws) => ws.close());
+        return open.length;
+      });
+      assert.equal(dropped, 1, 'the watcher had one open signaling socket');
+    }
 
     // The path is really dead: decoding stalls (before any restart can have happened).
     let last = await mediaPath(watcher);
@@ -157,18 +179,20 @@ test('the browser client restarts ICE when its media path dies, and stays in the
 
     const watcherAfter = await pageState(watcher);
     assert.equal(watcherAfter.participantId, watcherBefore.participantId, 'the watcher is still the same participant');
-    assert.deepEqual(
-      watcherAfter.events.filter((e) => e.type === 'reconnecting' || e.type === 'left').map((e) => e.type),
-      [],
-      'the watcher kept its session (no rejoin)',
-    );
+    const sessionEvents = watcherAfter.events.filter((e) => ['reconnecting', 'reconnected', 'resumed', 'left'].includes(e.type)).map((e) => e.type);
+    if (dropSocket) assert.deepEqual(sessionEvents, ['reconnecting', 'resumed'], 'the watcher resumed its session (no rejoin)');
+    else assert.deepEqual(sessionEvents, [], 'the watcher kept its session (no rejoin)');
     assert.ok(watcherAfter.events.some((e) => e.type === 'ice_restarted'), '`ice_restarted` followed the restart');
     assert.deepEqual(watcherAfter.errors, [], 'the watcher reported no errors');
     const publisherAfter = await pageState(publisher);
     assert.ok(publisherAfter.others.includes(watcherBefore.participantId), 'the watcher was not removed from the room');
-    assert.deepEqual(publisherAfter.events.filter((e) => e.type === 'participant_left'), [], 'nobody left the room');
+    assert.deepEqual(
+      publisherAfter.events.slice(publisherSeen).filter((e) => e.type === 'participant_left' || e.type === 'participant_joined'),
+      [],
+      'nobody left or joined the room',
+    );
   } catch (e) {
     await dumpBrowserFailure(logs, pages, pageState, server, { tailLines: 200 });
     throw e;
   }
-});
+}
