@@ -12,9 +12,8 @@ use std::io::ErrorKind;
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use cascade_api::turn_credentials::mint;
 use cascade_testkit::TestClient;
 use server::token;
 
@@ -146,20 +145,7 @@ async fn coturn_accepts_minted_credentials_and_refuses_expired_or_forged_ones() 
     let username = turn["username"].as_str().unwrap().to_owned();
     let credential = turn["credential"].as_str().unwrap().to_owned();
 
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    let expired = mint(
-        SECRET.as_bytes(),
-        "alice",
-        Duration::from_secs(60),
-        an_hour_ago,
-    );
-    let forged = mint(
-        b"not-the-secret",
-        "alice",
-        Duration::from_secs(60),
-        an_hour_ago,
-    )
-    .1;
+    let (expired, (_, forged)) = server::bad_turn_credentials(SECRET, "alice");
 
     let coturn = tokio::task::spawn_blocking(move || {
         assert!(

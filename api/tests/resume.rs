@@ -8,9 +8,10 @@ mod server;
 
 use std::time::{Duration, Instant};
 
+use cascade_api::server::ServerHandle;
 use cascade_testkit::TestClient;
 use serde_json::{Value, json};
-use server::clients::{AV, left, publisher};
+use server::clients::{AV, Publisher, left, publisher};
 use server::raw::{self, next_json, next_of_type};
 
 const T: Duration = Duration::from_secs(15);
@@ -26,21 +27,25 @@ fn comings_and_goings(c: &TestClient, id: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_websocket_is_resumed_as_the_same_participant_while_media_flows() {
-    let srv = server::start().await;
+/// Ann, who publishes audio and video, and bob, who receives them, in `room`; with bob's
+/// participant id and resume token.
+async fn ann_and_bob(srv: &ServerHandle, room: &str) -> (Publisher, TestClient, String, String) {
     let url = srv.ws_url();
-    let ann = publisher(&url, &server::token("resume", "ann"), AV, AV, T).await;
+    let ann = publisher(&url, &server::token(room, "ann"), AV, AV, T).await;
     let bob = TestClient::connect(&url).await.unwrap();
-    let joined = bob
-        .join(&server::token("resume", "bob"), true)
-        .await
-        .unwrap();
-    let bob_id = joined["participant"]["id"].as_str().unwrap().to_owned();
+    let joined = bob.join(&server::token(room, "bob"), true).await.unwrap();
+    let id = joined["participant"]["id"].as_str().unwrap().to_owned();
     let token = joined["resume_token"]
         .as_str()
         .expect("a resume token")
         .to_owned();
+    (ann, bob, id, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_websocket_is_resumed_as_the_same_participant_while_media_flows() {
+    let srv = server::start().await;
+    let (ann, bob, bob_id, token) = ann_and_bob(&srv, "resume").await;
     let video = server::clients::track_of(&srv, "resume", &ann.id, T).await;
     bob.wait_for_packets(&video, 5, T).await.unwrap();
 
@@ -102,15 +107,7 @@ async fn a_dropped_websocket_is_resumed_as_the_same_participant_while_media_flow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_resume_in_the_grace_the_participant_leaves_as_disconnected() {
     let srv = server::start_with(|c| c.resume_grace = Duration::from_secs(1)).await;
-    let url = srv.ws_url();
-    let ann = publisher(&url, &server::token("grace", "ann"), AV, AV, T).await;
-    let bob = TestClient::connect(&url).await.unwrap();
-    let joined = bob
-        .join(&server::token("grace", "bob"), true)
-        .await
-        .unwrap();
-    let bob_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let token = joined["resume_token"].as_str().unwrap().to_owned();
+    let (ann, bob, bob_id, token) = ann_and_bob(&srv, "grace").await;
     bob.drop_websocket();
     let dropped = Instant::now();
     let gone = left(&ann.client, &bob_id, T).await;
@@ -132,12 +129,7 @@ async fn when_the_media_goes_too_the_parked_participant_leaves_before_the_grace(
     // A grace longer than the server's ICE timeouts (5 s disconnected + 10 s failed): the
     // peer connection's end, not the grace, removes the participant.
     let srv = server::start_with(|c| c.resume_grace = Duration::from_secs(60)).await;
-    let url = srv.ws_url();
-    let ann = publisher(&url, &server::token("both", "ann"), AV, AV, T).await;
-    let bob = TestClient::connect(&url).await.unwrap();
-    let joined = bob.join(&server::token("both", "bob"), true).await.unwrap();
-    let bob_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let token = joined["resume_token"].as_str().unwrap().to_owned();
+    let (ann, bob, bob_id, token) = ann_and_bob(&srv, "both").await;
     let video = server::clients::track_of(&srv, "both", &ann.id, T).await;
     bob.wait_for_packets(&video, 5, T).await.unwrap();
     bob.drop_websocket();
@@ -196,15 +188,7 @@ async fn resume_is_refused_for_unknown_tokens_and_joined_sessions() {
 async fn a_session_that_still_looks_alive_hands_over_to_the_resuming_connection() {
     // The client lost its network without a word: the server still sees the old socket open.
     let srv = server::start().await;
-    let url = srv.ws_url();
-    let ann = publisher(&url, &server::token("takeover", "ann"), AV, AV, T).await;
-    let bob = TestClient::connect(&url).await.unwrap();
-    let joined = bob
-        .join(&server::token("takeover", "bob"), true)
-        .await
-        .unwrap();
-    let bob_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let token = joined["resume_token"].as_str().unwrap().to_owned();
+    let (ann, bob, bob_id, token) = ann_and_bob(&srv, "takeover").await;
     let seen_before = comings_and_goings(&ann.client, &bob_id).len();
     let mut ws = raw::connect(&srv, None).await;
     raw::send(&mut ws, &json!({"type": "resume", "token": token})).await;

@@ -225,19 +225,7 @@ async fn uclient_relays_to_cascade_over_udp_with_minted_credentials_only() {
     );
     let peer = allowed_peer(&srv);
     let echo = Echo::bind(peer);
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    let expired = mint(
-        SECRET.as_bytes(),
-        "alice",
-        Duration::from_secs(60),
-        an_hour_ago,
-    );
-    let forged = mint(
-        b"not-the-secret",
-        "alice",
-        Duration::from_secs(600),
-        SystemTime::now(),
-    );
+    let (expired, forged) = server::bad_turn_credentials(SECRET, "alice");
     let forbidden: SocketAddr = "127.0.0.3:40000".parse().unwrap();
     let echo = tokio::task::spawn_blocking(move || {
         let run = |peer, user: &str, cred: &str| {
@@ -278,28 +266,47 @@ async fn uclient_relays_to_cascade_over_udp_with_minted_credentials_only() {
     srv.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uclient_relays_over_tcp() {
-    let srv = start().await;
-    let tcp = srv.turn_tcp_addr().unwrap();
-    let (_, username, credential) = minted(&srv, "bob").await;
-    let echo = Echo::bind(allowed_peer(&srv));
+/// Asserts `cascade_turn_refused_total{reason}` is `n`, then stops the server.
+async fn refused_then_stop(srv: ServerHandle, reason: &str, n: u64) {
+    let metrics = server::scrape(srv.http_addr).await;
+    let series = format!(r#"cascade_turn_refused_total{{reason="{reason}"}}"#);
+    assert_eq!(server::sample(&metrics, &series), n, "{series}");
+    srv.shutdown().await;
+}
+
+/// Runs `turnutils_uclient` with `flags` against `port` with the given credentials, relaying to
+/// an echo peer at the allowed address; asserts it succeeds and the peer got its messages.
+async fn relays_to_an_allowed_peer(
+    srv: &ServerHandle,
+    flags: &'static [&'static str],
+    port: u16,
+    username: String,
+    credential: String,
+    over: &'static str,
+) {
+    let echo = Echo::bind(allowed_peer(srv));
     let peer = echo.addr;
-    let echo = tokio::task::spawn_blocking(move || {
-        let args = uclient_args(&["-t"], tcp.port(), peer, &username, &credential);
+    tokio::task::spawn_blocking(move || {
+        let args = uclient_args(flags, port, peer, &username, &credential);
         if let Some((ok, out)) = uclient(&args) {
-            assert!(ok, "uclient over TCP failed:\n{out}");
+            assert!(ok, "uclient over {over} failed:\n{out}");
             assert!(
                 echo.received() >= 5,
                 "the peer got {}:\n{out}",
                 echo.received()
             );
         }
-        echo
     })
     .await
     .unwrap();
-    drop(echo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uclient_relays_over_tcp() {
+    let srv = start().await;
+    let tcp = srv.turn_tcp_addr().unwrap();
+    let (_, username, credential) = minted(&srv, "bob").await;
+    relays_to_an_allowed_peer(&srv, &["-t"], tcp.port(), username, credential, "TCP").await;
     srv.shutdown().await;
 }
 
@@ -324,23 +331,7 @@ async fn uclient_relays_over_tls() {
         Duration::from_secs(600),
         SystemTime::now(),
     );
-    let echo = Echo::bind(allowed_peer(&srv));
-    let peer = echo.addr;
-    let echo = tokio::task::spawn_blocking(move || {
-        let args = uclient_args(&["-t", "-S"], tls.port(), peer, &username, &credential);
-        if let Some((ok, out)) = uclient(&args) {
-            assert!(ok, "uclient over TLS failed:\n{out}");
-            assert!(
-                echo.received() >= 5,
-                "the peer got {}:\n{out}",
-                echo.received()
-            );
-        }
-        echo
-    })
-    .await
-    .unwrap();
-    drop(echo);
+    relays_to_an_allowed_peer(&srv, &["-t", "-S"], tls.port(), username, credential, "TLS").await;
     srv.shutdown().await;
 }
 
@@ -577,13 +568,6 @@ async fn without_a_configured_secret_one_is_generated_and_its_credentials_work()
         SystemTime::now(),
     );
     tokio::task::spawn_blocking(move || {
-        let allocate = |client: &RawClient| {
-            let reply = client.request(ALLOCATE, |m| {
-                m.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
-                    .unwrap();
-            });
-            error_code(&reply)
-        };
         assert_eq!(
             allocate(&RawClient::new(server, &username, &credential)),
             None
@@ -596,10 +580,7 @@ async fn without_a_configured_secret_one_is_generated_and_its_credentials_work()
     })
     .await
     .unwrap();
-    let metrics = server::scrape(srv.http_addr).await;
-    let forged = r#"cascade_turn_refused_total{reason="forged"}"#;
-    assert_eq!(server::sample(&metrics, forged), 1);
-    srv.shutdown().await;
+    refused_then_stop(srv, "forged", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,13 +593,6 @@ async fn allocations_past_the_cap_get_508() {
     let server = srv.turn_udp_addr().unwrap();
     let (_, username, credential) = minted(&srv, "frank").await;
     tokio::task::spawn_blocking(move || {
-        let allocate = |client: &RawClient| {
-            let reply = client.request(ALLOCATE, |m| {
-                m.add_attribute(&RequestedTransport::new(RequestedTransport::UDP))
-                    .unwrap();
-            });
-            error_code(&reply)
-        };
         let first = RawClient::new(server, &username, &credential);
         assert_eq!(allocate(&first), None);
         let second = RawClient::new(server, &username, &credential);
@@ -626,10 +600,7 @@ async fn allocations_past_the_cap_get_508() {
     })
     .await
     .unwrap();
-    let metrics = server::scrape(srv.http_addr).await;
-    let capacity = r#"cascade_turn_refused_total{reason="capacity"}"#;
-    assert_eq!(server::sample(&metrics, capacity), 1);
-    srv.shutdown().await;
+    refused_then_stop(srv, "capacity", 1).await;
 }
 
 /// Allocates with a signed request; the error code, if any.
@@ -699,10 +670,7 @@ async fn the_user_table_is_bounded_and_starts_afresh_once_no_allocation_is_live(
     })
     .await
     .unwrap();
-    let metrics = server::scrape(srv.http_addr).await;
-    let full = r#"cascade_turn_refused_total{reason="user_table_full"}"#;
-    assert_eq!(server::sample(&metrics, full), 1);
-    srv.shutdown().await;
+    refused_then_stop(srv, "user_table_full", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

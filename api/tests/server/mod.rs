@@ -116,3 +116,24 @@ pub fn find_sample(text: &str, series: &str) -> Option<u64> {
 pub fn sample(text: &str, series: &str) -> u64 {
     find_sample(text, series).unwrap_or_else(|| panic!("{series} missing in:\n{text}"))
 }
+
+/// TURN credentials of `identity` that a server holding `secret` must refuse: `(expired,
+/// forged)`, each `(username, credential)`. The expired one is genuine but ran out an hour ago;
+/// the forged one is current but minted with another secret.
+pub fn bad_turn_credentials(secret: &str, identity: &str) -> ((String, String), (String, String)) {
+    use cascade_api::turn_credentials::mint;
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let expired = mint(
+        secret.as_bytes(),
+        identity,
+        Duration::from_secs(60),
+        an_hour_ago,
+    );
+    let forged = mint(
+        b"not-the-secret",
+        identity,
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
+    (expired, forged)
+}
