@@ -78,6 +78,10 @@ const state = {
   cameraMuted: false,
   sharing: false,
   showStats: true,
+  /** Attempt of the reconnect in progress (0: none). */
+  reconnectAttempt: 0,
+  /** A viewer whose host left: the stage says so rather than "waiting to start". */
+  hostLeft: false,
 };
 
 /** @type {CascadeClient | null} */
@@ -246,6 +250,10 @@ function showJoinError(err) {
     client.close();
     client = null;
   }
+  // Not "left": this page never was in the room.
+  state.connection = 'idle';
+  state.media = null;
+  renderStatus();
   setPhase('landing');
   if (selectedMode() !== 'watch' && !previewStream) startPreview();
 }
@@ -405,19 +413,28 @@ function wireClient(c) {
   });
   on('reconnecting', ({ attempt, delayMs }) => {
     console.log(`demo: reconnecting (attempt ${attempt}, in ${delayMs} ms)`);
+    state.reconnectAttempt = attempt;
+    renderStatus();
   });
   on('connection_state', ({ state: s, peer }) => {
     state.connection = s;
     state.media = peer;
+    if (s === 'connected') state.reconnectAttempt = 0;
     renderStatus();
   });
   on('participant_joined', ({ participant }) => {
     addParticipant(participant, false);
+    if (participant.can_publish || state.mode !== 'watch') toast(`${participant.identity} joined`);
     announceSources();
     renderAll();
   });
-  on('participant_left', ({ participantId }) => {
+  on('participant_left', ({ participantId, identity, reason }) => {
+    const wasHost = state.mode === 'watch' && state.participants[participantId]?.canPublish;
     removeParticipant(participantId);
+    if (wasHost && !Object.values(state.participants).some((p) => !p.local && p.canPublish)) state.hostLeft = true;
+    const why = reason === 'disconnected' || reason === 'timeout' ? ' (connection lost)' : reason === 'replaced' ? ' (joined again elsewhere)' : '';
+    // Viewers hear about hosts only (not about the other viewers).
+    if (identity && (state.mode !== 'watch' || wasHost)) toast(wasHost ? `${identity}, the host, left${why}` : `${identity} left${why}`);
     renderAll();
   });
   on('track_published', () => renderAll());
@@ -553,6 +570,13 @@ function renderStatus() {
   el.dataset.media = state.media ?? '';
   const textEl = el.querySelector('.status-text');
   if (textEl) textEl.textContent = text;
+  // Lost the server: say so on the stage, not only in the status pill.
+  const banner = $('connection-banner');
+  banner.hidden = !(state.phase === 'room' && s === 'reconnecting');
+  if (!banner.hidden) {
+    const attempt = state.reconnectAttempt > 1 ? ` (attempt ${state.reconnectAttempt})` : '';
+    banner.textContent = `Connection to the server lost. Reconnecting${attempt}… Your call resumes where it was.`;
+  }
 }
 
 function localOrRemoteMedia() {
@@ -651,7 +675,10 @@ function renderAll() {
 
   const empty = $('empty-note');
   empty.hidden = ordered.length > 0;
-  empty.textContent = state.mode === 'watch' ? 'Waiting for the host to start…' : 'Nobody is here yet.';
+  if (ordered.length > 0) state.hostLeft = false;
+  empty.textContent = state.mode !== 'watch'
+    ? 'Nobody is here yet.'
+    : state.hostLeft ? 'The host has left. The broadcast continues if a host comes back.' : 'Waiting for the host to start…';
 
   renderParticipants();
   renderControls();

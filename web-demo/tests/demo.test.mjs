@@ -501,6 +501,9 @@ describe('demo page', { timeout: 170_000 }, () => {
         characterData: true,
         subtree: true,
       });
+      const banner = /** @type {HTMLElement} */ (document.querySelector('[data-testid="connection-banner"]'));
+      d.bannerShown = [];
+      new MutationObserver(() => !banner.hidden && d.bannerShown.push(banner.textContent)).observe(banner, { attributes: true, childList: true });
     });
     // Record what alice hears of bob's comings and goings.
     await alice.page.evaluate((id) => {
@@ -536,6 +539,9 @@ describe('demo page', { timeout: 170_000 }, () => {
     assert.equal(await selfId(bob.page), oldId, 'bob is the same participant');
     const history = await bob.page.evaluate(() => /** @type {any} */ (window).__demoTest.statusHistory);
     console.log(`bob's status went through: ${history.join(' -> ')}`);
+    const banner = await bob.page.evaluate(() => /** @type {any} */ (window).__demoTest.bannerShown);
+    assert.ok(banner.some((t) => /Connection to the server lost/.test(t)), `the stage said the connection was lost: ${describeValue(banner)}`);
+    assert.equal(await bob.page.getByTestId('connection-banner').isVisible(), false, 'the banner is gone once resumed');
     const aliceId = await selfId(alice.page);
     await expectMediaFlowing(bob, [aliceId]);
     await expectMediaFlowing(alice, [oldId], { audio: false });
@@ -553,6 +559,7 @@ describe('demo page', { timeout: 170_000 }, () => {
     }
     await carol.page.getByTestId('leave').click();
     const t0 = Date.now();
+    await waitFor('alice to be told that carol left', 2_000, async () => /carol left/.test((await alice.page.getByTestId('toast').textContent()) ?? ''), 50);
     await Promise.all(
       [alice, bob].map((p) =>
         waitFor(`carol's tile to disappear from ${p.name}`, 2_000, async () => !(await remoteTiles(p.page)).some((t) => t.identity === 'carol'), 50),
@@ -660,5 +667,12 @@ describe('demo page', { timeout: 170_000 }, () => {
 
     // Viewers still decode the host after all that.
     await expectMediaFlowing(viewer, [hostId], { timeoutMs: 5_000 });
+
+    // When the host leaves, the viewers are told so (not "waiting for the host to start").
+    await host.page.getByTestId('leave').click();
+    await waitFor('the viewer to say the host left', 5_000, async () => {
+      const note = await viewer.page.getByTestId('empty-note');
+      return (await note.isVisible()) && /host has left/.test((await note.textContent()) ?? '');
+    }, 100);
   }));
 });

@@ -57,6 +57,8 @@ test('a token for another room is refused visibly, not joined', { timeout: 60_00
   assert.match(error, /alpha/);
   const phase = await page.evaluate(() => document.body.dataset.phase);
   assert.equal(phase, 'landing', 'the page stays on the form');
+  const status = await page.locator('[data-testid="status"] .status-text').textContent();
+  assert.equal(status, 'not connected', 'a page that never joined does not say "left"');
   const info = await fetch(`${server.base}/api/info`).then((r) => r.json());
   assert.equal(info.dev_tokens, true);
 });
