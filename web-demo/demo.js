@@ -5,6 +5,7 @@
  * attributes (listed in docs/client.md).
  */
 import { CascadeClient, CascadeError, defaultWsUrl, fetchDevToken } from './cascade-client.js';
+import { layoutTiles } from './layout.js';
 
 /**
  * @typedef {'conference' | 'host' | 'watch'} Mode
@@ -77,7 +78,8 @@ const state = {
   micMuted: false,
   cameraMuted: false,
   sharing: false,
-  showStats: true,
+  /** The per-tile stats overlay (off until the stats button turns it on). */
+  showStats: false,
   /** Attempt of the reconnect in progress (0: none). */
   reconnectAttempt: 0,
   /** A viewer whose host left: the stage says so rather than "waiting to start". */
@@ -596,6 +598,32 @@ function sourceOf(/** @type {string} */ trackId, /** @type {string} */ participa
   return videos[0]?.id === trackId || videos.length === 0 ? 'camera' : 'screen';
 }
 
+/** Gap between tiles, px. */
+const TILE_GAP = 12;
+
+/**
+ * Places the tiles on the stage (layout.js): a grid that fills it, or a shared screen on the
+ * stage with the cameras in a filmstrip. Runs after every render and when the stage resizes.
+ */
+function layoutStage() {
+  const grid = $('grid');
+  const views = /** @type {HTMLElement[]} */ ([...grid.children].filter((el) => el.classList.contains('tile')));
+  const style = getComputedStyle(grid);
+  const [left, top] = [parseFloat(style.paddingLeft), parseFloat(style.paddingTop)];
+  const width = grid.clientWidth - left - parseFloat(style.paddingRight);
+  const height = grid.clientHeight - top - parseFloat(style.paddingBottom);
+  const boxes = layoutTiles({ count: views.length, screens: screenTiles.size, width, height, gap: TILE_GAP });
+  views.forEach((el, i) => {
+    const b = boxes[i];
+    if (!b) return;
+    el.style.left = `${left + b.x}px`;
+    el.style.top = `${top + b.y}px`;
+    el.style.width = `${b.w}px`;
+    el.style.height = `${b.h}px`;
+  });
+}
+new ResizeObserver(() => layoutStage()).observe($('grid'));
+
 /** Recomputes tiles, participant list and controls from the client's state. */
 function renderAll() {
   if (!client || state.phase !== 'room') return;
@@ -672,6 +700,7 @@ function renderAll() {
   });
   grid.dataset.count = String(ordered.length);
   grid.classList.toggle('has-screen', screenTiles.size > 0);
+  layoutStage();
 
   const empty = $('empty-note');
   empty.hidden = ordered.length > 0;

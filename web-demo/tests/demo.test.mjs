@@ -220,6 +220,32 @@ function remoteTiles(page) {
 }
 
 /**
+ * The stage (the grid's padding box) and every tile's box on a page, with whether it is a screen.
+ * @param {import('playwright-core').Page} page
+ */
+function tileBoxes(page) {
+  return page.evaluate(() => {
+    const grid = /** @type {HTMLElement} */ (document.querySelector('[data-testid="grid"]'));
+    const g = grid.getBoundingClientRect();
+    const style = getComputedStyle(grid);
+    const stage = {
+      x: g.x + parseFloat(style.paddingLeft),
+      y: g.y + parseFloat(style.paddingTop),
+      w: grid.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight),
+      h: grid.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom),
+    };
+    const tiles = [...grid.querySelectorAll('.tile')].map((t) => {
+      const r = t.getBoundingClientRect();
+      return { x: r.x, y: r.y, w: r.width, h: r.height, screen: t.classList.contains('screen'), participant: /** @type {HTMLElement} */ (t).dataset.participant };
+    });
+    return { stage, tiles };
+  });
+}
+
+/** @param {{x: number, y: number, w: number, h: number}} a @param {{x: number, y: number, w: number, h: number}} b */
+const boxesOverlap = (a, b) => a.x < b.x + b.w - 1 && b.x < a.x + a.w - 1 && a.y < b.y + b.h - 1 && b.y < a.y + a.h - 1;
+
+/**
  * Per remote participant: video framesDecoded and audio packetsReceived, from the receivers the
  * client maps to that participant (`client.receiversOf`), with pc.getStats() as a fallback.
  */
@@ -568,6 +594,73 @@ describe('demo page', { timeout: 170_000 }, () => {
     console.log(`carol's tile gone from alice and bob after ${Date.now() - t0} ms`);
     for (const p of conf.people) await closeParticipant(p);
   }));
+
+  test('layout: 6 people fill the stage; a shared screen takes it, cameras beside it', { timeout: 120_000 }, withDiagnostics('layout', async () => {
+    const room = 'all-hands';
+    const people = [];
+    try {
+      await sixPeopleAndAScreen(room, people);
+    } finally {
+      for (const p of people) await closeParticipant(p);
+    }
+  }));
+
+  /**
+   * The layout test's body: 6 participants of `room` (pushed to `people`), then a shared screen.
+   * @param {string} room
+   * @param {any[]} people
+   */
+  async function sixPeopleAndAScreen(room, people) {
+    for (const name of ['ana', 'ben', 'cho', 'dev', 'eli', 'fay']) {
+      const p = await openParticipant(name, room, 'conference');
+      await waitPublished(p);
+      people.push(p);
+    }
+    const [ana, ben] = people;
+    const grid = await waitFor('ana to show 6 tiles', 20_000, async () => {
+      const b = await tileBoxes(ana.page);
+      return b.tiles.length === 6 && b.tiles.every((t) => t.w > 0) ? b : null;
+    });
+    const filled = grid.tiles.reduce((sum, t) => sum + t.w * t.h, 0) / (grid.stage.w * grid.stage.h);
+    console.log(`6 tiles fill ${(filled * 100).toFixed(0)} % of a ${Math.round(grid.stage.w)}x${Math.round(grid.stage.h)} stage`);
+    assert.ok(filled >= 0.7, `6 tiles fill ${(filled * 100).toFixed(0)} % of the stage, want >= 70 %`);
+    for (const [i, a] of grid.tiles.entries()) {
+      for (const b of grid.tiles.slice(i + 1)) assert.ok(!boxesOverlap(a, b), `tiles overlap: ${describeValue([a, b])}`);
+    }
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await ana.page.waitForTimeout(500);
+    await ana.page.screenshot({ path: join(ARTIFACTS, 'demo-6-party.png'), timeout: 10_000 });
+
+    // Ben shares a "screen" (a canvas: headless Chromium has no screen to capture).
+    await ben.page.evaluate(() => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 1280;
+      canvas.height = 720;
+      const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+      let n = 0;
+      setInterval(() => {
+        ctx.fillStyle = '#1e3a5f';
+        ctx.fillRect(0, 0, 1280, 720);
+        ctx.fillStyle = '#fff';
+        ctx.font = '64px sans-serif';
+        ctx.fillText(`Quarterly plan · slide ${1 + (Math.floor(n++ / 50) % 9)}`, 80, 200);
+      }, 40);
+      const track = canvas.captureStream(25).getVideoTracks()[0];
+      /** @type {any} */ (window).cascadeDemo.client.publishTrack(track, { source: 'screen' });
+    });
+    const shared = await waitFor("ana to put ben's screen on the stage", 20_000, async () => {
+      const b = await tileBoxes(ana.page);
+      return b.tiles.some((t) => t.screen && t.w > 0) && b.tiles.length === 7 ? b : null;
+    });
+    const screen = /** @type {any} */ (shared.tiles.find((t) => t.screen));
+    const cameras = shared.tiles.filter((t) => !t.screen);
+    for (const c of cameras) assert.ok(!boxesOverlap(c, screen), `a camera covers the screen: ${describeValue([c, screen])}`);
+    assert.ok(cameras.every((c) => c.w * c.h < screen.w * screen.h), 'the screen is the largest tile');
+    const share = (screen.w * screen.h) / (shared.stage.w * shared.stage.h);
+    assert.ok(share >= 0.5, `the screen takes ${(share * 100).toFixed(0)} % of the stage, want >= 50 %`);
+    await ana.page.waitForTimeout(1000);
+    await ana.page.screenshot({ path: join(ARTIFACTS, 'demo-screen-share.png'), timeout: 10_000 });
+  }
 
   test('broadcast: 5 viewers decode the host\'s video and cannot publish', { timeout: 90_000 }, withDiagnostics('broadcast', async () => {
     const room = 'launch-keynote';
