@@ -166,7 +166,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<ServerHandle> {
         body_timeout: config.body_timeout,
     };
     if let Some(tls) = &tls {
-        tokio::spawn(tls.clone().watch(state.shutdown_signal()));
+        tls.spawn_watch(state.shutdown_signal());
     }
     let task = tokio::spawn(listener::serve(
         listener,

@@ -130,21 +130,34 @@ impl Tls {
         Ok(())
     }
 
-    /// Reloads the certificate files when they change or on SIGHUP, until `stop` turns true.
-    /// Does nothing for a generated certificate.
-    pub async fn watch(self, mut stop: watch::Receiver<bool>) {
+    /// Starts reloading the certificate files when they change or on SIGHUP, until `stop`
+    /// turns true. The SIGHUP handler is installed before this returns, so a SIGHUP right after
+    /// start-up reloads rather than kills. Does nothing for a generated certificate. Call from
+    /// within the runtime.
+    pub fn spawn_watch(&self, stop: watch::Receiver<bool>) {
         let Source::Files { cert, key } = self.source.clone() else {
             return;
         };
-        let stamps = || [FileStamp::of(&cert), FileStamp::of(&key)];
-        let mut watch = ReloadWatch::new(stamps());
-        let mut hangup = match signal(SignalKind::hangup()) {
+        let hangup = match signal(SignalKind::hangup()) {
             Ok(hangup) => Some(hangup),
             Err(e) => {
                 tracing::warn!("cannot listen for SIGHUP, certificates reload on change only: {e}");
                 None
             }
         };
+        tokio::spawn(self.clone().watch(cert, key, hangup, stop));
+    }
+
+    /// The reload loop of [`Self::spawn_watch`].
+    async fn watch(
+        self,
+        cert: PathBuf,
+        key: PathBuf,
+        mut hangup: Option<tokio::signal::unix::Signal>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let stamps = || [FileStamp::of(&cert), FileStamp::of(&key)];
+        let mut watch = ReloadWatch::new(stamps());
         let mut poll = tokio::time::interval(RELOAD_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
