@@ -104,9 +104,10 @@ export function freeUdpPort() {
 /**
  * Chromium flags for headless WebRTC on loopback with fake camera and microphone.
  * @param {string[]} [disableFeatures] features to disable besides WebRtcHideLocalIpsWithMdns
+ * @param {number} [cameraFps] the fake camera's frame rate (Chromium's default: 20)
  * @returns {string[]}
  */
-export function chromiumFlags(disableFeatures = []) {
+export function chromiumFlags(disableFeatures = [], cameraFps = undefined) {
   return [
     '--headless',
     '--no-sandbox',
@@ -116,7 +117,7 @@ export function chromiumFlags(disableFeatures = []) {
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
-    '--use-fake-device-for-media-stream',
+    cameraFps ? `--use-fake-device-for-media-stream=fps=${cameraFps}` : '--use-fake-device-for-media-stream',
     '--use-fake-ui-for-media-stream',
     '--allow-loopback-in-peer-connection',
     '--autoplay-policy=no-user-gesture-required',
@@ -126,15 +127,17 @@ export function chromiumFlags(disableFeatures = []) {
 }
 
 /**
- * Launches CHROMIUM with `chromiumFlags(disableFeatures)`. Playwright gives the browser a new,
+ * Launches CHROMIUM with `chromiumFlags(disableFeatures, cameraFps)`. Playwright gives the browser a new,
  * empty user-data dir of its own and removes it on close.
  * @param {string[]} [disableFeatures]
  * @param {NodeJS.ProcessEnv} [env] the browser's environment (e.g. a HOME whose NSS database
  *   trusts a test CA); default: this process's
+ * @param {number} [cameraFps] the fake camera's frame rate: lower it where many pages each encode
+ *   one camera and decode all the others on a small machine
  * @returns {Promise<import('playwright-core').Browser>}
  */
-export function launchChromium(disableFeatures = [], env = undefined) {
-  return chromium.launch({ executablePath: CHROMIUM, args: chromiumFlags(disableFeatures), timeout: 30_000, env });
+export function launchChromium(disableFeatures = [], env = undefined, cameraFps = undefined) {
+  return chromium.launch({ executablePath: CHROMIUM, args: chromiumFlags(disableFeatures, cameraFps), timeout: 30_000, env });
 }
 
 /**

@@ -30,7 +30,7 @@ use crate::listener::ConnectionSlot;
 use crate::state::AppState;
 use session::SignalingSession;
 
-pub use resume::{HANDOVER_TIMEOUT, MAX_PARKED, RESUMED_ELSEWHERE, ResumeTable};
+pub use resume::ResumeTable;
 
 /// Path of the WebSocket signaling endpoint.
 pub const WS_PATH: &str = "/ws";
