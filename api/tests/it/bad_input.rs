@@ -3,7 +3,7 @@
 //! the offending session survives where it should (it still answers `ping`), and a healthy
 //! publisher/subscriber pair in the same room keeps receiving media throughout.
 
-mod server;
+use crate::server;
 
 use std::net::UdpSocket;
 use std::time::{Duration, SystemTime};

@@ -1,7 +1,7 @@
 //! The `cascade` binary: token minting, start-up banner (text and JSON), graceful drain and
 //! exit on SIGTERM, exit at once on a second SIGTERM.
 
-mod server;
+use crate::server;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Broadcast: one publisher, many subscribe-only viewers.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Conference: every participant publishes Opus and VP8 and receives every other's tracks.
 
-mod server;
+use crate::server;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

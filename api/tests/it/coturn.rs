@@ -6,7 +6,7 @@
 //! package). Without them the test is skipped with a message, unless `CASCADE_REQUIRE_TOOLS`
 //! is set (`.ci/run` sets it): then it fails.
 
-mod server;
+use crate::server;
 
 use std::io::ErrorKind;
 use std::net::{TcpStream, UdpSocket};

@@ -1,6 +1,6 @@
 //! `data` messages: relayed to the rest of the room only, and only with `can_publish_data`.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! drain ends when the rooms are empty or at `drain_timeout`, and the shutdown then tells the
 //! participants left `leave {reason: "server_shutdown"}`.
 
-mod server;
+use crate::server;
 
 use std::time::{Duration, Instant};
 

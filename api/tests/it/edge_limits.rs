@@ -1,7 +1,7 @@
 //! The HTTP edge: header and body read timeouts, connection caps (per source address and
 //! server-wide), WebSockets holding their place in the caps.
 
-mod server;
+use crate::server;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

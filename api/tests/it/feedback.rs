@@ -1,6 +1,6 @@
 //! RTCP feedback through the SFU: keyframe requests, NACKs both ways, sender/receiver reports.
 
-mod server;
+use crate::server;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Operational endpoints: health, readiness, metrics, embedded pages.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

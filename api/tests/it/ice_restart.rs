@@ -1,7 +1,7 @@
 //! ICE restart over the WebSocket: the client re-offers with new ICE credentials, the server
 //! answers on the same peer connection with its own (unchanged) credentials, media continues.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! next offer keeps the track's m-line, now `a=inactive`, and its mid leaves the offer's
 //! `tracks` map; a publisher that stops its transceiver and offers again unpublishes the track.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

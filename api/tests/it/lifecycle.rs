@@ -1,6 +1,6 @@
 //! Leaving and disconnecting: the others are told and renegotiate; nothing leaks.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

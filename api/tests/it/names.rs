@@ -3,7 +3,7 @@
 //! administered through the room API; the OpenAPI patterns are the rule. Also which join
 //! error a token's claims give.
 
-mod server;
+use crate::server;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! expired and insufficient credentials; Basic credentials as RFC 7617 has them; tokens
 //! minted through the API; and the OpenAPI document's description of the security schemes.
 
-mod server;
+use crate::server;
 
 use std::time::{Duration, SystemTime};
 

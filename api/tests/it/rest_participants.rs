@@ -2,7 +2,7 @@
 //! pagination and lookup with every error class, and kicks, mutes and permission changes
 //! taking effect on connected clients.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

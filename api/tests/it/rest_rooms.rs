@@ -2,7 +2,7 @@
 //! deletion with every error class; deleting a room disconnects its participants; data
 //! messages sent to a room or to named identities.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

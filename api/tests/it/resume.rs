@@ -4,7 +4,7 @@
 //! nor a join. A used, unknown or expired token, and a participant whose media went too, get
 //! `resume_failed`.
 
-mod server;
+use crate::server;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! without slowing anyone else, a connection that never joins is closed, trickled candidates
 //! are capped, and a client that sends too fast has its excess messages refused.
 
-mod server;
+use crate::server;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! comes back to the media socket); a STUN server that never answers delays start-up by a
 //! bounded time only.
 
-mod server;
+use crate::server;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;

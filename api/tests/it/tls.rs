@@ -4,7 +4,7 @@
 //! leaves the previous one in place, and a client that never completes its handshake is cut
 //! off at the handshake timeout.
 
-mod server;
+use crate::server;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! verify with the secret and expire after `turn_credential_ttl`; without those options nothing
 //! is minted. With the embedded TURN server on too, its URLs come first, with the same credential.
 
-mod server;
+use crate::server;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

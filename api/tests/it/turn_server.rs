@@ -13,7 +13,7 @@
 //! message, unless `CASCADE_REQUIRE_TOOLS` is set: then they fail. Run inside a private network
 //! namespace (`unshare -n`), on loopback only.
 
-mod server;
+use crate::server;
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};

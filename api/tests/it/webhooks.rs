@@ -1,7 +1,7 @@
 //! Webhooks: a local receiver gets every event type, signed; failed deliveries are retried;
 //! a dead receiver slows neither joining nor media.
 
-mod server;
+use crate::server;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

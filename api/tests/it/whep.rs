@@ -2,7 +2,7 @@
 //! of publisher (one continuous RTP stream), a viewer of one named publisher sees only it, and
 //! an ICE restart via PATCH keeps media flowing.
 
-mod server;
+use crate::server;
 
 use std::time::Duration;
 

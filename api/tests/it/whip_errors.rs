@@ -2,7 +2,7 @@
 //! the session resources, OPTIONS and CORS preflight, and DELETE.
 //! (Interop with aiortc and Chromium is web-demo/tests/whip.test.mjs.)
 
-mod server;
+use crate::server;
 
 use anyhow::Result;
 use cascade_testkit::DEFAULT_TIMEOUT;

@@ -1,7 +1,7 @@
 //! Limits of the WHIP/WHEP endpoints: session creation is rate-limited (429 with
 //! Retry-After), and the candidates trickled into one session are capped.
 
-mod server;
+use crate::server;
 
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
