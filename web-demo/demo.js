@@ -6,6 +6,8 @@
  */
 import { CascadeClient, CascadeError, defaultWsUrl, fetchDevToken } from './cascade-client.js';
 import { layoutTiles } from './layout.js';
+import { chatDrawer } from './demo/drawer.js';
+import { joinTexts, renderDeviceToggle } from './demo/prejoin.js';
 
 /**
  * @typedef {'conference' | 'host' | 'watch'} Mode
@@ -125,6 +127,8 @@ function randomRoom() {
 }
 
 function initLanding() {
+  // An invite names the room: land on the short pre-join view.
+  $('join-form').dataset.view = params.get('room') ? 'prejoin' : 'full';
   input('room-input').value = params.get('room') ?? randomRoom();
   input('name-input').value = params.get('name') ?? `guest-${Math.floor(1000 + Math.random() * 9000)}`;
   const mode = /** @type {Mode} */ (params.get('mode'));
@@ -137,6 +141,19 @@ function initLanding() {
   document.querySelectorAll('input[name="mode"]').forEach((el) => el.addEventListener('change', onModeChange));
   select('camera-select').addEventListener('change', () => startPreview());
   select('mic-select').addEventListener('change', () => startPreview());
+  $('prejoin-mic').addEventListener('click', () => {
+    state.micMuted = !state.micMuted;
+    applyPreviewToggles();
+  });
+  $('prejoin-camera').addEventListener('click', () => {
+    state.cameraMuted = !state.cameraMuted;
+    applyPreviewToggles();
+  });
+  $('more-options').addEventListener('click', () => {
+    $('join-form').dataset.view = 'full';
+    onModeChange();
+    input('room-input').focus();
+  });
   $('join-form').addEventListener('submit', (e) => {
     e.preventDefault();
     join().catch((err) => showJoinError(err));
@@ -161,7 +178,12 @@ function selectedMode() {
 function onModeChange() {
   const watching = selectedMode() === 'watch';
   $('preview-area').hidden = watching;
-  $('join').textContent = { conference: 'Join conference', host: 'Start broadcast', watch: 'Watch' }[selectedMode()];
+  const view = $('join-form').dataset.view === 'prejoin' ? 'prejoin' : 'full';
+  const texts = joinTexts(view, selectedMode(), input('room-input').value.trim());
+  $('join-title').textContent = texts.title;
+  $('join-subtitle').textContent = texts.subtitle;
+  $('join').textContent = texts.button;
+  if (view === 'prejoin') document.title = `${texts.title} · Cascade`;
   if (watching) stopPreview();
   else if (!previewStream) startPreview();
 }
@@ -187,10 +209,23 @@ async function startPreview() {
   const video = /** @type {HTMLVideoElement} */ ($('preview'));
   video.srcObject = previewStream;
   video.play().catch(() => {});
-  note.hidden = previewStream.getVideoTracks().length > 0;
-  note.textContent = 'no camera';
+  applyPreviewToggles();
   await listDevices();
   startMeter('preview', previewStream.getAudioTracks()[0]);
+}
+
+/** Applies the pre-join microphone and camera toggles to the preview's tracks and buttons. */
+function applyPreviewToggles() {
+  const audio = previewStream?.getAudioTracks() ?? [];
+  const video = previewStream?.getVideoTracks() ?? [];
+  for (const t of audio) t.enabled = !state.micMuted;
+  for (const t of video) t.enabled = !state.cameraMuted;
+  renderDeviceToggle($('prejoin-mic'), state.micMuted, audio.length > 0, 'Microphone');
+  renderDeviceToggle($('prejoin-camera'), state.cameraMuted, video.length > 0, 'Camera');
+  if (!previewStream) return;
+  const note = $('preview-note');
+  note.hidden = video.length > 0 && !state.cameraMuted;
+  note.textContent = video.length === 0 ? 'no camera' : 'Your camera is off';
 }
 
 /**
@@ -939,6 +974,7 @@ function addChat(entry) {
   state.chat.push(entry);
   const list = $('chat-messages');
   const time = new Date(entry.time).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (!entry.local) drawer.messageArrived();
   list.append(
     h('li', { 'data-testid': 'chat-message', 'data-identity': entry.identity, class: entry.local ? 'mine' : '' }, [
       h('div', { class: 'meta' }, [h('span', { class: 'from', 'data-testid': 'chat-from' }, [entry.identity]), h('time', {}, [time])]),
@@ -1136,6 +1172,7 @@ $('stats-toggle').addEventListener('click', () => {
 $('invite').addEventListener('click', () => copyInvite());
 $('leave').addEventListener('click', leave);
 $('rejoin').addEventListener('click', rejoin);
+const drawer = chatDrawer({ sidebar: $('sidebar'), toggle: $('chat-toggle'), close: $('drawer-close'), badge: $('unread') });
 $('chat-form').addEventListener('submit', (e) => {
   e.preventDefault();
   sendChat();

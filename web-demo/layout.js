@@ -14,7 +14,7 @@
 
 /** @typedef {{x: number, y: number, w: number, h: number}} Box */
 
-/** Narrowest grid tile before rows overflow instead. */
+/** Narrowest grid tile before rows overflow instead (on a phone: half the stage). */
 export const MIN_TILE_WIDTH = 200;
 /** The narrowest aspect ratio a grid tile takes (4:3); the widest is the video's. */
 export const MIN_ASPECT = 4 / 3;
@@ -50,10 +50,12 @@ function grid(count, width, height, gap, aspect) {
     else if (w / h < MIN_ASPECT) h = w / MIN_ASPECT;
     if (w * h > best.w * best.h) best = { cols, w, h };
   }
-  if (best.w < MIN_TILE_WIDTH) {
+  // A phone's stage is narrower than two minimum tiles: two columns still fit it.
+  const minW = Math.min(MIN_TILE_WIDTH, (width - gap) / 2);
+  if (best.w < minW - 1e-9) {
     // Too many to fit: as many columns of the minimum width as the stage takes; rows scroll.
-    const cols = Math.max(1, Math.min(count, Math.floor((width + gap) / (MIN_TILE_WIDTH + gap))));
-    const w = cols > 1 ? (width - gap * (cols - 1)) / cols : Math.min(MIN_TILE_WIDTH, width);
+    const cols = Math.max(1, Math.min(count, Math.floor((width + gap) / (minW + gap))));
+    const w = cols > 1 ? (width - gap * (cols - 1)) / cols : Math.min(minW, width);
     best = { cols, w, h: w / aspect };
   }
   const { cols, w, h } = best;

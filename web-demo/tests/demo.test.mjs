@@ -22,12 +22,13 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ROOT, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput } from './harness.mjs';
+import { ROOT, ARTIFACTS, sleep, waitFor, describeValue, startServer, stopServer, launchChromium, dumpServerOutput } from './harness.mjs';
 
-const ARTIFACTS = process.env.ARTIFACTS ?? join(ROOT, 'artifacts');
 const FROM_DISK = Boolean(process.env.DEMO_FROM_DISK);
 const ASSETS_DIR = FROM_DISK && process.env.DEMO_FROM_DISK !== '1' ? resolve(process.env.DEMO_FROM_DISK) : join(ROOT, 'web-demo');
 const MEDIA_TIMEOUT_MS = 20_000;
+/** A phone's viewport. */
+const PHONE = { width: 390, height: 844 };
 
 /** Runs `promise` but gives up after `ms` (for best-effort calls such as diagnostics). */
 function within(ms, promise, fallback = 'no answer') {
@@ -278,13 +279,14 @@ function mediaStats(page) {
 }
 
 /**
- * Init script: getUserMedia captures video at `width` x 3/4 `width` whatever the page asks for.
+ * Init script: getUserMedia captures only a camera of `width` x 3/4 `width`, whatever the page
+ * asks for (no microphone).
  * @param {number} width
  */
-function smallCamera(width) {
+function smallCameraOnly(width) {
   const md = navigator.mediaDevices;
   const original = md.getUserMedia.bind(md);
-  md.getUserMedia = (c) => original(c?.video ? { ...c, video: { width: { exact: width }, height: { exact: (width * 3) / 4 } } } : c);
+  md.getUserMedia = (c) => original(c?.video ? { video: { width: { exact: width }, height: { exact: (width * 3) / 4 } } } : c);
 }
 
 // ---- participants ---------------------------------------------------------------------------
@@ -292,11 +294,12 @@ function smallCamera(width) {
 /**
  * Opens the demo page in a new browser context and joins `room` as `name` in `mode` through the
  * landing form (`?room=…&mode=…` preselects room and mode; the test still types the name).
- * `in`: the browser (default: the suite's). `cameraWidth`: capture the camera at this width
- * (4:3) instead of the demo's 1280x720, to spare a small machine's CPU.
+ * `in`: the browser (default: the suite's). `cameraWidth`: capture only a camera, at this width
+ * (4:3) instead of the demo's 1280x720, and no microphone, to spare a small machine's CPU. `viewport`: default a
+ * 1280x720 desktop.
  */
-async function openParticipant(name, room, mode, { join: doJoin = true, in: inBrowser = browser, cameraWidth = 0 } = {}) {
-  const context = await inBrowser.newContext({ viewport: { width: 1280, height: 720 } });
+async function openParticipant(name, room, mode, { join: doJoin = true, in: inBrowser = browser, cameraWidth = 0, viewport = { width: 1280, height: 720 } } = {}) {
+  const context = await inBrowser.newContext({ viewport });
   context.setDefaultTimeout(10_000);
   if (FROM_DISK) {
     await context.route(
@@ -308,7 +311,7 @@ async function openParticipant(name, room, mode, { join: doJoin = true, in: inBr
     );
   }
   await context.addInitScript(initScript, { traceSdp: process.env.DEMO_TRACE_SDP === '1' });
-  if (cameraWidth) await context.addInitScript(smallCamera, cameraWidth);
+  if (cameraWidth) await context.addInitScript(smallCameraOnly, cameraWidth);
   const page = await context.newPage();
   const p = { name, room, mode, context, page, logs: [], closed: false };
   participants.push(p);
@@ -332,7 +335,7 @@ async function joinFromForm(p) {
   assert.equal(await page.getByTestId(`mode-${mode}`).isChecked(), true, `?mode=${mode} preselects the mode`);
   await page.getByTestId('name-input').fill(name);
   await page.getByTestId('join').click();
-  await waitFor(`${name} to join ${room}`, 15_000, async () => {
+  await waitFor(`${name} to join ${room}`, 30_000, async () => {
     const s = await page.evaluate(() => {
       const w = /** @type {any} */ (window);
       return {
@@ -398,7 +401,7 @@ async function expectMediaFlowing(viewer, from, { audio = true, timeoutMs = MEDI
 /** The server's --public-url: invite links must point there, not at 127.0.0.1 (never contacted). */
 const PUBLIC_URL = 'https://cascade.invalid:8443';
 
-describe('demo page', { timeout: 170_000 }, () => {
+describe('demo page', { timeout: 300_000 }, () => {
   before(async () => {
     // The page mints its own tokens through /api/dev/token, which exists only with the default
     // development key and secret: make sure none is configured.
@@ -608,12 +611,12 @@ describe('demo page', { timeout: 170_000 }, () => {
     for (const p of conf.people) await closeParticipant(p);
   }));
 
-  test('layout: 6 people fill the stage; a shared screen takes it, cameras beside it', { timeout: 120_000 }, withDiagnostics('layout', async () => {
+  test('layout: 6 people fill the stage (desktop and phone); a shared screen takes it, cameras beside it', { timeout: 150_000 }, withDiagnostics('layout', async () => {
     const room = 'all-hands';
     const people = [];
-    // Six pages each encode a camera and decode five: at the fake camera's default 720p and 20 fps
-    // that saturates a 2-core CI machine, and the last joiner's negotiation then crawls. The
-    // layout depends on neither the frame rate nor the size.
+    // Six pages each encode a camera and decode five: at the fake camera's default 720p and 20 fps,
+    // with sound, that saturates a 2-core CI machine, and the last joiner's negotiation crawls.
+    // The layout depends on neither the frame rate, nor the size, nor the sound.
     const calm = await launchChromium(FROM_DISK ? ['LocalNetworkAccessChecks'] : [], undefined, 5);
     try {
       await sixPeopleAndAScreen(room, people, calm);
@@ -630,11 +633,13 @@ describe('demo page', { timeout: 170_000 }, () => {
    * @param {import('playwright-core').Browser} inBrowser
    */
   async function sixPeopleAndAScreen(room, people, inBrowser) {
+    // fay is on a phone.
     for (const name of ['ana', 'ben', 'cho', 'dev', 'eli', 'fay']) {
       const t0 = Date.now();
-      const p = await openParticipant(name, room, 'conference', { in: inBrowser, cameraWidth: 320 });
+      const viewport = name === 'fay' ? PHONE : undefined;
+      const p = await openParticipant(name, room, 'conference', { in: inBrowser, cameraWidth: 320, viewport });
       people.push(p);
-      await waitPublished(p, ['audio', 'video'], 30_000);
+      await waitPublished(p, ['video'], 45_000);
       console.log(`${name} joined and published in ${Date.now() - t0} ms`);
     }
     const [ana, ben] = people;
@@ -651,6 +656,24 @@ describe('demo page', { timeout: 170_000 }, () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await ana.page.waitForTimeout(500);
     await ana.page.screenshot({ path: join(ARTIFACTS, 'demo-6-party.png'), timeout: 10_000 });
+
+    // On the phone all six tiles fit the stage (two columns), none overlapping.
+    const fay = people[5];
+    const phone = await waitFor('fay (phone) to show 6 tiles', 20_000, async () => {
+      const b = await tileBoxes(fay.page);
+      return b.tiles.length === 6 && b.tiles.every((t) => t.w > 0) ? b : null;
+    });
+    const { stage } = phone;
+    for (const t of phone.tiles) {
+      assert.ok(t.x >= stage.x - 0.5 && t.y >= stage.y - 0.5 && t.x + t.w <= stage.x + stage.w + 0.5 && t.y + t.h <= stage.y + stage.h + 0.5,
+        `a tile outside the phone's stage: ${describeValue({ t, stage })}`);
+    }
+    assert.ok(stage.y + stage.h <= PHONE.height, "the phone's stage is in view");
+    for (const [i, a] of phone.tiles.entries()) {
+      for (const b of phone.tiles.slice(i + 1)) assert.ok(!boxesOverlap(a, b), `tiles overlap on the phone: ${describeValue([a, b])}`);
+    }
+    assert.equal(new Set(phone.tiles.map((t) => Math.round(t.x))).size, 2, 'two columns on the phone');
+    await fay.page.screenshot({ path: join(ARTIFACTS, 'demo-phone-6-party.png'), timeout: 10_000 });
 
     // Ben shares a "screen" (a canvas: headless Chromium has no screen to capture).
     await ben.page.evaluate(() => {
@@ -706,6 +729,8 @@ describe('demo page', { timeout: 170_000 }, () => {
       assert.equal(self.can_publish, false, `${v.name} joined with a viewer token`);
     }
     await Promise.all(viewers.map((v) => expectMediaFlowing(v, [hostId])));
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await viewers[0].page.screenshot({ path: join(ARTIFACTS, 'demo-broadcast-viewer.png'), timeout: 10_000 });
 
     // The host does not show viewers as video tiles.
     assert.deepEqual(await remoteTiles(host.page), [], 'the host shows no viewer tiles');

@@ -20,6 +20,8 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The server binary. */
 export const CASCADE_BIN = process.env.CASCADE_BIN ?? join(ROOT, 'target/release/cascade');
+/** Where browser tests save screenshots (the best are copied to docs/ and shown in the README). */
+export const ARTIFACTS = process.env.ARTIFACTS ?? join(ROOT, 'artifacts');
 /** The browser. */
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 

@@ -41,6 +41,13 @@ test('six tiles on a wide stage take two rows of three', () => {
   assert.equal(new Set(boxes.map((b) => Math.round(b.y))).size, 2);
 });
 
+test('six tiles on a phone take two columns and fit the stage', () => {
+  const boxes = layoutTiles({ count: 6, width: 374, height: 730 });
+  assertDisjoint(boxes);
+  assert.equal(new Set(boxes.map((b) => Math.round(b.x))).size, 2, 'two columns');
+  assert.ok(boxes.every((b) => b.x >= 0 && b.x + b.w <= 374.5 && b.y >= 0 && b.y + b.h <= 730.5), 'inside the stage');
+});
+
 test('too many tiles overflow downwards at the minimum width', () => {
   const boxes = layoutTiles({ count: 40, width: 900, height: 400 });
   assertDisjoint(boxes);
