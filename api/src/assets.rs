@@ -20,6 +20,7 @@ pub fn lib_prefix() -> String {
 #[exclude = "tests/*"]
 #[exclude = "node_modules/*"]
 #[exclude = "package*.json"]
+#[exclude = "tsconfig.json"]
 #[exclude = "test-results/*"]
 struct Assets;
 
