@@ -1,6 +1,7 @@
 //! The browser pages and scripts of `web-demo/`, compiled into the binary: the demo at `/`, and
 //! the client library at `/cascade-client.js` and at the versioned, immutable
-//! `/lib/<version>/cascade-client.js`. Every file is served with
+//! `/lib/<version>/cascade-client.js`, with its modules beside it (`client/*.js`, imported
+//! relatively). Every file is served with
 //! `Access-Control-Allow-Origin: *`, so that an application's page on another origin can import
 //! the library from the Cascade server.
 
@@ -19,6 +20,7 @@ pub fn lib_prefix() -> String {
 #[exclude = "tests/*"]
 #[exclude = "node_modules/*"]
 #[exclude = "package*.json"]
+#[exclude = "tsconfig.json"]
 #[exclude = "test-results/*"]
 struct Assets;
 

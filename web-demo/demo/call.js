@@ -182,7 +182,7 @@ function wireClient(c) {
     renderAll();
   });
   on('track_muted', () => renderAll());
-  on('data', ({ participantId, identity, payload }) => onData(participantId, identity, payload));
+  on('data', ({ identity, payload }) => onData(identity, payload));
   on('left', ({ reason }) => {
     if (reason === 'replaced') endCall('You joined this room from somewhere else', 'This window was disconnected because the same name joined the room again.');
   });
@@ -236,11 +236,11 @@ function removeParticipant(id) {
 }
 
 /**
- * @param {string} participantId
+ * A `data` message: a chat line, or which of a publisher's tracks is which source.
  * @param {string} identity
  * @param {any} payload
  */
-function onData(participantId, identity, payload) {
+function onData(identity, payload) {
   if (!payload || typeof payload !== 'object') return;
   if (payload.kind === 'chat' && typeof payload.text === 'string') {
     addChat({ identity, name: identity, text: payload.text, local: false, time: Date.now() });

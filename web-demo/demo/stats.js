@@ -3,7 +3,6 @@
  * The per-tile statistics overlay: resolution, frame rate, bitrate, loss and RTT from
  * getStats(), once a second.
  */
-import { $ } from './dom.js';
 import { screenTiles, session, state, tiles } from './state.js';
 
 /**
