@@ -164,7 +164,15 @@ async fn the_client_library_is_served_cross_origin_and_versioned() {
             || head.contains("content-type: application/javascript"),
         "{head}"
     );
+    assert!(body.contains("export { CascadeClient } from './client/client.js'"));
+    // Its modules, next to it, the same way (a page on another origin imports them too).
+    let (head, body) =
+        get_with_head(srv.http_addr, &format!("/lib/{version}/client/client.js")).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
     assert!(body.contains("export class CascadeClient"));
+    let (head, _) = get_with_head(srv.http_addr, "/tsconfig.json").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
     let (head, _) = get_with_head(srv.http_addr, "/cascade-client.js").await;
     assert!(
         head.contains("access-control-allow-origin: *") && head.contains("cache-control: no-cache"),
