@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rtc::crypto::RTCCryptoProvider;
-use rtc::stun::attributes::ATTR_FINGERPRINT;
 use rtc::stun::fingerprint::FINGERPRINT;
 use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::{BINDING_REQUEST, Message};
@@ -169,10 +168,7 @@ impl<K: Clone + PartialEq> Demuxer<K> {
         if m.unmarshal_binary(datagram).is_err() || m.typ != BINDING_REQUEST {
             return false;
         }
-        if m.contains(ATTR_FINGERPRINT) && FINGERPRINT.check(&m).is_err() {
-            return false;
-        }
-        MessageIntegrity::check(&mut m, pwd.as_bytes(), self.crypto.crypto()).is_ok()
+        crate::ice_lite::verify_request(&mut m, pwd, self.crypto.as_ref())
     }
 
     /// Binds `from` to the peer registered under `ufrag` (which exists), unbinding it from

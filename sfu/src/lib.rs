@@ -1,6 +1,7 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
-//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`]), the
+//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`],
+//! [`ice_lite`], the first piece of Cascade's own transport, issue 11), the
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
@@ -10,6 +11,7 @@ pub mod codecs;
 pub mod demux;
 pub mod error;
 pub mod feedback_tap;
+pub mod ice_lite;
 pub mod ids;
 pub mod log_limit;
 pub mod munger;
