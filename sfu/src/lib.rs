@@ -1,8 +1,8 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
 //! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`],
-//! [`ice_lite`], [`rtp_view`], [`packet_cache`] and [`receive_stats`], the first pieces of
-//! Cascade's own transport, issue 11), the
+//! [`ice_lite`], [`rtp_view`], [`packet_cache`], [`receive_stats`] and [`send_stats`], the
+//! first pieces of Cascade's own transport, issue 11), the
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
@@ -22,6 +22,7 @@ pub mod receive_stats;
 pub mod room;
 pub mod rtp_view;
 pub mod sdp;
+pub mod send_stats;
 pub mod server;
 pub mod stats;
 pub mod stun_discovery;
