@@ -1,8 +1,8 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
 //! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`],
-//! [`ice_lite`], [`rtp_view`], [`packet_cache`], [`nack_generator`], [`receive_stats`] and
-//! [`send_stats`], the first pieces of Cascade's own transport, issue 11), the
+//! [`ice_lite`], [`rtp_view`], [`packet_cache`], [`nack_generator`], [`receive_stats`],
+//! [`send_stats`] and [`twcc`], the first pieces of Cascade's own transport, issue 11), the
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
@@ -28,6 +28,7 @@ pub mod server;
 pub mod stats;
 pub mod stun_discovery;
 pub mod track;
+pub mod twcc;
 mod udp;
 pub mod worker;
 

@@ -146,6 +146,18 @@ impl<'a> RtpView<'a> {
 
     /// The data of the extension element with `id`, if the packet has one.
     pub fn extension(&self, id: u8) -> Option<&[u8]> {
+        let (s, e) = self.extension_range(id)?;
+        Some(&self.buf[s..e])
+    }
+
+    /// The data of the extension element with `id`, to rewrite in place (its length is fixed).
+    pub fn extension_mut(&mut self, id: u8) -> Option<&mut [u8]> {
+        let (s, e) = self.extension_range(id)?;
+        Some(&mut self.buf[s..e])
+    }
+
+    /// Where the data of the first extension element with `id` is in the buffer.
+    fn extension_range(&self, id: u8) -> Option<(usize, usize)> {
         let ext = self.extensions?;
         let mut found = None;
         walk(
@@ -157,7 +169,7 @@ impl<'a> RtpView<'a> {
                 }
             },
         );
-        found.map(|(s, e)| &self.buf[s..e])
+        found
     }
 
     /// Rewrites every extension element's id through `map` (the publisher's id to the
