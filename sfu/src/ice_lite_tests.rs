@@ -37,6 +37,12 @@ struct Check {
     controlled: bool,
 }
 
+/// A check with USE-CANDIDATE from a controlling client.
+const NOMINATE: Check = Check {
+    nominate: true,
+    controlled: false,
+};
+
 /// A binding request from the client for the server's `ufrag`, signed with `pwd`.
 fn request(ufrag: &str, pwd: &str, check: Check, id: u8) -> Vec<u8> {
     let provider = rtc::crypto::default_provider().unwrap();
@@ -84,6 +90,14 @@ fn answer(reply: Reply, id: u8) -> Message {
     m
 }
 
+/// Sends `ice` a check with the server's credentials from `from` and returns its checked answer.
+fn checked(ice: &mut IceLite, from: SocketAddr, check: Check, id: u8, now: Instant) -> Message {
+    answer(
+        ice.handle(from, &request(SERVER.0, SERVER.1, check, id), now),
+        id,
+    )
+}
+
 fn mapped(m: &Message) -> SocketAddr {
     let mut x = XorMappedAddress::default();
     x.get_from(m).unwrap();
@@ -94,32 +108,15 @@ fn mapped(m: &Message) -> SocketAddr {
 fn a_good_check_is_answered_with_the_mapped_address_and_a_nomination_selects_it() {
     let mut ice = IceLite::new(creds(SERVER));
     let now = Instant::now();
-    let m = answer(
-        ice.handle(
-            addr(5000),
-            &request(SERVER.0, SERVER.1, Check::default(), 1),
-            now,
-        ),
-        1,
-    );
+    let m = checked(&mut ice, addr(5000), Check::default(), 1, now);
     assert_eq!(m.typ, BINDING_SUCCESS);
     assert_eq!(mapped(&m), addr(5000));
     assert_eq!(ice.selected(), None, "not nominated yet");
 
-    let nominate = Check {
-        nominate: true,
-        ..Check::default()
-    };
-    answer(
-        ice.handle(addr(5000), &request(SERVER.0, SERVER.1, nominate, 2), now),
-        2,
-    );
+    checked(&mut ice, addr(5000), NOMINATE, 2, now);
     assert_eq!(ice.selected(), Some(addr(5000)));
     // The controlling client nominates another address later: it wins.
-    answer(
-        ice.handle(addr(6000), &request(SERVER.0, SERVER.1, nominate, 3), now),
-        3,
-    );
+    checked(&mut ice, addr(6000), NOMINATE, 3, now);
     assert_eq!(ice.selected(), Some(addr(6000)));
 }
 
@@ -127,19 +124,15 @@ fn a_good_check_is_answered_with_the_mapped_address_and_a_nomination_selects_it(
 fn wrong_integrity_wrong_fingerprint_unknown_ufrag_and_garbage_get_no_answer() {
     let mut ice = IceLite::new(creds(SERVER));
     let now = Instant::now();
-    let nominate = Check {
-        nominate: true,
-        ..Check::default()
-    };
-    let wrong_pwd = request(SERVER.0, "not-the-password-at-all", nominate, 1);
+    let wrong_pwd = request(SERVER.0, "not-the-password-at-all", NOMINATE, 1);
     assert_eq!(ice.handle(addr(1), &wrong_pwd, now), Reply::Drop);
-    let mut bad_fingerprint = request(SERVER.0, SERVER.1, nominate, 2);
+    let mut bad_fingerprint = request(SERVER.0, SERVER.1, NOMINATE, 2);
     let last = bad_fingerprint.len() - 1;
     bad_fingerprint[last] ^= 0x01;
     assert_eq!(ice.handle(addr(2), &bad_fingerprint, now), Reply::Drop);
-    let other_ufrag = request("zzzz", SERVER.1, nominate, 3);
+    let other_ufrag = request("zzzz", SERVER.1, NOMINATE, 3);
     assert_eq!(ice.handle(addr(3), &other_ufrag, now), Reply::Drop);
-    let good = request(SERVER.0, SERVER.1, nominate, 4);
+    let good = request(SERVER.0, SERVER.1, NOMINATE, 4);
     for junk in [
         &b""[..],
         &[0u8; 19],
@@ -182,25 +175,11 @@ fn a_client_that_claims_to_be_controlled_gets_a_role_conflict() {
 fn consent_is_lost_thirty_seconds_after_the_last_check_and_refreshed_by_each() {
     let mut ice = IceLite::new(creds(SERVER));
     let t0 = Instant::now();
-    let nominate = Check {
-        nominate: true,
-        ..Check::default()
-    };
-    answer(
-        ice.handle(addr(5000), &request(SERVER.0, SERVER.1, nominate, 1), t0),
-        1,
-    );
+    checked(&mut ice, addr(5000), NOMINATE, 1, t0);
     assert_eq!(ice.poll_timeout(), Some(t0 + CONSENT_TIMEOUT));
     // A check 20 s later refreshes consent: still selected at 45 s.
     let t20 = t0 + Duration::from_secs(20);
-    answer(
-        ice.handle(
-            addr(5000),
-            &request(SERVER.0, SERVER.1, Check::default(), 2),
-            t20,
-        ),
-        2,
-    );
+    checked(&mut ice, addr(5000), Check::default(), 2, t20);
     assert_eq!(
         ice.handle_timeout(t0 + Duration::from_secs(45)),
         Timeout::Nothing
@@ -231,14 +210,7 @@ fn consent_is_lost_thirty_seconds_after_the_last_check_and_refreshed_by_each() {
 fn after_a_restart_old_credentials_are_answered_until_the_new_ones_are_used() {
     let mut ice = IceLite::new(creds(SERVER));
     let now = Instant::now();
-    let nominate = Check {
-        nominate: true,
-        ..Check::default()
-    };
-    answer(
-        ice.handle(addr(5000), &request(SERVER.0, SERVER.1, nominate, 1), now),
-        1,
-    );
+    checked(&mut ice, addr(5000), NOMINATE, 1, now);
     let new = ("srvB", "a-new-server-password-22chars");
     ice.restart(creds(new));
     assert_eq!(ice.local(), &creds(new));
@@ -251,7 +223,7 @@ fn after_a_restart_old_credentials_are_answered_until_the_new_ones_are_used() {
         panic!("the old credentials are answered during the restart");
     };
     // The client's first check with the new credentials ends the old ones.
-    let Reply::Send(bytes) = ice.handle(addr(7000), &request(new.0, new.1, nominate, 3), now)
+    let Reply::Send(bytes) = ice.handle(addr(7000), &request(new.0, new.1, NOMINATE, 3), now)
     else {
         panic!("the new credentials are answered");
     };
@@ -264,7 +236,7 @@ fn after_a_restart_old_credentials_are_answered_until_the_new_ones_are_used() {
     );
     assert_eq!(ice.selected(), Some(addr(7000)));
     assert_eq!(
-        ice.handle(addr(5000), &request(SERVER.0, SERVER.1, nominate, 4), now),
+        ice.handle(addr(5000), &request(SERVER.0, SERVER.1, NOMINATE, 4), now),
         Reply::Drop
     );
 }
@@ -273,24 +245,10 @@ fn after_a_restart_old_credentials_are_answered_until_the_new_ones_are_used() {
 fn remote_addresses_are_bounded_and_the_least_recently_checked_is_forgotten() {
     let mut ice = IceLite::new(creds(SERVER));
     let t0 = Instant::now();
-    let nominate = Check {
-        nominate: true,
-        ..Check::default()
-    };
-    answer(
-        ice.handle(addr(1), &request(SERVER.0, SERVER.1, nominate, 1), t0),
-        1,
-    );
+    checked(&mut ice, addr(1), NOMINATE, 1, t0);
     for i in 0..(MAX_REMOTES as u16 * 3) {
         let at = t0 + Duration::from_millis(u64::from(i) + 1);
-        answer(
-            ice.handle(
-                addr(100 + i),
-                &request(SERVER.0, SERVER.1, Check::default(), 2),
-                at,
-            ),
-            2,
-        );
+        checked(&mut ice, addr(100 + i), Check::default(), 2, at);
         assert!(ice.remotes.len() <= MAX_REMOTES);
     }
     assert_eq!(
