@@ -372,6 +372,19 @@ async function recordTtff(p, label) {
   return ms;
 }
 
+/**
+ * Saves a screenshot of `page` as a phone shows it (390x844), then gives the page its size back.
+ * @param {import('playwright-core').Page} page
+ * @param {string} file
+ */
+async function phoneScreenshot(page, file) {
+  const size = page.viewportSize();
+  await page.setViewportSize(PHONE);
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: join(ARTIFACTS, file), timeout: 10_000 });
+  if (size) await page.setViewportSize(size);
+}
+
 async function closeParticipant(p) {
   if (p.closed) return;
   p.closed = true;
@@ -520,6 +533,7 @@ describe('demo page', { timeout: 300_000 }, () => {
       await Promise.all([bob, carol].map((p) => waitFor(`${p.name} to show alice's message`, 3_000, () => shows(p))));
       // A livelier screenshot for the README: the same 3-person room with a chat message.
       await carol.page.screenshot({ path: join(ARTIFACTS, 'demo-3-party.png'), timeout: 10_000 });
+      await phoneScreenshot(carol.page, 'demo-phone-3-party.png');
       // The sender's message is relayed to the others of the room only; give a stray copy time to arrive.
       await sleep(1000);
       assert.equal(await shows(outsider), false, 'a page in another room does not show the message');
@@ -704,6 +718,13 @@ describe('demo page', { timeout: 300_000 }, () => {
     assert.ok(share >= 0.5, `the screen takes ${(share * 100).toFixed(0)} % of the stage, want >= 50 %`);
     await ana.page.waitForTimeout(1000);
     await ana.page.screenshot({ path: join(ARTIFACTS, 'demo-screen-share.png'), timeout: 10_000 });
+    // fay's phone: the screen above, the cameras in a filmstrip below it.
+    await waitFor("fay (phone) to put ben's screen on the stage", 20_000, async () => {
+      const b = await tileBoxes(fay.page);
+      return b.tiles.some((t) => t.screen && t.w > 0) && b.tiles.length === 7 ? b : null;
+    });
+    await fay.page.waitForTimeout(500);
+    await fay.page.screenshot({ path: join(ARTIFACTS, 'demo-phone-screen-share.png'), timeout: 10_000 });
   }
 
   test('broadcast: 5 viewers decode the host\'s video and cannot publish', { timeout: 90_000 }, withDiagnostics('broadcast', async () => {
@@ -731,6 +752,7 @@ describe('demo page', { timeout: 300_000 }, () => {
     await Promise.all(viewers.map((v) => expectMediaFlowing(v, [hostId])));
     mkdirSync(ARTIFACTS, { recursive: true });
     await viewers[0].page.screenshot({ path: join(ARTIFACTS, 'demo-broadcast-viewer.png'), timeout: 10_000 });
+    await phoneScreenshot(viewers[0].page, 'demo-phone-broadcast-viewer.png');
 
     // The host does not show viewers as video tiles.
     assert.deepEqual(await remoteTiles(host.page), [], 'the host shows no viewer tiles');
