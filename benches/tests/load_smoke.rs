@@ -6,16 +6,32 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
+/// A running server and the file its output goes to; killed when the test ends, however it ends.
+struct Server(Child, PathBuf);
+
+impl Server {
+    /// Whether it has exited, and what it wrote (for failure messages).
+    fn describe(&mut self) -> String {
+        let status = self.0.try_wait().ok().flatten();
+        let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "server {}; its last output:\n{}",
+            status.map_or("still running".to_owned(), |s| format!("exited: {s}")),
+            tail.join("\n")
+        )
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
     }
 }
 
@@ -33,36 +49,49 @@ fn start_server(extra: &[&str]) -> Option<(Server, String)> {
         );
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let http = format!("127.0.0.1:{port}");
-    let server = Server(
-        Command::new(&bin)
-            .args(["--http-addr", &http, "--udp-port", "0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting cascade"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&http).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cascade did not listen on {http}"
+    // A free port can be taken by a parallel test's server before ours binds it: then ours
+    // exits at once while the other answers. Check that the listener is ours, else try again.
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let http = format!("127.0.0.1:{port}");
+        let log_path = std::env::temp_dir().join(format!("cascade-load-smoke-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("a log file");
+        let mut server = Server(
+            Command::new(&bin)
+                .args(["--http-addr", &http, "--udp-port", "0"])
+                .args(extra)
+                .stdout(log.try_clone().expect("a log file"))
+                .stderr(log)
+                .spawn()
+                .expect("starting cascade"),
+            log_path,
         );
-        std::thread::sleep(Duration::from_millis(50));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&http).is_err() && server.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "cascade did not listen on {http}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Still running a moment after the port answers: the listener is ours.
+        std::thread::sleep(Duration::from_millis(200));
+        if server.0.try_wait().unwrap().is_none() {
+            return Some((server, http));
+        }
+        eprintln!("cascade exited at start on {http} (port taken?); trying another port");
     }
-    Some((server, http))
+    panic!("cascade did not start on any of 5 ports");
 }
 
 /// Starts a fresh server with `server_args`, runs `cascade-load --json` against it with
 /// `load_args`, checks that it succeeded and returns its JSON report; `None` if the binary is
 /// missing.
 fn load_report(server_args: &[&str], load_args: &[&str]) -> Option<serde_json::Value> {
-    let (server, http) = start_server(server_args)?;
+    let (mut server, http) = start_server(server_args)?;
     let out = Command::new(env!("CARGO_BIN_EXE_cascade-load"))
         .args(load_args)
         .args(["--json", "--url", &format!("ws://{http}/ws")])
@@ -71,7 +100,11 @@ fn load_report(server_args: &[&str], load_args: &[&str]) -> Option<serde_json::V
         .expect("running cascade-load");
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
-    assert!(out.status.success(), "cascade-load failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "cascade-load failed:\n{stderr}\n{}",
+        server.describe()
+    );
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
     Some(report)
