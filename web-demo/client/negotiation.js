@@ -24,6 +24,7 @@ import { CascadeError } from './errors.js';
  *   emit: Emit,
  *   fail: (where: string, e: unknown, during?: string) => void,
  *   restart: (reason: string) => void,
+ *   mediaConnected: () => void,
  *   isClosed: () => boolean,
  *   connectionState: () => string,
  * }} NegotiationHost
@@ -224,6 +225,7 @@ export class Negotiation {
     pc.onconnectionstatechange = () => {
       if (this.#pc !== pc) return;
       this.#host.log('cascade: pc', pc.connectionState);
+      if (pc.connectionState === 'connected') this.#host.mediaConnected();
       this.#host.emit('connection_state', { state: this.#host.connectionState(), peer: pc.connectionState });
     };
     pc.oniceconnectionstatechange = () => {

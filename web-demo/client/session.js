@@ -49,6 +49,11 @@ export class Session {
   /** Set by `leave()`/`close()`, or when the session cannot be resumed: no more reconnects. */
   #closed = false;
   #reconnectAttempt = 0;
+  /**
+   * Fresh sessions started (`#restart`) since the media last connected: the reconnect backoff
+   * goes on from there, so a session that keeps failing is not restarted at the minimum delay.
+   */
+  #restarts = 0;
   /** @type {ConnectionState} */
   #state = 'idle';
 
@@ -75,6 +80,9 @@ export class Session {
       emit,
       fail: (where, e, during) => this.#fail(where, e, during),
       restart: (reason) => this.#restart(reason),
+      mediaConnected: () => {
+        this.#restarts = 0;
+      },
       isClosed: () => this.#closed,
       connectionState: () => this.#state,
     });
@@ -225,12 +233,16 @@ export class Session {
   }
 
   /**
-   * Drops the current session and rejoins with a fresh peer connection (as after a dropped socket).
+   * Drops the current session and joins again with a fresh peer connection (as after a refused
+   * resume). Not a resume: that would bring back the peer connection, and the server's pending
+   * offer, that failed.
    * @param {string} reason
    */
   #restart(reason) {
     if (!this.#socket.active || this.#closed) return;
     this.#client.log('cascade: restarting the session:', reason);
+    this.#resumeToken = null;
+    this.#reconnectAttempt = this.#restarts++;
     this.#socket.drop(4001, reason, 1000);
   }
 

@@ -54,7 +54,7 @@ export function describeValue(v) {
  * @param {number} timeoutMs
  * @param {() => T | Promise<T>} probe
  * @param {number} [intervalMs]
- * @param {() => unknown} [lastSeen]
+ * @param {() => unknown} [lastSeen] may return a promise
  * @returns {Promise<NonNullable<T>>}
  */
 export async function waitFor(what, timeoutMs, probe, intervalMs = 100, lastSeen = () => undefined) {
@@ -70,7 +70,8 @@ export async function waitFor(what, timeoutMs, probe, intervalMs = 100, lastSeen
     if (Date.now() >= deadline) break;
     await sleep(intervalMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${describeValue(lastSeen() ?? last)})`);
+  const seen = await Promise.resolve(lastSeen()).catch((e) => e);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${describeValue(seen ?? last)})`);
 }
 
 /**
@@ -397,11 +398,13 @@ export function waitDecoded(page, what, timeoutMs) {
  * @param {string} token
  * @param {string[]} logs
  * @param {Record<string, string>} [query] more query parameters (e.g. `{relay: '1'}`)
- * @param {{recordSockets?: boolean}} [options] `recordSockets`: keep every WebSocket the page
- *   opens in `window.__sockets` (for tests that drop the signaling socket)
+ * @param {{recordSockets?: boolean, initScript?: string | (() => void)}} [options] `recordSockets`: keep every
+ *   WebSocket the page opens in `window.__sockets` (for tests that drop the signaling socket);
+ *   `initScript`: runs in the page before its own scripts
  */
-export async function openSmokePage(browser, server, role, token, logs, query = {}, { recordSockets = false } = {}) {
+export async function openSmokePage(browser, server, role, token, logs, query = {}, { recordSockets = false, initScript = undefined } = {}) {
   const context = await browser.newContext();
+  if (initScript) await context.addInitScript(initScript);
   if (recordSockets) {
     await context.addInitScript(() => {
       const w = /** @type {any} */ (window);
