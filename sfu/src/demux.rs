@@ -168,7 +168,7 @@ impl<K: Clone + PartialEq> Demuxer<K> {
         if m.unmarshal_binary(datagram).is_err() || m.typ != BINDING_REQUEST {
             return false;
         }
-        crate::ice_lite::verify_request(&mut m, pwd, self.crypto.as_ref())
+        crate::transport::ice_lite::verify_request(&mut m, pwd, self.crypto.as_ref())
     }
 
     /// Binds `from` to the peer registered under `ufrag` (which exists), unbinding it from

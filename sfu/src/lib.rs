@@ -1,8 +1,8 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
-//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`],
-//! [`ice_lite`], [`rtp_view`], [`packet_cache`], [`nack_generator`], [`receive_stats`],
-//! [`send_stats`] and [`twcc`], the first pieces of Cascade's own transport, issue 11), the
+//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`], and
+//! the first pieces of Cascade's own engine, issue 11: [`transport`], [`rtp_view`],
+//! [`packet_cache`], [`nack_generator`], [`receive_stats`] and [`send_stats`]), the
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
 
@@ -12,7 +12,6 @@ pub mod codecs;
 pub mod demux;
 pub mod error;
 pub mod feedback_tap;
-pub mod ice_lite;
 pub mod ids;
 pub mod log_limit;
 pub mod munger;
@@ -28,7 +27,7 @@ pub mod server;
 pub mod stats;
 pub mod stun_discovery;
 pub mod track;
-pub mod twcc;
+pub mod transport;
 mod udp;
 pub mod worker;
 

@@ -1,0 +1,1 @@
+//! The DTLS server of one peer (being written).
