@@ -16,63 +16,36 @@ use std::sync::Arc;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 
 use crate::feedback_tap::{FEEDBACK_TAP_SLOT, FeedbackTap};
+use crate::negotiation::capabilities::{self, EXTENSIONS};
 use crate::stats::MediaStats;
 
-/// The header extensions Cascade negotiates, at the index of the id it gives each in its own
-/// offers (id = index + 1): Chromium's default ids. Ids within a BUNDLE group must keep their
-/// meaning for the whole session, and Chromium picks its defaults for extensions it adds later;
-/// with other ids, a browser that first received the server's offer could later make an offer
-/// (or get one, after rolling its own back) that reuses an id for another extension, which it
-/// refuses. `None` keeps an id free (the Chromium extensions Cascade does not negotiate). Answers
-/// keep the ids of the client's offer. Simulcast's mid/rid/repaired-rid and transport-cc are
-/// configured by webrtc-rs's helpers too; the others are forwarded from publishers to
-/// subscribers (each with its id rewritten for the subscriber).
-const EXTENSION_IDS: [Option<(&str, &[RtpCodecKind])>; 13] = [
-    Some(("urn:ietf:params:rtp-hdrext:ssrc-audio-level", AUDIO)),
-    Some((
-        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-        AUDIO_VIDEO,
-    )),
-    Some((
-        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-        AUDIO_VIDEO,
-    )),
-    Some(("urn:ietf:params:rtp-hdrext:sdes:mid", VIDEO)),
-    Some((
-        "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
-        VIDEO,
-    )),
-    None, // video-content-type
-    None, // video-timing
-    None, // color-space
-    None,
-    Some(("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", VIDEO)),
-    Some((
-        "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-        VIDEO,
-    )),
-    None,
-    Some(("urn:3gpp:video-orientation", VIDEO)),
-];
-const AUDIO: &[RtpCodecKind] = &[RtpCodecKind::Audio];
-const VIDEO: &[RtpCodecKind] = &[RtpCodecKind::Video];
-const AUDIO_VIDEO: &[RtpCodecKind] = &[RtpCodecKind::Audio, RtpCodecKind::Video];
-
-/// Registers [`EXTENSION_IDS`] in order; a free id is held by a placeholder of no media kind,
-/// which is never offered and matches no remote extension.
+/// Registers Cascade's header extensions ([`capabilities::EXTENSIONS`]) so that each gets its
+/// id there in the server's own offers: webrtc-rs gives the n-th registered extension id n, so a
+/// free id is held by a placeholder of no media kind, which is never offered and matches no
+/// remote extension. Answers keep the ids of the client's offer. This path does not forward the
+/// AV1 dependency descriptor, nor negotiate the mid extension for audio.
 fn register_header_extensions(engine: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
-    for (index, entry) in EXTENSION_IDS.iter().enumerate() {
-        let (uri, kinds) = match entry {
-            Some((uri, kinds)) => ((*uri).to_owned(), *kinds),
+    let last = EXTENSIONS.iter().map(|e| e.id).max().unwrap_or(0);
+    for id in 1..=last {
+        let ext = EXTENSIONS
+            .iter()
+            .find(|e| e.id == id && e.uri != capabilities::DEPENDENCY_DESCRIPTOR_URI);
+        let (uri, kinds) = match ext {
+            Some(e) => {
+                let audio = e.audio && e.uri != capabilities::MID_URI;
+                let kinds = [(audio, RtpCodecKind::Audio), (e.video, RtpCodecKind::Video)];
+                let kinds: Vec<_> = kinds.iter().filter(|k| k.0).map(|k| k.1).collect();
+                (e.uri.to_owned(), kinds)
+            }
             None => (
-                format!("urn:cascade:unused-extension-id:{}", index + 1),
-                &[RtpCodecKind::Unspecified][..],
+                format!("urn:cascade:unused-extension-id:{id}"),
+                vec![RtpCodecKind::Unspecified],
             ),
         };
         for kind in kinds {
             engine.register_header_extension(
                 RTCRtpHeaderExtensionCapability { uri: uri.clone() },
-                *kind,
+                kind,
                 None,
             )?;
         }

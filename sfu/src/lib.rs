@@ -1,7 +1,7 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
 //! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`], and
-//! the first pieces of Cascade's own engine, issue 11: [`transport`], [`rtp_view`],
+//! the first pieces of Cascade's own engine, issue 11: [`transport`], [`negotiation`], [`rtp_view`],
 //! [`packet_cache`], [`nack_generator`], [`receive_stats`] and [`send_stats`]), the
 //! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
 //! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
@@ -16,6 +16,7 @@ pub mod ids;
 pub mod log_limit;
 pub mod munger;
 pub mod nack_generator;
+pub mod negotiation;
 pub mod packet_cache;
 pub mod peer;
 pub mod receive_stats;
