@@ -20,20 +20,22 @@
 //! when the association is over ([`DtlsState::Failed`]); the caller ends the peer then. A
 //! datagram that is not a sequence of well-framed DTLS records is ignored (counted), and so is
 //! anything that arrives after the association failed or closed. A well-framed datagram the
-//! library rejects (a fatal alert from the peer, a handshake message that fails verification, a
+//! library rejects (an alert from the peer, a handshake message that fails verification, a
 //! plaintext application data record during the handshake) fails the association: the library
 //! has then queued a fatal alert for the peer, or the peer sent one.
 //!
 //! Bounds: at most one association exists per [`DtlsServer`] (one remote address). What the
 //! [`Endpoint`] queues for sending is drained by the caller through
-//! [`DtlsServer::poll_transmit`]. Inside the library (rtc-dtls 0.21.1): the fragment reassembly
-//! buffer is capped at 2 MB; handshake messages are cached once per message sequence number;
-//! records of the next epoch that arrive before the keys exist are queued without a count limit,
-//! but only until the handshake completes; decrypted application data is handed out (and
-//! dropped here) after every datagram. Before the handshake completes this module feeds the
-//! library at most [`MAX_HANDSHAKE_DATAGRAMS`] datagrams (a genuine handshake needs a few dozen at
-//! most, retransmissions included) and stops after [`HANDSHAKE_TIMEOUT`], so what the handshake
-//! can make the library hold is bounded.
+//! [`DtlsServer::poll_transmit`]. Inside the library (rtc-dtls 0.21.1, `conn/mod.rs`,
+//! `fragment_buffer`, `handshake_cache`): the fragment reassembly buffer is capped at 2 MB;
+//! handshake messages are cached at most once per message sequence number (a `u16`); records of
+//! the next epoch that arrive before the keys exist are queued with no count limit, but only
+//! until the handshake completes; decrypted application data is handed out (and dropped here)
+//! after every datagram. None of these is capped by the library per handshake, so before the
+//! handshake completes this module feeds it at most [`MAX_HANDSHAKE_DATAGRAMS`] datagrams (a
+//! genuine handshake needs a few dozen at most, retransmissions included), and for at most
+//! [`HANDSHAKE_TIMEOUT`]. After the handshake the library discards plaintext records other than
+//! handshake ones (a peer repeating its last flight), and answers those at most 7 times.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -60,14 +62,14 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Datagrams handed to the library before the handshake completes; later ones are dropped.
 pub const MAX_HANDSHAKE_DATAGRAMS: usize = 128;
 
-/// The SRTP profiles offered, in order of preference.
+/// The SRTP profiles offered, ours in order of preference (the client's order decides).
 const SRTP_PROFILES: [SrtpProtectionProfile; 2] = [
     SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
     SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
 ];
 /// The one remote address the [`Endpoint`] knows (ICE tracks the real one).
 const PLACEHOLDER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9);
-/// Length of the `DTLS record header`: type, version, epoch, sequence number, length.
+/// Length of a DTLS record header: type, version, epoch, sequence number, length.
 const RECORD_HEADER_LEN: usize = 13;
 
 /// Why a DTLS association could not be set up or ended in failure.
@@ -215,7 +217,8 @@ impl std::fmt::Debug for DtlsServer {
 
 impl DtlsServer {
     /// A server presenting `identity`'s certificate to a peer whose SDP says
-    /// `a=fingerprint:<remote_fingerprint>` (e.g. `"sha-256 ab:cd:..."`, any case).
+    /// `a=fingerprint:<remote_fingerprint>` (e.g. `"sha-256 ab:cd:..."`, any case). A
+    /// well-formed fingerprint of another hash function is accepted here and fails the handshake.
     pub fn new(identity: &DtlsIdentity, remote_fingerprint: &str) -> Result<Self, DtlsError> {
         let remote = parse_fingerprint(remote_fingerprint)?;
         let verdict = Arc::new(AtomicU8::new(VERDICT_NONE));

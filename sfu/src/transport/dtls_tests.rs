@@ -42,6 +42,17 @@ impl Client {
         profiles: &[SrtpProtectionProfile],
         server_fingerprint: &str,
     ) -> Self {
+        Self::connect_with(now, cert, profiles, server_fingerprint, |b| b)
+    }
+
+    /// [`Client::connect`], its configuration changed by `tweak`.
+    fn connect_with(
+        now: Instant,
+        cert: Certificate,
+        profiles: &[SrtpProtectionProfile],
+        server_fingerprint: &str,
+        tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Self {
         let RemoteFingerprint::Sha256(expected) = parse_fingerprint(server_fingerprint).unwrap()
         else {
             panic!("the server's fingerprint is sha-256");
@@ -59,9 +70,8 @@ impl Client {
             .with_insecure_skip_verify(true)
             .with_verify_peer_certificate(Some(verify))
             .with_extended_master_secret(ExtendedMasterSecretType::Require)
-            .with_server_name("cascade".to_owned())
-            .build(true, None)
-            .unwrap();
+            .with_server_name("cascade".to_owned());
+        let config = tweak(config).build(true, None).unwrap();
         let mut endpoint = Endpoint::new(CLIENT_ADDR, TransportProtocol::UDP, None);
         endpoint
             .connect(now, SERVER_ADDR, Arc::new(config), None)
@@ -149,12 +159,18 @@ fn handshake(
     Ok(keys.expect("the server did not report Connected"))
 }
 
-/// A connected server and client, at `now`.
-fn connected(now: Instant) -> (DtlsServer, Client, SrtpKeys) {
+/// A server and a client offering `profiles` that started its handshake at `now`.
+fn pair(now: Instant, profiles: &[SrtpProtectionProfile]) -> (DtlsServer, Client) {
     let identity = DtlsIdentity::generate().unwrap();
     let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
-    let mut client = Client::connect(now, cert, &SRTP_PROFILES, identity.fingerprint());
+    let server = DtlsServer::new(&identity, &fingerprint).unwrap();
+    let client = Client::connect(now, cert, profiles, identity.fingerprint());
+    (server, client)
+}
+
+/// A connected server and client, at `now`.
+fn connected(now: Instant) -> (DtlsServer, Client, SrtpKeys) {
+    let (mut server, mut client) = pair(now, &SRTP_PROFILES);
     let keys = handshake(now, &mut client, &mut server).unwrap();
     (server, client, keys)
 }
@@ -186,11 +202,8 @@ fn the_handshake_exports_mirrored_aes_128_gcm_keys() {
 #[test]
 fn a_client_offering_only_aes_cm_80_gets_it() {
     let now = Instant::now();
-    let identity = DtlsIdentity::generate().unwrap();
-    let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
     let only_cm = [SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80];
-    let mut client = Client::connect(now, cert, &only_cm, identity.fingerprint());
+    let (mut server, mut client) = pair(now, &only_cm);
     let keys = handshake(now, &mut client, &mut server).unwrap();
     assert!(matches!(
         keys.profile,
@@ -202,23 +215,28 @@ fn a_client_offering_only_aes_cm_80_gets_it() {
 #[test]
 fn a_client_offering_no_common_profile_fails_the_handshake() {
     let now = Instant::now();
-    let identity = DtlsIdentity::generate().unwrap();
-    let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
     let gcm_256 = [SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm];
-    let mut client = Client::connect(now, cert, &gcm_256, identity.fingerprint());
+    let (mut server, mut client) = pair(now, &gcm_256);
     let err = handshake(now, &mut client, &mut server).unwrap_err();
-    assert!(matches!(err, DtlsError::HandshakeFailed(_)), "{err}");
+    let no_match = Error::ErrServerNoMatchingSrtpProfile;
+    assert!(
+        matches!(&err, DtlsError::HandshakeFailed(e) if *e == no_match),
+        "{err}"
+    );
     assert_eq!(server.state(), DtlsState::Failed);
 }
 
-/// Runs a handshake whose server expects `remote_fingerprint`: the error it fails with.
-fn failed_handshake(remote_fingerprint: impl FnOnce(&str) -> String) -> DtlsError {
+/// Runs a handshake whose server expects `remote_fingerprint` of a client configured with
+/// `tweak`: the error it fails with.
+fn failed_handshake(
+    remote_fingerprint: impl FnOnce(&str) -> String,
+    tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> DtlsError {
     let now = Instant::now();
     let identity = DtlsIdentity::generate().unwrap();
     let (cert, fingerprint) = client_certificate();
     let mut server = DtlsServer::new(&identity, &remote_fingerprint(&fingerprint)).unwrap();
-    let mut client = Client::connect(now, cert, &SRTP_PROFILES, identity.fingerprint());
+    let mut client = Client::connect_with(now, cert, &SRTP_PROFILES, identity.fingerprint(), tweak);
     let mut error = None;
     for _ in 0..ROUNDS {
         match to_server(now, &mut client, &mut server) {
@@ -239,8 +257,30 @@ fn failed_handshake(remote_fingerprint: impl FnOnce(&str) -> String) -> DtlsErro
 #[test]
 fn a_wrong_remote_fingerprint_fails_the_handshake() {
     let other = client_certificate().1;
-    let err = failed_handshake(|_| other);
+    let err = failed_handshake(|_| other, |b| b);
     assert!(matches!(err, DtlsError::FingerprintMismatch), "{err}");
+}
+
+#[test]
+fn a_client_without_certificate_fails_the_handshake() {
+    let err = failed_handshake(str::to_owned, |b| b.with_certificates(vec![]));
+    let required = Error::ErrClientCertificateRequired;
+    assert!(
+        matches!(&err, DtlsError::HandshakeFailed(e) if *e == required),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_client_without_extended_master_secret_fails_the_handshake() {
+    let disable =
+        |b: ConfigBuilder| b.with_extended_master_secret(ExtendedMasterSecretType::Disable);
+    let err = failed_handshake(str::to_owned, disable);
+    let required = Error::ErrServerRequiredButNoClientEms;
+    assert!(
+        matches!(&err, DtlsError::HandshakeFailed(e) if *e == required),
+        "{err}"
+    );
 }
 
 #[test]
@@ -255,7 +295,7 @@ fn the_right_fingerprint_in_upper_case_is_accepted() {
 
 #[test]
 fn a_fingerprint_of_another_hash_function_fails_the_handshake() {
-    let err = failed_handshake(|_| format!("sha-1 {}", ["AB"; 20].join(":")));
+    let err = failed_handshake(|_| format!("sha-1 {}", ["AB"; 20].join(":")), |b| b);
     assert!(
         matches!(&err, DtlsError::UnsupportedFingerprintAlgorithm(alg) if alg == "sha-1"),
         "{err}"
@@ -318,10 +358,7 @@ fn garbage(seed: &mut u64, real: &[u8]) -> Vec<Vec<u8>> {
 #[test]
 fn garbage_is_ignored_before_during_and_after_the_handshake() {
     let now = Instant::now();
-    let identity = DtlsIdentity::generate().unwrap();
-    let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
-    let mut client = Client::connect(now, cert, &SRTP_PROFILES, identity.fingerprint());
+    let (mut server, mut client) = pair(now, &SRTP_PROFILES);
     let hello = client.take();
     let mut seed = 0x9e37_79b9_7f4a_7c15;
     for junk in garbage(&mut seed, &hello[0]) {
@@ -360,10 +397,7 @@ fn garbage_is_ignored_before_during_and_after_the_handshake() {
 #[test]
 fn a_lost_server_flight_is_retransmitted_at_poll_timeout() {
     let now = Instant::now();
-    let identity = DtlsIdentity::generate().unwrap();
-    let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
-    let mut client = Client::connect(now, cert, &SRTP_PROFILES, identity.fingerprint());
+    let (mut server, mut client) = pair(now, &SRTP_PROFILES);
     // ClientHello, HelloVerifyRequest (not retransmitted by a server: it keeps no state).
     to_server(now, &mut client, &mut server).unwrap();
     client.receive(now, server_datagrams(&mut server));
@@ -399,10 +433,7 @@ fn run_timers(server: &mut DtlsServer) -> (DtlsError, Instant) {
 #[test]
 fn a_client_silent_after_its_hello_times_out_at_the_deadline() {
     let now = Instant::now();
-    let identity = DtlsIdentity::generate().unwrap();
-    let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
-    let mut client = Client::connect(now, cert, &SRTP_PROFILES, identity.fingerprint());
+    let (mut server, mut client) = pair(now, &SRTP_PROFILES);
     to_server(now, &mut client, &mut server).unwrap();
     server_datagrams(&mut server);
     assert_eq!(server.state(), DtlsState::Connecting);
@@ -421,10 +452,7 @@ fn a_client_silent_after_its_hello_times_out_at_the_deadline() {
 #[test]
 fn a_client_silent_mid_handshake_times_out_within_the_deadline() {
     let now = Instant::now();
-    let identity = DtlsIdentity::generate().unwrap();
-    let (cert, fingerprint) = client_certificate();
-    let mut server = DtlsServer::new(&identity, &fingerprint).unwrap();
-    let mut client = Client::connect(now, cert, &SRTP_PROFILES, identity.fingerprint());
+    let (mut server, mut client) = pair(now, &SRTP_PROFILES);
     to_server(now, &mut client, &mut server).unwrap();
     client.receive(now, server_datagrams(&mut server));
     to_server(now, &mut client, &mut server).unwrap();
@@ -500,4 +528,20 @@ fn the_fingerprint_is_the_upper_case_sha_256_of_the_certificate() {
         std::ptr::eq(clone.fingerprint(), fingerprint),
         "shared, not copied"
     );
+}
+
+#[test]
+fn at_most_max_handshake_datagrams_reach_the_library_before_connected() {
+    let now = Instant::now();
+    let (mut server, mut client) = pair(now, &SRTP_PROFILES);
+    // Well framed, but of a far epoch: the library discards them silently.
+    let far_epoch = [22, 0xfe, 0xfd, 0, 9, 0, 0, 0, 0, 0, 1, 0, 1, 0];
+    for _ in 0..MAX_HANDSHAKE_DATAGRAMS {
+        assert!(server.handle_datagram(now, &far_epoch).unwrap().is_none());
+    }
+    assert_eq!(server.state(), DtlsState::Connecting);
+    assert_eq!(server.dropped_datagrams(), 0);
+    assert!(to_server(now, &mut client, &mut server).unwrap().is_empty());
+    assert_eq!(server.dropped_datagrams(), 1, "the hello is over budget");
+    assert!(server.poll_transmit().is_none());
 }
