@@ -117,6 +117,12 @@ impl IceLite {
         self.selected
     }
 
+    /// Whether `addr` sent a valid check and is still remembered: DTLS and media from it are
+    /// the peer's.
+    pub fn knows(&self, addr: SocketAddr) -> bool {
+        self.remotes.iter().any(|r| r.addr == addr)
+    }
+
     /// ICE restart: answer with `local` from now on, and with the old credentials until the
     /// first valid request with the new ones.
     pub fn restart(&mut self, local: Credentials) {
@@ -252,4 +258,4 @@ pub fn verify_request(m: &mut Message, pwd: &str, crypto: &dyn RTCCryptoProvider
 
 #[cfg(test)]
 #[path = "ice_lite_tests.rs"]
-mod tests;
+pub(super) mod tests;

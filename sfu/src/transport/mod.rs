@@ -6,9 +6,11 @@
 //! - [`dtls`]: the DTLS server handshake that authenticates the peer against the fingerprint of
 //!   its SDP and exports the SRTP master keys;
 //! - [`srtp`]: SRTP/SRTCP protect and unprotect in place, with those keys;
+//! - [`peer_transport`]: the three behind one datagram entry point (RFC 7983 demultiplexing);
 //! - [`twcc`]: transport-wide sequence numbers of what is sent, and the peer's feedback on them.
 
 pub mod dtls;
 pub mod ice_lite;
+pub mod peer_transport;
 pub mod srtp;
 pub mod twcc;
