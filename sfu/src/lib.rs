@@ -10,6 +10,7 @@ pub mod candidate_budget;
 pub mod candidates;
 pub mod codecs;
 pub mod demux;
+pub mod down_track;
 pub mod error;
 pub mod feedback_tap;
 pub mod ids;

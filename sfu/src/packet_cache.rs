@@ -99,10 +99,18 @@ impl PacketCache {
     }
 }
 
-/// One subscriber's own sequence numbers back to the track's extended ones.
+/// One subscriber's own sequence numbers back to the track's extended ones, with the
+/// timestamp each was sent with (a retransmission carries the same).
 #[derive(Debug)]
 pub struct SeqMap {
-    entries: Vec<Option<(u16, u64)>>,
+    entries: Vec<Option<Sent>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    sent: u16,
+    track_seq: u64,
+    ts: u32,
 }
 
 impl SeqMap {
@@ -113,17 +121,23 @@ impl SeqMap {
         }
     }
 
-    /// Notes that the subscriber's packet `sent` carried the track's packet `track_seq`.
-    pub fn record(&mut self, sent: u16, track_seq: u64) {
+    /// Notes that the subscriber's packet `sent`, with timestamp `ts`, carried the track's
+    /// packet `track_seq`.
+    pub fn record(&mut self, sent: u16, track_seq: u64, ts: u32) {
         let i = usize::from(sent) & (self.entries.len() - 1);
-        self.entries[i] = Some((sent, track_seq));
+        self.entries[i] = Some(Sent {
+            sent,
+            track_seq,
+            ts,
+        });
     }
 
-    /// The track packet the subscriber's packet `sent` carried, if it is recent enough.
-    pub fn lookup(&self, sent: u16) -> Option<u64> {
+    /// The track packet the subscriber's packet `sent` carried and its timestamp, if it is
+    /// recent enough.
+    pub fn lookup(&self, sent: u16) -> Option<(u64, u32)> {
         let i = usize::from(sent) & (self.entries.len() - 1);
         match self.entries[i] {
-            Some((s, track_seq)) if s == sent => Some(track_seq),
+            Some(e) if e.sent == sent => Some((e.track_seq, e.ts)),
             _ => None,
         }
     }

@@ -82,10 +82,13 @@ fn a_subscribers_sequence_numbers_map_back_to_the_track_across_a_wrap() {
     // The subscriber's numbers are offset from the track's (a munged stream) and wrap.
     let offset = 10_000u64;
     for ext in 100_000..101_000u64 {
-        map.record((ext + offset) as u16, ext);
+        map.record((ext + offset) as u16, ext, ext as u32 * 3000);
     }
     for ext in 100_744..101_000u64 {
-        assert_eq!(map.lookup((ext + offset) as u16), Some(ext));
+        assert_eq!(
+            map.lookup((ext + offset) as u16),
+            Some((ext, ext as u32 * 3000))
+        );
     }
     assert_eq!(
         map.lookup((100_743 + offset) as u16),
