@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::munger::Munger;
 use crate::packet_cache::{PacketCache, SeqMap};
-use crate::rtp_view::{RtpError, RtpView};
+use crate::rtp_view::{RtpError, RtpView, padding_len};
 use crate::send_stats::SendStats;
 use crate::transport::twcc::TwccSender;
 use rtc::rtcp::sender_report::SenderReport;
@@ -155,7 +155,7 @@ impl DownTrack {
             // RFC 4588: the original sequence number, then the original payload.
             let start = {
                 let view = RtpView::parse(&mut out[..len])?;
-                len - view.payload().len() - padding(&out[..len])
+                len - view.payload().len() - padding_len(&out[..len])
             };
             out.copy_within(start..len, start + 2);
             out[start..start + 2].copy_from_slice(&seq.to_be_bytes());
@@ -198,15 +198,6 @@ impl DownTrack {
         if let Some(id) = self.params.transport_cc {
             twcc.stamp(view, id, size, now);
         }
-    }
-}
-
-/// The padding bytes at the end of an RTP packet (P bit set: the last byte counts them).
-fn padding(packet: &[u8]) -> usize {
-    if packet.first().is_some_and(|b| b & 0x20 != 0) {
-        packet.last().map_or(0, |&n| usize::from(n))
-    } else {
-        0
     }
 }
 

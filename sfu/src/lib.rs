@@ -31,6 +31,7 @@ pub mod stun_discovery;
 pub mod track;
 pub mod transport;
 mod udp;
+pub mod up_track;
 pub mod worker;
 
 pub use error::MediaError;

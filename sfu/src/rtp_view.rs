@@ -15,6 +15,15 @@ pub const PROFILE_TWO_BYTE: u16 = 0x1000;
 /// The fixed header's size.
 const FIXED_HEADER: usize = 12;
 
+/// The padding bytes at the end of an RTP packet (P bit set: the last byte counts them).
+pub fn padding_len(packet: &[u8]) -> usize {
+    if packet.first().is_some_and(|b| b & 0x20 != 0) {
+        packet.last().map_or(0, |&n| usize::from(n))
+    } else {
+        0
+    }
+}
+
 /// Why a buffer is not an RTP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtpError {
