@@ -26,7 +26,7 @@ fn header(ssrc: u32, pt: u8, seq: u16, padding: bool) -> Header {
         sequence_number: seq,
         timestamp: u32::from(seq) * 3000,
         ssrc,
-        marker: seq % 3 == 0,
+        marker: seq.is_multiple_of(3),
         extension: true,
         extension_profile: 0xBEDE,
         ..Default::default()
