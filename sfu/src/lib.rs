@@ -11,6 +11,7 @@ pub mod candidates;
 pub mod codecs;
 pub mod demux;
 pub mod down_track;
+pub mod engine;
 pub mod error;
 pub mod feedback_tap;
 pub mod ids;

@@ -163,6 +163,11 @@ impl UpTrack {
         self.nack.poll(now)
     }
 
+    /// Missing packets still to be NACKed.
+    pub fn missing(&self) -> usize {
+        self.nack.missing()
+    }
+
     /// Sets how long NACKs wait before being sent again (from the round-trip time).
     pub fn set_nack_interval(&mut self, interval: Duration) {
         self.nack.set_retry_interval(interval);

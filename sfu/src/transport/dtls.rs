@@ -499,4 +499,4 @@ fn is_well_framed(datagram: &[u8]) -> bool {
 
 #[cfg(test)]
 #[path = "dtls_tests.rs"]
-pub(super) mod tests;
+pub(crate) mod tests;

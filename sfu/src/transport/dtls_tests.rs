@@ -3,9 +3,9 @@
 
 use super::*;
 
-pub(in crate::transport) const CLIENT_ADDR: SocketAddr =
+pub(crate) const CLIENT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
-pub(in crate::transport) const SERVER_ADDR: SocketAddr =
+pub(crate) const SERVER_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 6000);
 /// Rounds of client-to-server-to-client a handshake may take (it needs 3).
 const ROUNDS: usize = 8;
@@ -19,7 +19,7 @@ fn sha256(der: &[u8]) -> Vec<u8> {
 }
 
 /// A client certificate and its fingerprint as Firefox writes it (lower-case hex).
-pub(in crate::transport) fn client_certificate() -> (Certificate, String) {
+pub(crate) fn client_certificate() -> (Certificate, String) {
     let cert =
         Certificate::generate_self_signed(vec!["client".to_owned()], crypto().crypto()).unwrap();
     let hex: Vec<String> = sha256(cert.certificate[0].as_ref())
@@ -30,7 +30,7 @@ pub(in crate::transport) fn client_certificate() -> (Certificate, String) {
 }
 
 /// The test's DTLS peer: a client endpoint and whether its handshake completed.
-pub(in crate::transport) struct Client {
+pub(crate) struct Client {
     endpoint: Endpoint,
     complete: bool,
 }
@@ -38,7 +38,7 @@ pub(in crate::transport) struct Client {
 impl Client {
     /// A client presenting `cert`, offering `profiles`, that accepts only the server whose
     /// certificate has `server_fingerprint`.
-    pub(in crate::transport) fn connect(
+    pub(crate) fn connect(
         now: Instant,
         cert: Certificate,
         profiles: &[SrtpProtectionProfile],
@@ -85,12 +85,12 @@ impl Client {
     }
 
     /// The datagrams the client has queued.
-    pub(in crate::transport) fn take(&mut self) -> Vec<BytesMut> {
+    pub(crate) fn take(&mut self) -> Vec<BytesMut> {
         std::iter::from_fn(|| self.endpoint.poll_transmit().map(|t| t.message)).collect()
     }
 
     /// Reads `datagrams` from the server, noting completion (errors are the client's business).
-    pub(in crate::transport) fn receive(&mut self, now: Instant, datagrams: Vec<BytesMut>) {
+    pub(crate) fn receive(&mut self, now: Instant, datagrams: Vec<BytesMut>) {
         for datagram in datagrams {
             if let Ok(events) = self.endpoint.read(now, SERVER_ADDR, None, datagram) {
                 self.complete |= events
@@ -101,7 +101,7 @@ impl Client {
     }
 
     /// The client's SRTP keys, split as the DTLS client.
-    pub(in crate::transport) fn keys(&self) -> SrtpKeys {
+    pub(crate) fn keys(&self) -> SrtpKeys {
         let state = self.endpoint.get_connection_state(SERVER_ADDR).unwrap();
         let profile = match state.srtp_protection_profile() {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,

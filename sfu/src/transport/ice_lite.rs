@@ -258,4 +258,4 @@ pub fn verify_request(m: &mut Message, pwd: &str, crypto: &dyn RTCCryptoProvider
 
 #[cfg(test)]
 #[path = "ice_lite_tests.rs"]
-pub(super) mod tests;
+pub(crate) mod tests;

@@ -7,7 +7,7 @@ use rtc::stun::message::{Getter, TransactionId};
 use rtc::stun::textattrs::Username;
 
 const SERVER: (&str, &str) = ("srvA", "server-password-of-22+chars");
-pub(in crate::transport) const CLIENT_UFRAG: &str = "cli1";
+pub(crate) const CLIENT_UFRAG: &str = "cli1";
 
 fn creds((ufrag, pwd): (&str, &str)) -> Credentials {
     Credentials {
@@ -32,19 +32,19 @@ impl Setter for Raw {
 
 /// What a check carries besides USERNAME, MESSAGE-INTEGRITY and FINGERPRINT.
 #[derive(Default, Clone, Copy)]
-pub(in crate::transport) struct Check {
-    pub(in crate::transport) nominate: bool,
-    pub(in crate::transport) controlled: bool,
+pub(crate) struct Check {
+    pub(crate) nominate: bool,
+    pub(crate) controlled: bool,
 }
 
 /// A check with USE-CANDIDATE from a controlling client.
-pub(in crate::transport) const NOMINATE: Check = Check {
+pub(crate) const NOMINATE: Check = Check {
     nominate: true,
     controlled: false,
 };
 
 /// A binding request from the client for the server's `ufrag`, signed with `pwd`.
-pub(in crate::transport) fn request(ufrag: &str, pwd: &str, check: Check, id: u8) -> Vec<u8> {
+pub(crate) fn request(ufrag: &str, pwd: &str, check: Check, id: u8) -> Vec<u8> {
     let provider = rtc::crypto::default_provider().unwrap();
     let role = if check.controlled {
         ATTR_ICE_CONTROLLED

@@ -1,0 +1,24 @@
+//! Cascade's own media engine for one room (issue 11; not yet serving peers, which still use
+//! `RTCPeerConnection`), sans-I/O, in mediasoup's order: a datagram enters the publisher's
+//! [`crate::transport::peer_transport::PeerTransport`], its packet the publication's
+//! [`crate::up_track::UpTrack`], the [`router::Router`] fans it out to the subscriptions'
+//! [`crate::down_track::DownTrack`]s, and each leaves through its subscriber's transport. Each
+//! object is entered once per packet; the packet is rewritten in place in one reused buffer per
+//! subscriber and handed to a [`Sink`] (the I/O loop's send batch).
+//!
+//! - [`peer`]: one peer's transport, publications and subscriptions.
+//! - [`router`]: the room's peers and tracks; negotiation, media, RTCP feedback and timers.
+
+pub mod peer;
+pub mod router;
+
+/// A peer of a router (an index, reused after the peer leaves).
+pub type PeerIdx = usize;
+/// A track of a router.
+pub type TrackId = u32;
+
+/// Where the engine's datagrams go: the I/O loop's send batch.
+pub trait Sink {
+    /// Sends `datagram` to `to` for `peer` (copied: the buffer is reused at once).
+    fn send(&mut self, peer: PeerIdx, to: std::net::SocketAddr, datagram: &[u8]);
+}

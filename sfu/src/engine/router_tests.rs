@@ -1,0 +1,385 @@
+//! The engine end to end, in memory: a publisher and a subscriber join with offers captured
+//! from Chromium, each connects (a STUN check, an rtc-dtls handshake) and speaks SRTP sealed by
+//! webrtc-rs's own contexts. Media, NACKs, RTX, keyframe requests and reports cross the router.
+
+use super::*;
+use crate::transport::dtls::tests::{Client, client_certificate};
+use crate::transport::ice_lite::tests::{NOMINATE, request};
+use bytes::{Bytes, BytesMut};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::shared::marshal::{Marshal, Unmarshal};
+use rtc::srtp::context::Context;
+
+const PUBLISH: &str = include_str!("../../tests/fixtures/sdp/chromium-publish-datachannel.sdp");
+const VIEW: &str = include_str!("../../tests/fixtures/sdp/chromium-whep-recvonly.sdp");
+/// The publisher's video SSRC and VP8 payload type in `PUBLISH`.
+const VIDEO_SSRC: u32 = 3_845_870_702;
+const VP8: u8 = 96;
+
+#[derive(Default)]
+struct Collect(Vec<(PeerIdx, SocketAddr, Vec<u8>)>);
+
+impl Sink for Collect {
+    fn send(&mut self, peer: PeerIdx, to: SocketAddr, datagram: &[u8]) {
+        self.0.push((peer, to, datagram.to_vec()));
+    }
+}
+
+impl Collect {
+    /// What was sent to `peer` (checked to go to `addr`), taken.
+    fn take(&mut self, peer: PeerIdx, addr: SocketAddr) -> Vec<Vec<u8>> {
+        let (mine, rest) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(p, _, _)| *p == peer);
+        self.0 = rest;
+        mine.into_iter()
+            .map(|(_, to, d)| {
+                assert_eq!(to, addr);
+                d
+            })
+            .collect()
+    }
+}
+
+/// A client of the router: its address, DTLS client and, once connected, SRTP contexts.
+struct Peer {
+    idx: PeerIdx,
+    addr: SocketAddr,
+    dtls: Client,
+    out: Option<Context>,
+    inn: Option<Context>,
+    answer: String,
+}
+
+fn local(ufrag: &str) -> LocalTransport {
+    LocalTransport {
+        ice_ufrag: ufrag.into(),
+        ice_pwd: "router-test-password-22+".into(),
+        fingerprint: String::new(),
+        candidates: vec!["1 1 udp 2130706431 127.0.0.1 40000 typ host".into()],
+        session_id: 7,
+        session_version: 1,
+    }
+}
+
+/// Joins with `offer` (its fingerprint replaced by a fresh client certificate's), checks ICE
+/// and completes DTLS.
+fn join(router: &mut Router, sink: &mut Collect, offer: &str, ufrag: &str, port: u16) -> Peer {
+    let now = Instant::now();
+    let (cert, fingerprint) = client_certificate();
+    let offer: String = offer
+        .lines()
+        .map(|l| {
+            if l.starts_with("a=fingerprint:") {
+                format!("a=fingerprint:{fingerprint}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\r\n")
+        .collect();
+    let (idx, answer) = router.join(&offer, local(ufrag)).expect("joined");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut check = request(ufrag, "router-test-password-22+", NOMINATE, 1);
+    router
+        .handle_datagram(now, idx, addr, &mut check, sink)
+        .unwrap();
+    assert_eq!(sink.take(idx, addr).len(), 1, "the check is answered");
+    let server_fingerprint = RemoteDescription::parse(&answer).unwrap().fingerprint;
+    let mut dtls = Client::connect(
+        now,
+        cert,
+        &[SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+        &server_fingerprint,
+    );
+    for _ in 0..8 {
+        for d in dtls.take() {
+            let mut d = d.to_vec();
+            router
+                .handle_datagram(now, idx, addr, &mut d, sink)
+                .unwrap();
+        }
+        let replies = sink
+            .take(idx, addr)
+            .into_iter()
+            .map(|d| BytesMut::from(&d[..]))
+            .collect();
+        dtls.receive(now, replies);
+        if router.peer(idx).unwrap().transport.is_connected() {
+            break;
+        }
+    }
+    assert!(
+        router.peer(idx).unwrap().transport.is_connected(),
+        "DTLS connected"
+    );
+    let keys = dtls.keys();
+    let provider = rtc::crypto::default_provider().unwrap();
+    let context = |key: &[u8], salt: &[u8]| {
+        Context::new(key, salt, keys.profile, None, None, provider.crypto()).unwrap()
+    };
+    Peer {
+        idx,
+        addr,
+        out: Some(context(
+            &keys.keys.local_master_key,
+            &keys.keys.local_master_salt,
+        )),
+        inn: Some(context(
+            &keys.keys.remote_master_key,
+            &keys.keys.remote_master_salt,
+        )),
+        dtls,
+        answer,
+    }
+}
+
+fn video(seq: u16) -> Packet {
+    let mut header = Header {
+        version: 2,
+        payload_type: VP8,
+        sequence_number: seq,
+        timestamp: u32::from(seq) * 3000,
+        ssrc: VIDEO_SSRC,
+        extension: true,
+        extension_profile: 0xBEDE,
+        ..Default::default()
+    };
+    // transport-cc is 3 in the publisher's offer.
+    header
+        .set_extension(3, Bytes::from_static(&[0, 0]))
+        .unwrap();
+    let payload: Vec<u8> = (0..200u16).map(|i| i.wrapping_mul(seq) as u8).collect();
+    Packet {
+        header,
+        payload: Bytes::from(payload),
+    }
+}
+
+fn send(router: &mut Router, sink: &mut Collect, from: &mut Peer, plain: &[u8], rtcp: bool) {
+    let ctx = from.out.as_mut().unwrap();
+    let mut sealed = if rtcp {
+        ctx.encrypt_rtcp(plain)
+    } else {
+        ctx.encrypt_rtp(plain)
+    }
+    .unwrap()
+    .to_vec();
+    router
+        .handle_datagram(Instant::now(), from.idx, from.addr, &mut sealed, sink)
+        .unwrap();
+}
+
+fn rtcp_of(peer: &mut Peer, datagram: &[u8]) -> Vec<Box<dyn RtcpPacket>> {
+    let plain = peer
+        .inn
+        .as_mut()
+        .unwrap()
+        .decrypt_rtcp(datagram)
+        .expect("SRTCP for this peer");
+    rtc::rtcp::packet::unmarshal(&mut &plain[..]).unwrap()
+}
+
+#[test]
+fn media_feedback_and_reports_cross_the_router_in_place() {
+    let mut router = Router::new(DtlsIdentity::generate().unwrap());
+    let mut sink = Collect::default();
+    let mut publisher = join(&mut router, &mut sink, PUBLISH, "pubA", 5000);
+    let p = router.peer(publisher.idx).unwrap();
+    assert_eq!(
+        p.publications.len(),
+        2,
+        "audio and video published; the data channel rejected"
+    );
+    assert!(publisher.answer.contains("m=application 0 "));
+    let mut viewer = join(&mut router, &mut sink, VIEW, "subA", 6000);
+    assert_eq!(router.peer(viewer.idx).unwrap().subscriptions.len(), 2);
+    let answer = RemoteDescription::parse(&viewer.answer).unwrap();
+    let video_section = answer
+        .sections
+        .iter()
+        .find(|s| s.kind == SectionKind::Video)
+        .unwrap();
+    let (sub_ssrc, sub_rtx) = video_section.rtx_ssrcs[0];
+    let sub_vp8 = video_section.codecs[0].pt;
+
+    // Media: the viewer gets each packet once, rewritten, its payload byte-identical.
+    let mut received = Vec::new();
+    for seq in 100..110u16 {
+        if seq == 105 {
+            continue; // lost on the way to the server
+        }
+        let sent = video(seq);
+        send(
+            &mut router,
+            &mut sink,
+            &mut publisher,
+            &sent.marshal().unwrap(),
+            false,
+        );
+        let got = sink.take(viewer.idx, viewer.addr);
+        assert_eq!(got.len(), 1, "packet {seq} forwarded once");
+        let plain = viewer
+            .inn
+            .as_mut()
+            .unwrap()
+            .decrypt_rtp(&got[0])
+            .expect("SRTP for the viewer");
+        let packet = Packet::unmarshal(&mut &plain[..]).unwrap();
+        assert_eq!(
+            (packet.header.ssrc, packet.header.payload_type),
+            (sub_ssrc, sub_vp8)
+        );
+        assert_eq!(packet.payload, sent.payload);
+        received.push(packet);
+    }
+    assert!(
+        received.windows(2).all(|w| w[1].header.sequence_number
+            == w[0].header.sequence_number.wrapping_add(1)
+            || w[0].header.sequence_number == 104),
+        "continuous"
+    );
+    // A duplicate is not forwarded again.
+    send(
+        &mut router,
+        &mut sink,
+        &mut publisher,
+        &video(109).marshal().unwrap(),
+        false,
+    );
+    assert!(sink.take(viewer.idx, viewer.addr).is_empty());
+
+    // Timers: the publisher is NACKed for 105 and gets a receiver report; the viewer a sender
+    // report.
+    let failed = router.handle_timeout(Instant::now(), &mut sink);
+    assert!(failed.is_empty());
+    let to_publisher = sink.take(publisher.idx, publisher.addr);
+    let rtcp: Vec<_> = to_publisher
+        .iter()
+        .flat_map(|d| rtcp_of(&mut publisher, d))
+        .collect();
+    let nack = rtcp
+        .iter()
+        .find_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+        .expect("a NACK");
+    assert_eq!(nack.media_ssrc, VIDEO_SSRC);
+    assert_eq!(
+        nack.nacks
+            .iter()
+            .flat_map(|p| p.packet_list())
+            .collect::<Vec<_>>(),
+        [105]
+    );
+    let rr = rtcp
+        .iter()
+        .find_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
+        .expect("a receiver report");
+    assert!(
+        rr.reports
+            .iter()
+            .any(|r| r.ssrc == VIDEO_SSRC && r.total_lost == 1)
+    );
+    let to_viewer = sink.take(viewer.idx, viewer.addr);
+    let rtcp: Vec<_> = to_viewer
+        .iter()
+        .flat_map(|d| rtcp_of(&mut viewer, d))
+        .collect();
+    let sr = rtcp
+        .iter()
+        .find_map(|p| p.as_any().downcast_ref::<SenderReport>())
+        .expect("a sender report");
+    assert_eq!((sr.ssrc, sr.packet_count), (sub_ssrc, 9));
+
+    // The viewer NACKs its third packet: RTX from the track's cache.
+    let nacked = received[2].header.sequence_number;
+    let nack = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: sub_ssrc,
+        nacks:
+            rtc::rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers(
+                &[nacked],
+            ),
+    };
+    send(
+        &mut router,
+        &mut sink,
+        &mut viewer,
+        &nack.marshal().unwrap(),
+        true,
+    );
+    let got = sink.take(viewer.idx, viewer.addr);
+    assert_eq!(got.len(), 1);
+    let plain = viewer.inn.as_mut().unwrap().decrypt_rtp(&got[0]).unwrap();
+    let rtx = Packet::unmarshal(&mut &plain[..]).unwrap();
+    assert_eq!(rtx.header.ssrc, sub_rtx);
+    assert_eq!(rtx.payload[..2], nacked.to_be_bytes());
+    assert_eq!(rtx.payload[2..], received[2].payload[..]);
+
+    // The viewer asks for a keyframe: the publisher is asked, once per interval.
+    let pli = PictureLossIndication {
+        sender_ssrc: 1,
+        media_ssrc: sub_ssrc,
+    };
+    send(
+        &mut router,
+        &mut sink,
+        &mut viewer,
+        &pli.marshal().unwrap(),
+        true,
+    );
+    send(
+        &mut router,
+        &mut sink,
+        &mut viewer,
+        &pli.marshal().unwrap(),
+        true,
+    );
+    let to_publisher = sink.take(publisher.idx, publisher.addr);
+    assert_eq!(to_publisher.len(), 1, "throttled");
+    let rtcp = rtcp_of(&mut publisher, &to_publisher[0]);
+    let asked = rtcp[0]
+        .as_any()
+        .downcast_ref::<PictureLossIndication>()
+        .expect("a PLI");
+    assert_eq!(asked.media_ssrc, VIDEO_SSRC);
+
+    // The publisher leaves: nothing more reaches the viewer, and nothing fails.
+    router.leave(publisher.idx);
+    let mut sealed = publisher
+        .out
+        .as_mut()
+        .unwrap()
+        .encrypt_rtp(&video(120).marshal().unwrap())
+        .unwrap()
+        .to_vec();
+    router
+        .handle_datagram(
+            Instant::now(),
+            publisher.idx,
+            publisher.addr,
+            &mut sealed,
+            &mut sink,
+        )
+        .unwrap();
+    assert!(sink.0.is_empty());
+    let _ = publisher.dtls.take();
+}
+
+#[test]
+fn offers_that_cannot_be_answered_join_nobody() {
+    let mut router = Router::new(DtlsIdentity::generate().unwrap());
+    assert!(matches!(
+        router.join("garbage", local("x")),
+        Err(JoinError::Negotiation(_))
+    ));
+    let passive = VIEW.replace("a=setup:actpass", "a=setup:passive");
+    assert!(matches!(
+        router.join(&passive, local("x")),
+        Err(JoinError::Negotiation(NegotiationError::DtlsRole))
+    ));
+    let bad_fingerprint = VIEW.replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256 zz");
+    assert!(router.join(&bad_fingerprint, local("x")).is_err());
+    assert!(router.peer(0).is_none());
+}
