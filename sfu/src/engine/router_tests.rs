@@ -182,6 +182,20 @@ fn rtcp_of(peer: &mut Peer, datagram: &[u8]) -> Vec<Box<dyn RtcpPacket>> {
     rtc::rtcp::packet::unmarshal(&mut &plain[..]).unwrap()
 }
 
+/// The RTCP packets the router sent `peer`, taken from `sink`.
+fn rtcp_to(sink: &mut Collect, peer: &mut Peer) -> Vec<Box<dyn RtcpPacket>> {
+    let datagrams = sink.take(peer.idx, peer.addr);
+    datagrams.iter().flat_map(|d| rtcp_of(peer, d)).collect()
+}
+
+/// The first packet of type `T` among `packets`.
+fn first<T: 'static>(packets: &[Box<dyn RtcpPacket>]) -> &T {
+    packets
+        .iter()
+        .find_map(|p| p.as_any().downcast_ref::<T>())
+        .unwrap_or_else(|| panic!("no {}", std::any::type_name::<T>()))
+}
+
 #[test]
 fn media_feedback_and_reports_cross_the_router_in_place() {
     let mut router = Router::new(DtlsIdentity::generate().unwrap());
@@ -255,41 +269,18 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
     // report.
     let failed = router.handle_timeout(Instant::now(), &mut sink);
     assert!(failed.is_empty());
-    let to_publisher = sink.take(publisher.idx, publisher.addr);
-    let rtcp: Vec<_> = to_publisher
-        .iter()
-        .flat_map(|d| rtcp_of(&mut publisher, d))
-        .collect();
-    let nack = rtcp
-        .iter()
-        .find_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
-        .expect("a NACK");
+    let rtcp = rtcp_to(&mut sink, &mut publisher);
+    let nack = first::<TransportLayerNack>(&rtcp);
     assert_eq!(nack.media_ssrc, VIDEO_SSRC);
-    assert_eq!(
-        nack.nacks
-            .iter()
-            .flat_map(|p| p.packet_list())
-            .collect::<Vec<_>>(),
-        [105]
-    );
-    let rr = rtcp
-        .iter()
-        .find_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
-        .expect("a receiver report");
+    let asked: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+    assert_eq!(asked, [105]);
+    let rr = first::<ReceiverReport>(&rtcp);
     assert!(
         rr.reports
             .iter()
             .any(|r| r.ssrc == VIDEO_SSRC && r.total_lost == 1)
     );
-    let to_viewer = sink.take(viewer.idx, viewer.addr);
-    let rtcp: Vec<_> = to_viewer
-        .iter()
-        .flat_map(|d| rtcp_of(&mut viewer, d))
-        .collect();
-    let sr = rtcp
-        .iter()
-        .find_map(|p| p.as_any().downcast_ref::<SenderReport>())
-        .expect("a sender report");
+    let sr = first::<SenderReport>(&rtcp_to(&mut sink, &mut viewer)).clone();
     assert_eq!((sr.ssrc, sr.packet_count), (sub_ssrc, 9));
 
     // The viewer NACKs its third packet: RTX from the track's cache.
@@ -336,14 +327,9 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
         &pli.marshal().unwrap(),
         true,
     );
-    let to_publisher = sink.take(publisher.idx, publisher.addr);
-    assert_eq!(to_publisher.len(), 1, "throttled");
-    let rtcp = rtcp_of(&mut publisher, &to_publisher[0]);
-    let asked = rtcp[0]
-        .as_any()
-        .downcast_ref::<PictureLossIndication>()
-        .expect("a PLI");
-    assert_eq!(asked.media_ssrc, VIDEO_SSRC);
+    let rtcp = rtcp_to(&mut sink, &mut publisher);
+    assert_eq!(rtcp.len(), 1, "throttled");
+    assert_eq!(first::<PictureLossIndication>(&rtcp).media_ssrc, VIDEO_SSRC);
 
     // The publisher leaves: nothing more reaches the viewer, and nothing fails.
     router.leave(publisher.idx);
