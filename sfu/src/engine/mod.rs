@@ -8,9 +8,11 @@
 //!
 //! - [`peer`]: one peer's transport, publications and subscriptions.
 //! - [`router`]: the room's peers and tracks; negotiation, media, RTCP feedback and timers.
+//! - [`udp_server`]: a router on one UDP socket and thread (the interop tests drive it).
 
 pub mod peer;
 pub mod router;
+pub mod udp_server;
 
 /// A peer of a router (an index, reused after the peer leaves).
 pub type PeerIdx = usize;

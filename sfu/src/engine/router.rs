@@ -197,6 +197,13 @@ impl Router {
         match received? {
             Received::Rtp(len) => self.on_rtp(now, peer, &buf[..len], sink),
             Received::Rtcp(len) => self.on_rtcp(now, peer, &buf[..len], sink),
+            // A new subscriber needs a keyframe of each track it receives.
+            Received::Connected => {
+                let ssrcs: Vec<u32> = p.subscriptions.iter().map(|s| s.down.ssrc()).collect();
+                for ssrc in ssrcs {
+                    self.on_keyframe_request(now, peer, ssrc, sink);
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -307,8 +314,8 @@ impl Router {
         }
     }
 
-    /// A subscriber asks for a keyframe of the track it receives as `ssrc`: the publisher is
-    /// asked (throttled).
+    /// A subscriber asks for a keyframe of the video track it receives as `ssrc`: the
+    /// publisher is asked (throttled).
     fn on_keyframe_request(
         &mut self,
         now: Instant,
@@ -322,7 +329,11 @@ impl Router {
         let Some(p) = self.peers[publisher].as_mut() else {
             return;
         };
-        if let Some(pli) = p.publications[publication].up.keyframe_request(now) {
+        let publication = &mut p.publications[publication];
+        if publication.info.kind != SectionKind::Video {
+            return;
+        }
+        if let Some(pli) = publication.up.keyframe_request(now) {
             send_rtcp(publisher, p, &[Box::new(pli)], &mut self.scratch, sink);
         }
     }

@@ -159,6 +159,17 @@ fn video(seq: u16) -> Packet {
 }
 
 fn send(router: &mut Router, sink: &mut Collect, from: &mut Peer, plain: &[u8], rtcp: bool) {
+    send_at(Instant::now(), router, sink, from, plain, rtcp);
+}
+
+fn send_at(
+    now: Instant,
+    router: &mut Router,
+    sink: &mut Collect,
+    from: &mut Peer,
+    plain: &[u8],
+    rtcp: bool,
+) {
     let ctx = from.out.as_mut().unwrap();
     let mut sealed = if rtcp {
         ctx.encrypt_rtcp(plain)
@@ -168,7 +179,7 @@ fn send(router: &mut Router, sink: &mut Collect, from: &mut Peer, plain: &[u8], 
     .unwrap()
     .to_vec();
     router
-        .handle_datagram(Instant::now(), from.idx, from.addr, &mut sealed, sink)
+        .handle_datagram(now, from.idx, from.addr, &mut sealed, sink)
         .unwrap();
 }
 
@@ -209,6 +220,10 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
     );
     assert!(publisher.answer.contains("m=application 0 "));
     let mut viewer = join(&mut router, &mut sink, VIEW, "subA", 6000);
+    // The new viewer needs a keyframe of the video: the publisher is asked.
+    let rtcp = rtcp_to(&mut sink, &mut publisher);
+    assert_eq!(rtcp.len(), 1, "one PLI, none for audio");
+    assert_eq!(first::<PictureLossIndication>(&rtcp).media_ssrc, VIDEO_SSRC);
     assert_eq!(router.peer(viewer.idx).unwrap().subscriptions.len(), 2);
     let answer = RemoteDescription::parse(&viewer.answer).unwrap();
     let video_section = answer
@@ -308,25 +323,23 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
     assert_eq!(rtx.payload[..2], nacked.to_be_bytes());
     assert_eq!(rtx.payload[2..], received[2].payload[..]);
 
-    // The viewer asks for a keyframe: the publisher is asked, once per interval.
+    // The viewer asks for a keyframe: the publisher is asked, once per interval (the join's
+    // request was the last).
     let pli = PictureLossIndication {
         sender_ssrc: 1,
         media_ssrc: sub_ssrc,
     };
-    send(
-        &mut router,
-        &mut sink,
-        &mut viewer,
-        &pli.marshal().unwrap(),
-        true,
-    );
-    send(
-        &mut router,
-        &mut sink,
-        &mut viewer,
-        &pli.marshal().unwrap(),
-        true,
-    );
+    let later = Instant::now() + crate::track::KEYFRAME_REQUEST_INTERVAL;
+    for _ in 0..2 {
+        send_at(
+            later,
+            &mut router,
+            &mut sink,
+            &mut viewer,
+            &pli.marshal().unwrap(),
+            true,
+        );
+    }
     let rtcp = rtcp_to(&mut sink, &mut publisher);
     assert_eq!(rtcp.len(), 1, "throttled");
     assert_eq!(first::<PictureLossIndication>(&rtcp).media_ssrc, VIDEO_SSRC);

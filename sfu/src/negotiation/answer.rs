@@ -153,10 +153,17 @@ fn negotiate(
         let Some(codec) = capabilities::codec_of(remote.kind, c) else {
             continue;
         };
-        let sent = send.as_ref().is_some_and(|t| sends_as(t, codec, &c.fmtp));
-        // The first offered codec that matches what the server sends.
-        let first_sent = sent && !codecs.iter().any(|n: &NegotiatedCodec| n.codec == codec);
-        if !(receive || first_sent) {
+        // Receiving: every codec Cascade forwards. Sending: the first offered codec that
+        // matches the track. Neither (inactive, e.g. no track of that kind yet): every codec,
+        // so that the section stays valid for a later offer.
+        let keep = match &send {
+            Some(t) if !receive => {
+                sends_as(t, codec, &c.fmtp)
+                    && !codecs.iter().any(|n: &NegotiatedCodec| n.codec == codec)
+            }
+            _ => true,
+        };
+        if !keep {
             continue;
         }
         codecs.push(NegotiatedCodec {

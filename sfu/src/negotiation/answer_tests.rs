@@ -327,3 +327,28 @@ fn webrtc_rs_accepts_the_answer_to_its_offer() {
     let broken = RTCSessionDescription::answer(sdp.replace("a=mid:1", "a=mid:9")).unwrap();
     assert!(pc.set_remote_description(Instant::now(), broken).is_err());
 }
+
+#[test]
+fn a_section_with_nothing_to_send_or_receive_stays_open_as_inactive() {
+    // A viewer offers audio and video, and the room has only video: the audio section is
+    // answered inactive (not rejected), with the transport, for a later offer to fill.
+    let parsed = RemoteDescription::parse(AIORTC_WHEP).unwrap();
+    let (sdp, sections) = answer(&parsed, &local(), |s| {
+        (s.kind == SectionKind::Video).then(|| track(Codec::Vp8, ""))
+    })
+    .unwrap();
+    let audio = &sections[0];
+    assert!(!audio.rejected);
+    assert_eq!(audio.direction, Direction::Inactive);
+    assert!(!audio.codecs.is_empty(), "a valid section keeps its codecs");
+    let lines = lines_of(&sdp, &audio.mid);
+    for want in [
+        "a=inactive",
+        "a=ice-ufrag:srv1",
+        "a=setup:passive",
+        "a=rtcp-mux",
+    ] {
+        assert!(lines.contains(&want), "{want} in {lines:?}");
+    }
+    assert!(sdp.contains(&format!("a=group:BUNDLE {} {}", audio.mid, sections[1].mid)));
+}
