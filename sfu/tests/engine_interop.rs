@@ -1,8 +1,9 @@
-//! Cascade's own engine against a stack it did not write: an aiortc publisher sends camera-like
+//! Cascade's own engine against stacks it did not write: an aiortc publisher sends camera-like
 //! video and audio through an [`EngineServer`] (real UDP on loopback: ICE-lite, DTLS, SRTP, the
-//! router) and an aiortc viewer must decode its frames. The two use the WHIP/WHEP client of the
-//! browser tests (`web-demo/tests/aiortc_client.py`); a minimal HTTP front here hands their
-//! offers to the engine.
+//! router), and an aiortc viewer and a Chromium page must decode its frames. aiortc uses the
+//! WHIP/WHEP client of the browser tests (`web-demo/tests/aiortc_client.py`), Chromium
+//! `web-demo/tests/whep_viewer_page.mjs`; a minimal HTTP front here hands their offers to the
+//! engine.
 //!
 //! A GStreamer webrtcbin (libnice) publisher (`web-demo/tests/gst_whip_client.py`) is decoded
 //! by an aiortc viewer the same way; libnice ignores loopback interfaces, so that test gives
@@ -85,6 +86,12 @@ fn serve(engine: &EngineServer, stream: &mut TcpStream) {
             }
         }
         "PATCH" if resource(&path).is_some() => ("204 No Content", String::new(), String::new()),
+        // A page of this origin for the Chromium viewer (a secure context on 127.0.0.1).
+        "GET" if path == "/blank" => (
+            "200 OK",
+            "Content-Type: text/html\r\n".to_owned(),
+            "<!doctype html><title>blank</title>".to_owned(),
+        ),
         "DELETE" => match resource(&path) {
             Some(peer) => {
                 engine.leave(peer);
@@ -212,7 +219,7 @@ fn finish(mut child: Child, timeout: Duration) -> (Vec<serde_json::Value>, Strin
 }
 
 #[test]
-fn aiortc_publishes_through_the_engine_and_an_aiortc_viewer_decodes() {
+fn aiortc_publishes_through_the_engine_and_aiortc_and_chromium_viewers_decode() {
     let (base, stop, front) = engine_with_front(SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut publisher = aiortc("publish", &base, &["--seconds", "60"]);
     let lines = lines_of(&mut publisher);
@@ -224,12 +231,27 @@ fn aiortc_publishes_through_the_engine_and_an_aiortc_viewer_decodes() {
         &["--seconds", "20", "--min-video", "30", "--min-audio", "30"],
     );
     let (viewed, stderr) = finish(viewer, Duration::from_secs(40));
+    let chromium = Command::new("node")
+        .current_dir(root().join("web-demo"))
+        .args(["tests/whep_viewer_page.mjs", &base, "interop", "30", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node started");
+    let (in_chromium, chromium_stderr) = finish(chromium, Duration::from_secs(60));
     drop(publisher.stdin.take()); // the publisher ends its session and exits
     let (_, pub_stderr) = finish(publisher, Duration::from_secs(10));
     stop.store(true, Ordering::Relaxed);
     front.join().unwrap();
 
     check_viewer(&viewed, &stderr, 30, 30);
+    let page = in_chromium
+        .last()
+        .unwrap_or_else(|| panic!("no result from Chromium:\n{chromium_stderr}"));
+    assert_eq!(page["ok"], true, "Chromium: {page}\n{chromium_stderr}");
+    assert_eq!(page["width"], 320, "{page}");
+    assert_eq!(page["height"], 240, "{page}");
+    assert!(page["audioPackets"].as_u64().unwrap_or(0) > 0, "{page}");
     let published: Vec<serde_json::Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str(&l).ok())
