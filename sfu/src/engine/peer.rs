@@ -61,8 +61,10 @@ pub struct EnginePeer {
     pub subscriptions: Vec<Subscription>,
     /// Transport-wide sequence numbers of what it is sent.
     pub twcc: TwccSender,
-    /// When its receiver and sender reports were last sent.
+    /// When its receiver and sender reports were last sent (first: when DTLS connected).
     pub last_reports: Option<Instant>,
+    /// When its publications' missing packets are next NACKed, if any are missing.
+    pub nack_at: Option<Instant>,
 }
 
 impl EnginePeer {
@@ -75,6 +77,7 @@ impl EnginePeer {
             subscriptions: Vec::new(),
             twcc: TwccSender::default(),
             last_reports: None,
+            nack_at: None,
         }
     }
 

@@ -199,6 +199,7 @@ impl Router {
             Received::Rtcp(len) => self.on_rtcp(now, peer, &buf[..len], sink),
             // A new subscriber needs a keyframe of each track it receives.
             Received::Connected => {
+                p.last_reports = Some(now);
                 let ssrcs: Vec<u32> = p.subscriptions.iter().map(|s| s.down.ssrc()).collect();
                 for ssrc in ssrcs {
                     self.on_keyframe_request(now, peer, ssrc, sink);
@@ -237,6 +238,10 @@ impl Router {
         let Ok(Arrival::New(ext)) = publication.up.on_rtp(packet, now) else {
             return;
         };
+        if publication.up.missing() > 0 && p.nack_at.is_none() {
+            p.nack_at = Some(now);
+        }
+        let publication = &p.publications[i];
         let Some(entry) = tracks[publication.track as usize].as_ref() else {
             return;
         };
@@ -362,13 +367,17 @@ impl Router {
                 continue;
             }
             let mut rtcp: Vec<Box<dyn RtcpPacket>> = Vec::new();
-            for publication in &mut p.publications {
-                if let Some(nack) = publication.up.poll_nack(now) {
-                    rtcp.push(Box::new(nack));
+            if p.nack_at.is_some_and(|t| t <= now) {
+                for publication in &mut p.publications {
+                    if let Some(nack) = publication.up.poll_nack(now) {
+                        rtcp.push(Box::new(nack));
+                    }
                 }
+                let missing = p.publications.iter().any(|x| x.up.missing() > 0);
+                p.nack_at = missing.then_some(now + crate::up_track::NACK_INTERVAL);
             }
             if p.last_reports
-                .is_none_or(|t| now.saturating_duration_since(t) >= REPORT_INTERVAL)
+                .is_some_and(|t| now.saturating_duration_since(t) >= REPORT_INTERVAL)
             {
                 p.last_reports = Some(now);
                 let reports: Vec<_> = p
@@ -405,12 +414,7 @@ impl Router {
             .flatten()
             .flat_map(|p| {
                 let report = p.last_reports.map(|t| t + REPORT_INTERVAL);
-                let nack = p
-                    .publications
-                    .iter()
-                    .any(|publication| publication.up.missing() > 0)
-                    .then(|| Instant::now() + crate::up_track::NACK_INTERVAL);
-                [p.transport.poll_timeout(), report, nack]
+                [p.transport.poll_timeout(), report, p.nack_at]
             })
             .flatten()
             .min()

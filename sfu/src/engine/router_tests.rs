@@ -282,7 +282,8 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
 
     // Timers: the publisher is NACKed for 105 and gets a receiver report; the viewer a sender
     // report.
-    let failed = router.handle_timeout(Instant::now(), &mut sink);
+    // Reports go out a report interval after DTLS connected.
+    let failed = router.handle_timeout(Instant::now() + REPORT_INTERVAL, &mut sink);
     assert!(failed.is_empty());
     let rtcp = rtcp_to(&mut sink, &mut publisher);
     let nack = first::<TransportLayerNack>(&rtcp);
