@@ -3,7 +3,8 @@
 //! router), and an aiortc viewer and a Chromium page must decode its frames. aiortc uses the
 //! WHIP/WHEP client of the browser tests (`web-demo/tests/aiortc_client.py`), Chromium
 //! `web-demo/tests/whep_viewer_page.mjs`; a minimal HTTP front here hands their offers to the
-//! engine.
+//! engine. Chromium also publishes and receives VP8, VP9 and H.264 in turn
+//! (`web-demo/tests/engine_codecs_page.mjs`), each decoded in that codec.
 //!
 //! A GStreamer webrtcbin (libnice) publisher (`web-demo/tests/gst_whip_client.py`) is decoded
 //! by an aiortc viewer the same way; libnice ignores loopback interfaces, so that test gives
@@ -335,4 +336,34 @@ fn a_gstreamer_webrtcbin_publisher_through_the_engine_is_decoded_by_aiortc() {
         published["ok"], true,
         "publisher: {published}\n{pub_stderr}"
     );
+}
+
+#[test]
+fn chromium_sends_and_receives_vp8_vp9_and_h264_through_the_engine() {
+    let (base, stop, front) = engine_with_front(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let page = Command::new("node")
+        .current_dir(root().join("web-demo"))
+        .args([
+            "tests/engine_codecs_page.mjs",
+            &base,
+            "30",
+            "20",
+            "VP8",
+            "VP9",
+            "H264",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node started");
+    let (lines, stderr) = finish(page, Duration::from_secs(120));
+    stop.store(true, Ordering::Relaxed);
+    front.join().unwrap();
+    for codec in ["VP8", "VP9", "H264"] {
+        let result = lines
+            .iter()
+            .find(|l| l["codec"] == codec)
+            .unwrap_or_else(|| panic!("no result for {codec}: {lines:?}\n{stderr}"));
+        assert_eq!(result["ok"], true, "{result}\n{stderr}");
+    }
 }
