@@ -96,6 +96,11 @@ impl UpTrack {
         }
     }
 
+    /// How the stream is received.
+    pub fn params(&self) -> &UpTrackParams {
+        &self.params
+    }
+
     /// The stream's SSRC.
     pub fn ssrc(&self) -> u32 {
         self.params.ssrc

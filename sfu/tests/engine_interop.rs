@@ -4,7 +4,8 @@
 //! WHIP/WHEP client of the browser tests (`web-demo/tests/aiortc_client.py`), Chromium
 //! `web-demo/tests/whep_viewer_page.mjs`; a minimal HTTP front here hands their offers to the
 //! engine. Chromium also publishes and receives VP8, VP9 and H.264 in turn
-//! (`web-demo/tests/engine_codecs_page.mjs`), each decoded in that codec.
+//! (`web-demo/tests/engine_codecs_page.mjs`), each decoded in that codec, and VP8 in three
+//! simulcast layers without signaled SSRCs (the first layer is forwarded).
 //!
 //! A GStreamer webrtcbin (libnice) publisher (`web-demo/tests/gst_whip_client.py`) is decoded
 //! by an aiortc viewer the same way; libnice ignores loopback interfaces, so that test gives
@@ -339,7 +340,7 @@ fn a_gstreamer_webrtcbin_publisher_through_the_engine_is_decoded_by_aiortc() {
 }
 
 #[test]
-fn chromium_sends_and_receives_vp8_vp9_and_h264_through_the_engine() {
+fn chromium_sends_and_receives_vp8_vp9_h264_and_simulcast_through_the_engine() {
     let (base, stop, front) = engine_with_front(SocketAddr::from(([127, 0, 0, 1], 0)));
     let page = Command::new("node")
         .current_dir(root().join("web-demo"))
@@ -351,6 +352,7 @@ fn chromium_sends_and_receives_vp8_vp9_and_h264_through_the_engine() {
             "VP8",
             "VP9",
             "H264",
+            "VP8-simulcast",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -359,7 +361,7 @@ fn chromium_sends_and_receives_vp8_vp9_and_h264_through_the_engine() {
     let (lines, stderr) = finish(page, Duration::from_secs(120));
     stop.store(true, Ordering::Relaxed);
     front.join().unwrap();
-    for codec in ["VP8", "VP9", "H264"] {
+    for codec in ["VP8", "VP9", "H264", "VP8-simulcast"] {
         let result = lines
             .iter()
             .find(|l| l["codec"] == codec)

@@ -2,10 +2,11 @@
 // BASE (sfu/tests/engine_interop.rs runs it against Cascade's own engine). For each codec: a
 // publisher page sends its fake camera with only that codec offered (setCodecPreferences), a
 // viewer page receives, and the viewer must decode MIN frames in that codec; both sessions are
-// then deleted. Prints one JSON line per codec: {codec, ok, framesDecoded, mimeType, error?};
-// exits 1 unless every codec is ok.
+// then deleted. `VP8-simulcast` sends three simulcast layers (rids q, h, f; q is a quarter of
+// the size). Prints one JSON line per codec: {codec, ok, framesDecoded, mimeType, width,
+// height, error?}; exits 1 unless every codec is ok.
 //
-//   node tests/engine_codecs_page.mjs BASE MIN SECONDS VP8 VP9 H264
+//   node tests/engine_codecs_page.mjs BASE MIN SECONDS VP8 VP9 H264 VP8-simulcast
 
 import { launchChromium } from './harness.mjs';
 
@@ -39,18 +40,22 @@ try {
         await page.goto(`${base}/blank`, { timeout: 10_000 });
         await page.addScriptTag({ content: `window.negotiate = ${NEGOTIATE};` });
       }
-      await publisher.evaluate(async ({ base, codec }) => {
-        const media = await navigator.mediaDevices.getUserMedia({ video: true });
+      const [name, simulcast] = codec.split('-');
+      await publisher.evaluate(async ({ base, name, simulcast }) => {
+        const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
         const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-        const transceiver = pc.addTransceiver(media.getVideoTracks()[0], { direction: 'sendonly' });
+        const sendEncodings = simulcast
+          ? [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }]
+          : undefined;
+        const transceiver = pc.addTransceiver(media.getVideoTracks()[0], { direction: 'sendonly', sendEncodings });
         const wanted = RTCRtpSender.getCapabilities('video').codecs
-          .filter((c) => c.mimeType.toLowerCase() === `video/${codec.toLowerCase()}`);
-        if (!wanted.length) throw new Error(`Chromium cannot send ${codec}`);
+          .filter((c) => c.mimeType.toLowerCase() === `video/${name.toLowerCase()}`);
+        if (!wanted.length) throw new Error(`Chromium cannot send ${name}`);
         transceiver.setCodecPreferences(wanted);
         const w = /** @type {any} */ (window);
         w.pc = pc;
         w.resource = await w.negotiate(pc, base, '/whip/codecs');
-      }, { base, codec });
+      }, { base, name, simulcast });
       Object.assign(result, await viewer.evaluate(async ({ base, min, seconds }) => {
         const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
         pc.addTransceiver('video', { direction: 'recvonly' });
@@ -63,7 +68,12 @@ try {
           const stats = await pc.getStats();
           stats.forEach((s) => {
             if (s.type === 'inbound-rtp' && s.kind === 'video') {
-              last = { framesDecoded: s.framesDecoded ?? 0, mimeType: stats.get(s.codecId)?.mimeType };
+              last = {
+                framesDecoded: s.framesDecoded ?? 0,
+                mimeType: stats.get(s.codecId)?.mimeType,
+                width: s.frameWidth,
+                height: s.frameHeight,
+              };
             }
           });
           if (last.framesDecoded >= min) break;
@@ -72,7 +82,9 @@ try {
         return last;
       }, { base, min: Number(min), seconds: Number(seconds) }));
       result.ok = result.framesDecoded >= Number(min)
-        && result.mimeType?.toLowerCase() === `video/${codec.toLowerCase()}`;
+        && result.mimeType?.toLowerCase() === `video/${name.toLowerCase()}`
+        // The forwarded simulcast layer is q, a quarter of the camera's size.
+        && (!simulcast || (result.width === 160 && result.height === 120));
       for (const page of [viewer, publisher]) {
         await page.evaluate(async (base) => {
           const w = /** @type {any} */ (window);

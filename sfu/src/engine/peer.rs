@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use crate::down_track::DownTrack;
 use crate::negotiation::answer::{NegotiatedCodec, NegotiatedSection};
+use crate::negotiation::capabilities::{MID_URI, REPAIRED_RID_URI, RID_URI};
 use crate::negotiation::remote::SectionKind;
+use crate::rtp_view::RtpView;
 use crate::transport::peer_transport::PeerTransport;
 use crate::transport::twcc::TwccSender;
 use crate::up_track::{UpTrack, UpTrackParams};
@@ -32,7 +34,13 @@ pub struct Publication {
     pub mid: String,
     /// Its receive side.
     pub up: UpTrack,
-    /// The SSRC of its retransmissions, if signaled.
+    /// Whether the up-track's SSRC is known: signaled in the SDP, or learned from the first
+    /// packet carrying the section's mid (and `rid`).
+    pub bound: bool,
+    /// The simulcast layer forwarded (the first rid of `a=simulcast`), if the stream has rids;
+    /// other layers are not forwarded yet.
+    pub rid: Option<String>,
+    /// The SSRC of its retransmissions, if signaled or learned.
     pub rtx_ssrc: Option<u32>,
     /// What subscribers need to know of it.
     pub info: TrackInfo,
@@ -81,13 +89,15 @@ impl EnginePeer {
         }
     }
 
-    /// Publishes the stream of `section` (a section the peer sends in, with a signaled SSRC)
-    /// as `track`; false if it has no SSRC or codec.
+    /// Publishes the stream of `section` (a section the peer sends in) as `track`; false if
+    /// it has no codec. Without a signaled SSRC (simulcast, or none given) the SSRC is learned
+    /// from the first packet carrying the section's mid ([`EnginePeer::bind_unsignaled`]).
     pub fn publish(&mut self, section: &NegotiatedSection, track: TrackId) -> bool {
-        let (Some(&ssrc), Some(first)) = (section.remote.ssrcs.first(), section.codecs.first())
-        else {
+        let Some(first) = section.codecs.first() else {
             return false;
         };
+        let signaled = section.remote.ssrcs.first().copied();
+        let ssrc = signaled.unwrap_or(0);
         let rtx_ssrc = section
             .remote
             .rtx_ssrcs
@@ -109,6 +119,8 @@ impl EnginePeer {
             track,
             mid: section.mid.clone(),
             up,
+            bound: signaled.is_some(),
+            rid: section.remote.send_rids.first().cloned(),
             rtx_ssrc,
             info: TrackInfo {
                 kind: section.kind,
@@ -122,7 +134,7 @@ impl EnginePeer {
     /// The publication whose media (`false`) or RTX (`true`) SSRC is `ssrc`.
     pub fn publication_of(&self, ssrc: u32) -> Option<(usize, bool)> {
         self.publications.iter().enumerate().find_map(|(i, p)| {
-            if p.up.ssrc() == ssrc {
+            if p.bound && p.up.ssrc() == ssrc {
                 Some((i, false))
             } else if p.rtx_ssrc == Some(ssrc) {
                 Some((i, true))
@@ -130,6 +142,50 @@ impl EnginePeer {
                 None
             }
         })
+    }
+
+    /// Learns the SSRC of an unsignaled stream from `packet`, an RTP packet of an unknown
+    /// SSRC: the publication whose mid its mid extension carries, and whose forwarded layer its
+    /// rid (media) or repaired-rid (RTX) extension names. The publication and whether it is the
+    /// RTX stream, once bound; `None` for another layer or a packet without a mid.
+    pub fn bind_unsignaled(&mut self, packet: &mut [u8]) -> Option<(usize, bool)> {
+        let view = RtpView::parse(packet).ok()?;
+        let ssrc = view.ssrc();
+        for (i, p) in self.publications.iter_mut().enumerate() {
+            let id = |uri: &str| {
+                p.info
+                    .extensions
+                    .iter()
+                    .find(|(_, u)| *u == uri)
+                    .map(|(id, _)| *id)
+            };
+            let carries = |uri: &str, value: &str| {
+                id(uri).and_then(|id| view.extension(id)) == Some(value.as_bytes())
+            };
+            if !carries(MID_URI, &p.mid) {
+                continue;
+            }
+            // Media and RTX are told apart by payload type; a layer by rid, or repaired-rid
+            // for RTX.
+            let layer = |uri: &str| p.rid.as_deref().is_none_or(|rid| carries(uri, rid));
+            let rtx =
+                p.up.params()
+                    .rtx_payload_types
+                    .iter()
+                    .any(|(r, _)| *r == view.payload_type());
+            if !rtx && !p.bound && layer(RID_URI) {
+                let mut params = p.up.params().clone();
+                params.ssrc = ssrc;
+                p.up = UpTrack::new(params);
+                p.bound = true;
+                return Some((i, false));
+            }
+            if rtx && p.rtx_ssrc.is_none() && layer(REPAIRED_RID_URI) {
+                p.rtx_ssrc = Some(ssrc);
+                return Some((i, true));
+            }
+        }
+        None
     }
 
     /// The subscription sent with `ssrc`.

@@ -195,7 +195,7 @@ impl Router {
         let received = p.transport.handle_datagram(now, from, buf);
         flush(peer, p, sink);
         match received? {
-            Received::Rtp(len) => self.on_rtp(now, peer, &buf[..len], sink),
+            Received::Rtp(len) => self.on_rtp(now, peer, &mut buf[..len], sink),
             Received::Rtcp(len) => self.on_rtcp(now, peer, &buf[..len], sink),
             // A new subscriber needs a keyframe of each track it receives.
             Received::Connected => {
@@ -211,7 +211,7 @@ impl Router {
     }
 
     /// A publisher's packet: into its up-track once, then to every subscription.
-    fn on_rtp(&mut self, now: Instant, peer: PeerIdx, packet: &[u8], sink: &mut impl Sink) {
+    fn on_rtp(&mut self, now: Instant, peer: PeerIdx, packet: &mut [u8], sink: &mut impl Sink) {
         let Self {
             peers,
             tracks,
@@ -223,9 +223,10 @@ impl Router {
             return;
         };
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-        let Some((i, rtx)) = p.publication_of(ssrc) else {
+        let Some((i, rtx)) = p.publication_of(ssrc).or_else(|| p.bind_unsignaled(packet)) else {
             return;
         };
+        let packet = &*packet;
         let publication = &mut p.publications[i];
         let packet = if rtx {
             match publication.up.repair(packet, repaired) {

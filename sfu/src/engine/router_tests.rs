@@ -383,3 +383,108 @@ fn offers_that_cannot_be_answered_join_nobody() {
     assert!(router.join(&bad_fingerprint, local("x")).is_err());
     assert!(router.peer(0).is_none());
 }
+
+const SIMULCAST: &str = include_str!("../../tests/fixtures/sdp/chromium-publish-simulcast.sdp");
+
+/// A packet of Chromium's simulcast video: pt 96 (RTX 97), mid "1" (id 4), rid or repaired-rid
+/// (ids 10 and 11).
+fn layer_packet(
+    ssrc: u32,
+    pt: u8,
+    seq: u16,
+    rid_id: u8,
+    rid: &'static [u8],
+    payload: Vec<u8>,
+) -> Vec<u8> {
+    let mut header = Header {
+        version: 2,
+        payload_type: pt,
+        sequence_number: seq,
+        timestamp: u32::from(seq) * 3000,
+        ssrc,
+        extension: true,
+        extension_profile: 0xBEDE,
+        ..Default::default()
+    };
+    header.set_extension(4, Bytes::from_static(b"1")).unwrap();
+    header
+        .set_extension(rid_id, Bytes::from_static(rid))
+        .unwrap();
+    Packet {
+        header,
+        payload: Bytes::from(payload),
+    }
+    .marshal()
+    .unwrap()
+    .to_vec()
+}
+
+#[test]
+fn unsignaled_simulcast_ssrcs_are_learned_from_mid_and_rid_and_the_first_layer_forwarded() {
+    let mut router = Router::new(DtlsIdentity::generate().unwrap());
+    let mut sink = Collect::default();
+    let mut publisher = join(&mut router, &mut sink, SIMULCAST, "pubS", 5100);
+    let p = router.peer(publisher.idx).unwrap();
+    let video = p
+        .publications
+        .iter()
+        .find(|x| x.info.kind == SectionKind::Video)
+        .unwrap();
+    assert_eq!(
+        (video.bound, video.rid.as_deref()),
+        (false, Some("q")),
+        "no a=ssrc: learned later"
+    );
+    let mut viewer = join(&mut router, &mut sink, VIEW, "subS", 6100);
+    let _ = sink.take(publisher.idx, publisher.addr);
+    let payload = |seq: u16| {
+        (0..100u16)
+            .map(|i| i.wrapping_add(seq) as u8)
+            .collect::<Vec<u8>>()
+    };
+
+    let mut forwarded = Vec::new();
+    for seq in 1..=5u16 {
+        // Layer q (forwarded) and layer h (not, yet), each on its own SSRC.
+        if seq != 3 {
+            let q = layer_packet(0xAAAA, VP8, seq, 10, b"q", payload(seq));
+            send(&mut router, &mut sink, &mut publisher, &q, false);
+        }
+        let h = layer_packet(0xBBBB, VP8, seq, 10, b"h", payload(seq));
+        send(&mut router, &mut sink, &mut publisher, &h, false);
+        for d in sink.take(viewer.idx, viewer.addr) {
+            forwarded.push(
+                Packet::unmarshal(&mut &viewer.inn.as_mut().unwrap().decrypt_rtp(&d).unwrap()[..])
+                    .unwrap(),
+            );
+        }
+    }
+    assert_eq!(forwarded.len(), 4, "layer q only, packet 3 lost");
+    // The first source passes through the munger unchanged: the publisher's numbers.
+    let seqs: Vec<u16> = forwarded.iter().map(|p| p.header.sequence_number).collect();
+    assert_eq!(seqs, [1, 2, 4, 5]);
+    assert!(
+        forwarded
+            .iter()
+            .all(|p| p.payload[..] == payload(p.header.sequence_number)[..])
+    );
+    // Packet 3 comes as RTX on its own SSRC, named by repaired-rid: repaired and forwarded.
+    let mut rtx_payload = 3u16.to_be_bytes().to_vec();
+    rtx_payload.extend(payload(3));
+    let rtx = layer_packet(0xCCCC, 97, 900, 11, b"q", rtx_payload);
+    send(&mut router, &mut sink, &mut publisher, &rtx, false);
+    let got = sink.take(viewer.idx, viewer.addr);
+    assert_eq!(got.len(), 1, "the repaired packet is forwarded");
+    let repaired =
+        Packet::unmarshal(&mut &viewer.inn.as_mut().unwrap().decrypt_rtp(&got[0]).unwrap()[..])
+            .unwrap();
+    assert_eq!(repaired.payload[..], payload(3)[..]);
+    let video = router
+        .peer(publisher.idx)
+        .unwrap()
+        .publications
+        .iter()
+        .find(|x| x.info.kind == SectionKind::Video)
+        .unwrap();
+    assert_eq!((video.up.ssrc(), video.rtx_ssrc), (0xAAAA, Some(0xCCCC)));
+}

@@ -54,6 +54,10 @@ pub fn feedback_supported(kind: SectionKind, feedback: &str) -> bool {
 
 /// `urn:ietf:params:rtp-hdrext:sdes:mid`.
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// `urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id` (a simulcast layer's rid).
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// `urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id` (the rid an RTX stream repairs).
+pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 /// The transport-wide congestion control sequence number extension.
 pub const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
