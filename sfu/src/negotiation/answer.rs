@@ -3,13 +3,10 @@
 //! data channels and other sections are rejected (port 0); what each section negotiated is
 //! returned beside the SDP.
 
-use rtc::sdp::description::common::{Address, Attribute, ConnectionInformation};
-use rtc::sdp::description::media::{MediaDescription, MediaName, RangedPort};
-use rtc::sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
-
 use super::NegotiationError;
 use super::capabilities::{self, Codec};
 use super::remote::{Direction, RemoteDescription, RemoteSection, SectionKind, fmtp_param};
+use super::writer::SectionOut;
 
 /// The server's side of the transport, the same in every section.
 #[derive(Debug, Clone)]
@@ -52,6 +49,8 @@ pub struct SendTrack {
 pub struct NegotiatedCodec {
     /// Which codec.
     pub codec: Codec,
+    /// Its encoding name as the peer writes it (`opus`, `OPUS`, `VP8`, ...).
+    pub name: String,
     /// Its payload type (the peer's).
     pub pt: u8,
     /// Its RTX payload type, if negotiated.
@@ -168,6 +167,7 @@ fn negotiate(
         }
         codecs.push(NegotiatedCodec {
             codec,
+            name: c.name.clone(),
             pt: c.pt,
             rtx_pt: c.rtx_pt,
             clock_rate: c.clock_rate,
@@ -238,177 +238,26 @@ fn sends_as(track: &SendTrack, codec: Codec, offered_fmtp: &str) -> bool {
     profile(&track.fmtp) == profile(offered_fmtp)
 }
 
-/// The answer's SDP.
+/// The answer's SDP: the server is the DTLS server (`setup:passive`).
 fn write(local: &LocalTransport, sections: &[NegotiatedSection]) -> String {
-    let accepted: Vec<&str> = sections
+    let out: Vec<SectionOut<'_>> = sections
         .iter()
-        .filter(|s| !s.rejected)
-        .map(|s| s.mid.as_str())
+        .map(|s| SectionOut {
+            mid: &s.mid,
+            media: &s.remote.media,
+            protocol: &s.remote.protocol,
+            first_format: &s.remote.first_format,
+            rejected: s.rejected,
+            kind: s.kind,
+            direction: s.direction,
+            codecs: &s.codecs,
+            extensions: &s.extensions,
+            rtcp_rsize: s.remote.rtcp_rsize,
+            recv_rids: &s.remote.send_rids,
+            send: s.send.as_ref(),
+        })
         .collect();
-    let mut desc = SessionDescription {
-        version: 0,
-        origin: Origin {
-            username: "-".into(),
-            session_id: local.session_id,
-            session_version: local.session_version,
-            network_type: "IN".into(),
-            address_type: "IP4".into(),
-            unicast_address: "0.0.0.0".into(),
-        },
-        session_name: "-".into(),
-        time_descriptions: vec![TimeDescription {
-            timing: Timing {
-                start_time: 0,
-                stop_time: 0,
-            },
-            repeat_times: vec![],
-        }],
-        ..SessionDescription::default()
-    };
-    desc.attributes.push(attr("ice-lite", None));
-    if !accepted.is_empty() {
-        desc.attributes.push(attr(
-            "group",
-            Some(format!("BUNDLE {}", accepted.join(" "))),
-        ));
-    }
-    desc.attributes
-        .push(attr("msid-semantic", Some(" WMS *".into())));
-    let first = accepted.first().copied();
-    for s in sections {
-        desc.media_descriptions
-            .push(write_section(local, s, first == Some(s.mid.as_str())));
-    }
-    desc.marshal()
-}
-
-fn write_section(
-    local: &LocalTransport,
-    s: &NegotiatedSection,
-    candidates: bool,
-) -> MediaDescription {
-    let remote = &s.remote;
-    let mut formats = Vec::new();
-    for c in &s.codecs {
-        formats.push(c.pt.to_string());
-        if let (Some(rtx), true) = (c.rtx_pt, rtx_negotiated(s)) {
-            formats.push(rtx.to_string());
-        }
-    }
-    if s.rejected {
-        formats = vec![remote.first_format.clone()];
-    }
-    let mut m = MediaDescription {
-        media_name: MediaName {
-            media: remote.media.clone(),
-            port: RangedPort {
-                value: if s.rejected { 0 } else { 9 },
-                range: None,
-            },
-            protos: remote.protocol.split('/').map(str::to_owned).collect(),
-            formats,
-        },
-        connection_information: Some(ConnectionInformation {
-            network_type: "IN".into(),
-            address_type: "IP4".into(),
-            address: Some(Address {
-                address: "0.0.0.0".into(),
-                ttl: None,
-                range: None,
-            }),
-        }),
-        ..MediaDescription::default()
-    };
-    let a = &mut m.attributes;
-    a.push(attr("mid", Some(s.mid.clone())));
-    if s.rejected {
-        a.push(attr("inactive", None));
-        return m;
-    }
-    a.push(attr("ice-ufrag", Some(local.ice_ufrag.clone())));
-    a.push(attr("ice-pwd", Some(local.ice_pwd.clone())));
-    a.push(attr("fingerprint", Some(local.fingerprint.clone())));
-    a.push(attr("setup", Some("passive".into())));
-    a.push(attr("rtcp-mux", None));
-    if remote.rtcp_rsize {
-        a.push(attr("rtcp-rsize", None));
-    }
-    a.push(attr(s.direction.as_str(), None));
-    for (id, uri) in &s.extensions {
-        a.push(attr("extmap", Some(format!("{id} {uri}"))));
-    }
-    for c in &s.codecs {
-        let name = remote
-            .codecs
-            .iter()
-            .find(|r| r.pt == c.pt)
-            .map_or("", |r| r.name.as_str());
-        let channels = if c.channels > 1 {
-            format!("/{}", c.channels)
-        } else {
-            String::new()
-        };
-        a.push(attr(
-            "rtpmap",
-            Some(format!("{} {name}/{}{channels}", c.pt, c.clock_rate)),
-        ));
-        for f in &c.feedback {
-            a.push(attr("rtcp-fb", Some(format!("{} {f}", c.pt))));
-        }
-        if !c.fmtp.is_empty() {
-            a.push(attr("fmtp", Some(format!("{} {}", c.pt, c.fmtp))));
-        }
-        if let (Some(rtx), true) = (c.rtx_pt, rtx_negotiated(s)) {
-            a.push(attr("rtpmap", Some(format!("{rtx} rtx/{}", c.clock_rate))));
-            a.push(attr("fmtp", Some(format!("{rtx} apt={}", c.pt))));
-        }
-    }
-    if s.direction.receives() && !remote.send_rids.is_empty() {
-        for rid in &remote.send_rids {
-            a.push(attr("rid", Some(format!("{rid} recv"))));
-        }
-        a.push(attr(
-            "simulcast",
-            Some(format!("recv {}", remote.send_rids.join(";"))),
-        ));
-    }
-    if let Some(t) = s.send.as_ref().filter(|_| s.direction.sends()) {
-        a.push(attr(
-            "msid",
-            Some(format!("{} {}", t.stream_id, t.track_id)),
-        ));
-        let mut ssrcs = vec![t.ssrc];
-        if rtx_negotiated(s) {
-            a.push(attr(
-                "ssrc-group",
-                Some(format!("FID {} {}", t.ssrc, t.rtx_ssrc)),
-            ));
-            ssrcs.push(t.rtx_ssrc);
-        }
-        for ssrc in ssrcs {
-            a.push(attr("ssrc", Some(format!("{ssrc} cname:{}", t.cname))));
-            a.push(attr(
-                "ssrc",
-                Some(format!("{ssrc} msid:{} {}", t.stream_id, t.track_id)),
-            ));
-        }
-    }
-    if candidates {
-        for c in &local.candidates {
-            a.push(attr("candidate", Some(c.clone())));
-        }
-        a.push(attr("end-of-candidates", None));
-    }
-    m
-}
-
-/// RTX is negotiated for video (answering NACKs from the track's cache); audio has none.
-fn rtx_negotiated(s: &NegotiatedSection) -> bool {
-    s.kind == SectionKind::Video
-}
-
-fn attr(key: &str, value: Option<String>) -> Attribute {
-    Attribute::new(key.to_owned(), value)
+    super::writer::write(local, "passive", &out)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod answer;
 pub mod capabilities;
 pub mod remote;
+mod writer;
 
 /// Why a description cannot be negotiated. The message says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
