@@ -4,8 +4,9 @@
 use std::time::Instant;
 
 use crate::down_track::DownTrack;
-use crate::negotiation::answer::{NegotiatedCodec, NegotiatedSection};
+use crate::negotiation::answer::{LocalTransport, NegotiatedCodec, NegotiatedSection};
 use crate::negotiation::capabilities::{MID_URI, REPAIRED_RID_URI, RID_URI};
+use crate::negotiation::offer::SessionSection;
 use crate::negotiation::remote::SectionKind;
 use crate::rtp_view::RtpView;
 use crate::transport::peer_transport::PeerTransport;
@@ -73,11 +74,30 @@ pub struct EnginePeer {
     pub last_reports: Option<Instant>,
     /// When its publications' missing packets are next NACKed, if any are missing.
     pub nack_at: Option<Instant>,
+    /// Its session as last negotiated.
+    pub sections: Vec<SessionSection>,
+    /// The server's side of its transport, for the next offer.
+    pub local: LocalTransport,
+    /// The server's offer waiting for its answer.
+    pub pending: Option<PendingOffer>,
+}
+
+/// A server offer waiting for its answer.
+#[derive(Debug, Clone)]
+pub struct PendingOffer {
+    /// The sections offered.
+    pub sections: Vec<SessionSection>,
+    /// Which track each new sending section (by index) carries.
+    pub placed: Vec<(usize, TrackId)>,
 }
 
 impl EnginePeer {
-    /// A peer on `transport`.
-    pub fn new(transport: PeerTransport) -> Self {
+    /// A peer on `transport`, negotiated with `local` into `sections`.
+    pub fn new(
+        transport: PeerTransport,
+        local: LocalTransport,
+        sections: &[NegotiatedSection],
+    ) -> Self {
         Self {
             transport,
             local_ssrc: rand::random(),
@@ -86,6 +106,9 @@ impl EnginePeer {
             twcc: TwccSender::default(),
             last_reports: None,
             nack_at: None,
+            sections: sections.iter().map(SessionSection::from).collect(),
+            local,
+            pending: None,
         }
     }
 

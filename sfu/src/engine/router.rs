@@ -17,12 +17,13 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
-use super::peer::{EnginePeer, Subscription, TrackInfo};
+use super::peer::{EnginePeer, PendingOffer, Subscription, TrackInfo};
 use super::{PeerIdx, Sink, TrackId};
 use crate::down_track::{DownTrack, DownTrackParams, PayloadMapping};
 use crate::negotiation::NegotiationError;
 use crate::negotiation::answer::{self, LocalTransport, NegotiatedSection, SendTrack};
 use crate::negotiation::capabilities::TRANSPORT_CC_URI;
+use crate::negotiation::offer::{self, SessionSection};
 use crate::negotiation::remote::{RemoteDescription, SectionKind};
 use crate::send_stats::ntp_middle;
 use crate::transport::dtls::{DtlsError, DtlsIdentity};
@@ -135,7 +136,7 @@ impl Router {
                 cname: "cascade".into(),
             })
         })?;
-        let mut peer = EnginePeer::new(transport);
+        let mut peer = EnginePeer::new(transport, local, &sections);
         for section in sections.iter().filter(|s| !s.rejected) {
             if section.direction.receives() {
                 let id = self.tracks.len() as TrackId;
@@ -147,31 +148,128 @@ impl Router {
                     }));
                 }
             }
-            let sent = section.send.as_ref();
             let track = assigned
                 .iter()
                 .find(|(mid, _)| *mid == section.mid)
                 .map(|(_, t)| *t);
-            if let (Some(send), Some(track)) = (sent, track) {
-                let Some(info) = self.tracks[track as usize]
-                    .as_ref()
-                    .and_then(|e| self.track_info(e))
-                else {
-                    continue;
-                };
-                let down = DownTrack::new(down_track_params(&info, section, send));
-                peer.subscriptions.push(Subscription {
-                    track,
-                    mid: section.mid.clone(),
-                    down,
-                });
-                if let Some(entry) = self.tracks[track as usize].as_mut() {
-                    entry.subscribers.push((idx, peer.subscriptions.len() - 1));
-                }
+            if let Some(track) = track {
+                self.subscribe(idx, &mut peer, section, track);
             }
         }
         self.peers[idx] = Some(peer);
         Ok((idx, sdp))
+    }
+
+    /// `peer` (at `idx`) receives `track` in `section`, if the section sends it.
+    fn subscribe(
+        &mut self,
+        idx: PeerIdx,
+        peer: &mut EnginePeer,
+        section: &NegotiatedSection,
+        track: TrackId,
+    ) {
+        let Some(send) = section.send.as_ref().filter(|_| section.direction.sends()) else {
+            return;
+        };
+        let Some(info) = self.tracks[track as usize]
+            .as_ref()
+            .and_then(|e| self.track_info(e))
+        else {
+            return;
+        };
+        let down = DownTrack::new(down_track_params(&info, section, send));
+        peer.subscriptions.push(Subscription {
+            track,
+            mid: section.mid.clone(),
+            down,
+        });
+        if let Some(entry) = self.tracks[track as usize].as_mut() {
+            entry.subscribers.push((idx, peer.subscriptions.len() - 1));
+        }
+    }
+
+    /// The server's offer to `peer` of the room's tracks it does not receive yet (in sections
+    /// of their kind that send nothing, or new ones), or `None` if there are none or an offer
+    /// is already waiting for its answer.
+    pub fn offer(&mut self, peer: PeerIdx) -> Option<String> {
+        let p = self.peers.get(peer)?.as_ref()?;
+        if p.pending.is_some() {
+            return None;
+        }
+        let mut sections = p.sections.clone();
+        let mut placed = Vec::new();
+        for (id, entry) in self.tracks.iter().enumerate() {
+            let Some(entry) = entry else {
+                continue;
+            };
+            let id = id as TrackId;
+            if entry.publisher == peer || p.subscriptions.iter().any(|s| s.track == id) {
+                continue;
+            }
+            let Some(info) = self.track_info(entry) else {
+                continue;
+            };
+            let Some(codec) = info.codecs.first() else {
+                continue;
+            };
+            let send = SendTrack {
+                codec: codec.codec,
+                fmtp: codec.fmtp.clone(),
+                ssrc: rand::random(),
+                rtx_ssrc: rand::random(),
+                stream_id: format!("cascade-{}", entry.publisher),
+                track_id: format!("track-{id}"),
+                cname: "cascade".into(),
+            };
+            placed.push((offer::place(&mut sections, info.kind, send), id));
+        }
+        if placed.is_empty() {
+            return None;
+        }
+        let p = self.peers[peer].as_mut()?;
+        p.local.session_version += 1;
+        let sdp = offer::offer(&p.local, &sections);
+        p.pending = Some(PendingOffer { sections, placed });
+        Some(sdp)
+    }
+
+    /// Applies `peer`'s answer to the server's offer: the tracks it accepted start flowing
+    /// (with a keyframe request for video). An answer that cannot be applied drops the offer;
+    /// the next [`Router::offer`] makes a new one.
+    pub fn apply_answer(
+        &mut self,
+        now: Instant,
+        peer: PeerIdx,
+        sdp: &str,
+        sink: &mut impl Sink,
+    ) -> Result<(), NegotiationError> {
+        let p = self
+            .peers
+            .get_mut(peer)
+            .and_then(Option::as_mut)
+            .ok_or(NegotiationError::NoOffer)?;
+        let PendingOffer { sections, placed } =
+            p.pending.take().ok_or(NegotiationError::NoOffer)?;
+        let answer = RemoteDescription::parse(sdp)?;
+        let negotiated = offer::apply_answer(&sections, &answer)?;
+        let mut p = self.peers[peer].take().expect("present");
+        p.sections = negotiated.iter().map(SessionSection::from).collect();
+        let before = p.subscriptions.len();
+        for (i, track) in placed {
+            self.subscribe(peer, &mut p, &negotiated[i], track);
+        }
+        let ssrcs: Vec<u32> = p.subscriptions[before..]
+            .iter()
+            .map(|s| s.down.ssrc())
+            .collect();
+        let connected = p.transport.is_connected();
+        self.peers[peer] = Some(p);
+        if connected {
+            for ssrc in ssrcs {
+                self.on_keyframe_request(now, peer, ssrc, sink);
+            }
+        }
+        Ok(())
     }
 
     fn track_info(&self, entry: &TrackEntry) -> Option<TrackInfo> {

@@ -488,3 +488,93 @@ fn unsignaled_simulcast_ssrcs_are_learned_from_mid_and_rid_and_the_first_layer_f
         .unwrap();
     assert_eq!((video.up.ssrc(), video.rtx_ssrc), (0xAAAA, Some(0xCCCC)));
 }
+
+/// The answer a receiving client gives to the server's `offer` (what a browser's would say).
+fn receiving_answer(offer: &str) -> String {
+    offer
+        .lines()
+        .filter(|l| {
+            ![
+                "a=ice-lite",
+                "a=candidate",
+                "a=end-of-candidates",
+                "a=ssrc",
+                "a=msid:",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| match l {
+            "a=setup:actpass" => "a=setup:active".to_owned(),
+            "a=sendonly" => "a=recvonly".to_owned(),
+            _ => l.to_owned(),
+        })
+        .map(|l| l + "\r\n")
+        .collect()
+}
+
+#[test]
+fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
+    let mut router = Router::new(DtlsIdentity::generate().unwrap());
+    let mut sink = Collect::default();
+    let mut viewer = join(&mut router, &mut sink, VIEW, "subR", 6200);
+    assert!(router.peer(viewer.idx).unwrap().subscriptions.is_empty());
+    assert_eq!(router.offer(viewer.idx), None, "nothing to offer yet");
+    let mut publisher = join(&mut router, &mut sink, PUBLISH, "pubR", 5200);
+
+    let offer = router
+        .offer(viewer.idx)
+        .expect("an offer of the new tracks");
+    assert_eq!(router.offer(viewer.idx), None, "one offer at a time");
+    let parsed = RemoteDescription::parse(&offer).unwrap();
+    assert_eq!(
+        parsed.sections.len(),
+        2,
+        "the viewer's idle sections are reused"
+    );
+    assert!(offer.contains("a=setup:actpass") && offer.contains("a=sendonly"));
+    let video_ssrc = parsed.sections[1].ssrcs[0];
+
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&offer),
+            &mut sink,
+        )
+        .expect("the answer applies");
+    assert_eq!(router.peer(viewer.idx).unwrap().subscriptions.len(), 2);
+    let rtcp = rtcp_to(&mut sink, &mut publisher);
+    assert_eq!(
+        first::<PictureLossIndication>(&rtcp).media_ssrc,
+        VIDEO_SSRC,
+        "a keyframe for the viewer"
+    );
+
+    let sent = video(7);
+    send(
+        &mut router,
+        &mut sink,
+        &mut publisher,
+        &sent.marshal().unwrap(),
+        false,
+    );
+    let got = sink.take(viewer.idx, viewer.addr);
+    assert_eq!(got.len(), 1);
+    let plain = viewer.inn.as_mut().unwrap().decrypt_rtp(&got[0]).unwrap();
+    let packet = Packet::unmarshal(&mut &plain[..]).unwrap();
+    assert_eq!(
+        (packet.header.ssrc, packet.payload.clone()),
+        (video_ssrc, sent.payload)
+    );
+
+    assert!(matches!(
+        router.apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&offer),
+            &mut sink
+        ),
+        Err(NegotiationError::NoOffer)
+    ));
+}

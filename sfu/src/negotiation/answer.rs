@@ -220,7 +220,7 @@ fn negotiate(
 
 /// Whether a track of `codec` with `fmtp` is sent as an offered codec of `codec` with
 /// `offered_fmtp`: same codec, and for H.264 the same profile, for VP9 the same profile id.
-fn sends_as(track: &SendTrack, codec: Codec, offered_fmtp: &str) -> bool {
+pub(super) fn sends_as(track: &SendTrack, codec: Codec, offered_fmtp: &str) -> bool {
     if track.codec != codec {
         return false;
     }
@@ -262,4 +262,4 @@ fn write(local: &LocalTransport, sections: &[NegotiatedSection]) -> String {
 
 #[cfg(test)]
 #[path = "answer_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -8,11 +8,11 @@ const CHROMIUM_SIMULCAST: &str =
 const CHROMIUM_DATACHANNEL: &str =
     include_str!("../../tests/fixtures/sdp/chromium-publish-datachannel.sdp");
 const CHROMIUM_WHEP: &str = include_str!("../../tests/fixtures/sdp/chromium-whep-recvonly.sdp");
-const AIORTC_PUBLISH: &str = include_str!("../../tests/fixtures/sdp/aiortc-publish.sdp");
+pub(crate) const AIORTC_PUBLISH: &str = include_str!("../../tests/fixtures/sdp/aiortc-publish.sdp");
 const AIORTC_WHEP: &str = include_str!("../../tests/fixtures/sdp/aiortc-whep-recvonly.sdp");
 const GSTREAMER_PUBLISH: &str = include_str!("../../tests/fixtures/sdp/gstreamer-publish.sdp");
 
-fn local() -> LocalTransport {
+pub(crate) fn local() -> LocalTransport {
     LocalTransport {
         ice_ufrag: "srv1".into(),
         ice_pwd: "server-password-of-22+chars".into(),
@@ -45,7 +45,7 @@ fn lines_of<'a>(sdp: &'a str, mid: &str) -> Vec<&'a str> {
     out
 }
 
-fn track(codec: Codec, fmtp: &str) -> SendTrack {
+pub(crate) fn track(codec: Codec, fmtp: &str) -> SendTrack {
     SendTrack {
         codec,
         fmtp: fmtp.into(),
@@ -270,7 +270,7 @@ fn offers_cascade_cannot_answer_get_errors_that_say_why() {
 }
 
 /// A webrtc-rs peer connection that has offered to receive audio and video, and its offer.
-fn webrtc_rs_viewer() -> (rtc::peer_connection::RTCPeerConnection, String) {
+pub(crate) fn webrtc_rs_viewer() -> (rtc::peer_connection::RTCPeerConnection, String) {
     use rtc::peer_connection::RTCPeerConnectionBuilder;
     use rtc::peer_connection::configuration::media_engine::MediaEngine;
     use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;

@@ -1,6 +1,7 @@
 //! What Cascade negotiates: its codecs, their RTCP feedback, and its RTP header extensions with
 //! the id each gets in Cascade's own offers.
 
+use super::answer::NegotiatedCodec;
 use super::remote::{RemoteCodec, SectionKind, fmtp_param};
 
 /// A codec Cascade forwards.
@@ -138,4 +139,40 @@ pub fn extension(kind: SectionKind, uri: &str) -> Option<&'static Extension> {
                 _ => false,
             }
     })
+}
+
+/// How Cascade offers `codec` in a new section when the peer has not negotiated it yet:
+/// Chromium's payload types, the track's `fmtp` (its H.264 or VP9 profile) or the usual one.
+pub fn default_codec(codec: Codec, fmtp: &str) -> NegotiatedCodec {
+    let (name, pt, rtx_pt, clock_rate, channels, usual) = match codec {
+        Codec::Opus => ("opus", 111, None, 48_000, 2, "minptime=10;useinbandfec=1"),
+        Codec::Red => ("red", 63, None, 48_000, 2, "111/111"),
+        Codec::Vp8 => ("VP8", 96, Some(97), 90_000, 1, ""),
+        Codec::Vp9 => ("VP9", 98, Some(99), 90_000, 1, "profile-id=0"),
+        Codec::H264 => (
+            "H264",
+            102,
+            Some(103),
+            90_000,
+            1,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+        Codec::Av1 => ("AV1", 45, Some(46), 90_000, 1, ""),
+    };
+    let video = !matches!(codec, Codec::Opus | Codec::Red);
+    let feedback: &[&str] = if video {
+        &["transport-cc", "ccm fir", "nack", "nack pli"]
+    } else {
+        &["transport-cc"]
+    };
+    NegotiatedCodec {
+        codec,
+        name: name.into(),
+        pt,
+        rtx_pt,
+        clock_rate,
+        channels,
+        fmtp: if fmtp.is_empty() { usual } else { fmtp }.into(),
+        feedback: feedback.iter().map(|f| (*f).to_owned()).collect(),
+    }
 }

@@ -1,11 +1,12 @@
 //! Cascade's own SDP negotiation (issue 11; not yet driving peers, whose SDP is still
 //! `RTCPeerConnection`'s), sans-I/O: a peer's description parsed once into what Cascade needs
-//! ([`remote`]), what Cascade can negotiate ([`capabilities`]), and Cascade's answer to an offer
-//! ([`answer`]). One transport per peer: every section BUNDLEd, RTCP muxed, ICE-lite, the server
+//! ([`remote`]), what Cascade can negotiate ([`capabilities`]), Cascade's answer to an offer
+//! ([`answer`]) and its own offers when the server has tracks to add ([`offer`]). One transport per peer: every section BUNDLEd, RTCP muxed, ICE-lite, the server
 //! the DTLS server; data channels are rejected.
 
 pub mod answer;
 pub mod capabilities;
+pub mod offer;
 pub mod remote;
 mod writer;
 
@@ -32,6 +33,12 @@ pub enum NegotiationError {
         "several m-sections without a=group:BUNDLE: Cascade needs one bundled transport (bundlePolicy max-bundle)"
     )]
     NoBundle,
+    /// An answer that does not match the server's offer.
+    #[error("the answer does not match the offer: {0}")]
+    AnswerMismatch(String),
+    /// An answer when no offer of the server is outstanding.
+    #[error("no offer of the server is waiting for an answer")]
+    NoOffer,
     /// `a=setup:passive`: the server is always the DTLS server.
     #[error("a=setup:passive: the server is the DTLS server, offer actpass or active")]
     DtlsRole,
