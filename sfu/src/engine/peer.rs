@@ -80,6 +80,8 @@ pub struct EnginePeer {
     pub local: LocalTransport,
     /// The server's offer waiting for its answer.
     pub pending: Option<PendingOffer>,
+    /// A track it received ended: the next offer says so even with nothing new.
+    pub renegotiate: bool,
 }
 
 /// A server offer waiting for its answer.
@@ -109,6 +111,7 @@ impl EnginePeer {
             sections: sections.iter().map(SessionSection::from).collect(),
             local,
             pending: None,
+            renegotiate: false,
         }
     }
 

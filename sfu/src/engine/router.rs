@@ -24,7 +24,7 @@ use crate::negotiation::NegotiationError;
 use crate::negotiation::answer::{self, LocalTransport, NegotiatedSection, SendTrack};
 use crate::negotiation::capabilities::TRANSPORT_CC_URI;
 use crate::negotiation::offer::{self, SessionSection};
-use crate::negotiation::remote::{RemoteDescription, SectionKind};
+use crate::negotiation::remote::{Direction, RemoteDescription, SectionKind};
 use crate::send_stats::ntp_middle;
 use crate::transport::dtls::{DtlsError, DtlsIdentity};
 use crate::transport::ice_lite::Credentials;
@@ -189,8 +189,8 @@ impl Router {
     }
 
     /// The server's offer to `peer` of the room's tracks it does not receive yet (in sections
-    /// of their kind that send nothing, or new ones), or `None` if there are none or an offer
-    /// is already waiting for its answer.
+    /// of their kind that send nothing, or new ones) and of the sections whose track ended, or
+    /// `None` if nothing changed or an offer is already waiting for its answer.
     pub fn offer(&mut self, peer: PeerIdx) -> Option<String> {
         let p = self.peers.get(peer)?.as_ref()?;
         if p.pending.is_some() {
@@ -223,7 +223,7 @@ impl Router {
             };
             placed.push((offer::place(&mut sections, info.kind, send), id));
         }
-        if placed.is_empty() {
+        if placed.is_empty() && !p.renegotiate {
             return None;
         }
         let p = self.peers[peer].as_mut()?;
@@ -254,6 +254,7 @@ impl Router {
         let negotiated = offer::apply_answer(&sections, &answer)?;
         let mut p = self.peers[peer].take().expect("present");
         p.sections = negotiated.iter().map(SessionSection::from).collect();
+        p.renegotiate = false;
         let before = p.subscriptions.len();
         for (i, track) in placed {
             self.subscribe(peer, &mut p, &negotiated[i], track);
@@ -348,10 +349,12 @@ impl Router {
             let Some(sub) = peers[s].as_mut() else {
                 continue;
             };
-            let Ok(len) =
-                sub.subscriptions[k]
-                    .down
-                    .forward(packet, ext, scratch, &mut sub.twcc, now)
+            let Some(subscription) = sub.subscriptions.get_mut(k) else {
+                continue;
+            };
+            let Ok(len) = subscription
+                .down
+                .forward(packet, ext, scratch, &mut sub.twcc, now)
             else {
                 continue;
             };
@@ -519,16 +522,55 @@ impl Router {
             .min()
     }
 
-    /// Removes `peer`: its tracks are unpublished and its subscriptions end.
+    /// Removes `peer`: its subscriptions end, and so do its tracks, for every subscriber (whose
+    /// section goes idle: [`Router::offer`] then tells it, and a later track may take it).
     pub fn leave(&mut self, peer: PeerIdx) {
         if let Some(slot) = self.peers.get_mut(peer) {
             *slot = None;
         }
+        let mut ended = Vec::new();
         for slot in &mut self.tracks {
             if slot.as_ref().is_some_and(|e| e.publisher == peer) {
-                *slot = None;
+                ended.extend(slot.take().map(|e| e.subscribers).unwrap_or_default());
             } else if let Some(entry) = slot.as_mut() {
                 entry.subscribers.retain(|(s, _)| *s != peer);
+            }
+        }
+        // Highest index first: removing one never moves another still to be removed.
+        ended.sort_unstable_by(|a, b| b.cmp(a));
+        for (s, k) in ended {
+            self.end_subscription(s, k);
+        }
+    }
+
+    /// Ends `peer`'s subscription `k` (its track is gone): the section that carried it sends
+    /// nothing any more, to be offered so.
+    fn end_subscription(&mut self, peer: PeerIdx, k: usize) {
+        let Some(p) = self.peers.get_mut(peer).and_then(Option::as_mut) else {
+            return;
+        };
+        if k >= p.subscriptions.len() {
+            return;
+        }
+        let gone = p.subscriptions.swap_remove(k);
+        if let Some(section) = p.sections.iter_mut().find(|s| s.mid == gone.mid) {
+            section.send = None;
+            section.direction = Direction::from_flags(false, section.direction.receives());
+            p.renegotiate = true;
+        }
+        // The last subscription moved into `k`: its track's entry follows.
+        if let Some(moved) = p.subscriptions.get(k) {
+            let old = p.subscriptions.len();
+            if let Some(entry) = self
+                .tracks
+                .get_mut(moved.track as usize)
+                .and_then(Option::as_mut)
+            {
+                for sub in &mut entry.subscribers {
+                    if *sub == (peer, old) {
+                        sub.1 = k;
+                    }
+                }
             }
         }
     }

@@ -199,6 +199,19 @@ fn rtcp_to(sink: &mut Collect, peer: &mut Peer) -> Vec<Box<dyn RtcpPacket>> {
     datagrams.iter().flat_map(|d| rtcp_of(peer, d)).collect()
 }
 
+/// The RTP packets the router sent `peer`, decrypted, taken from `sink`.
+fn rtp_to(sink: &mut Collect, peer: &mut Peer) -> Vec<Packet> {
+    let datagrams = sink.take(peer.idx, peer.addr);
+    let inn = peer.inn.as_mut().unwrap();
+    datagrams
+        .iter()
+        .map(|d| {
+            let plain = inn.decrypt_rtp(d).expect("SRTP for this peer");
+            Packet::unmarshal(&mut &plain[..]).unwrap()
+        })
+        .collect()
+}
+
 /// The first packet of type `T` among `packets`.
 fn first<T: 'static>(packets: &[Box<dyn RtcpPacket>]) -> &T {
     packets
@@ -248,15 +261,9 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
             &sent.marshal().unwrap(),
             false,
         );
-        let got = sink.take(viewer.idx, viewer.addr);
+        let mut got = rtp_to(&mut sink, &mut viewer);
         assert_eq!(got.len(), 1, "packet {seq} forwarded once");
-        let plain = viewer
-            .inn
-            .as_mut()
-            .unwrap()
-            .decrypt_rtp(&got[0])
-            .expect("SRTP for the viewer");
-        let packet = Packet::unmarshal(&mut &plain[..]).unwrap();
+        let packet = got.remove(0);
         assert_eq!(
             (packet.header.ssrc, packet.header.payload_type),
             (sub_ssrc, sub_vp8)
@@ -316,10 +323,9 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
         &nack.marshal().unwrap(),
         true,
     );
-    let got = sink.take(viewer.idx, viewer.addr);
+    let got = rtp_to(&mut sink, &mut viewer);
     assert_eq!(got.len(), 1);
-    let plain = viewer.inn.as_mut().unwrap().decrypt_rtp(&got[0]).unwrap();
-    let rtx = Packet::unmarshal(&mut &plain[..]).unwrap();
+    let rtx = &got[0];
     assert_eq!(rtx.header.ssrc, sub_rtx);
     assert_eq!(rtx.payload[..2], nacked.to_be_bytes());
     assert_eq!(rtx.payload[2..], received[2].payload[..]);
@@ -452,12 +458,7 @@ fn unsignaled_simulcast_ssrcs_are_learned_from_mid_and_rid_and_the_first_layer_f
         }
         let h = layer_packet(0xBBBB, VP8, seq, 10, b"h", payload(seq));
         send(&mut router, &mut sink, &mut publisher, &h, false);
-        for d in sink.take(viewer.idx, viewer.addr) {
-            forwarded.push(
-                Packet::unmarshal(&mut &viewer.inn.as_mut().unwrap().decrypt_rtp(&d).unwrap()[..])
-                    .unwrap(),
-            );
-        }
+        forwarded.extend(rtp_to(&mut sink, &mut viewer));
     }
     assert_eq!(forwarded.len(), 4, "layer q only, packet 3 lost");
     // The first source passes through the munger unchanged: the publisher's numbers.
@@ -473,11 +474,9 @@ fn unsignaled_simulcast_ssrcs_are_learned_from_mid_and_rid_and_the_first_layer_f
     rtx_payload.extend(payload(3));
     let rtx = layer_packet(0xCCCC, 97, 900, 11, b"q", rtx_payload);
     send(&mut router, &mut sink, &mut publisher, &rtx, false);
-    let got = sink.take(viewer.idx, viewer.addr);
+    let got = rtp_to(&mut sink, &mut viewer);
     assert_eq!(got.len(), 1, "the repaired packet is forwarded");
-    let repaired =
-        Packet::unmarshal(&mut &viewer.inn.as_mut().unwrap().decrypt_rtp(&got[0]).unwrap()[..])
-            .unwrap();
+    let repaired = &got[0];
     assert_eq!(repaired.payload[..], payload(3)[..]);
     let video = router
         .peer(publisher.idx)
@@ -559,10 +558,9 @@ fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
         &sent.marshal().unwrap(),
         false,
     );
-    let got = sink.take(viewer.idx, viewer.addr);
+    let got = rtp_to(&mut sink, &mut viewer);
     assert_eq!(got.len(), 1);
-    let plain = viewer.inn.as_mut().unwrap().decrypt_rtp(&got[0]).unwrap();
-    let packet = Packet::unmarshal(&mut &plain[..]).unwrap();
+    let packet = &got[0];
     assert_eq!(
         (packet.header.ssrc, packet.payload.clone()),
         (video_ssrc, sent.payload)
@@ -577,4 +575,101 @@ fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
         ),
         Err(NegotiationError::NoOffer)
     ));
+
+    // The publisher leaves: the viewer's sections go idle, and it is told so.
+    router.leave(publisher.idx);
+    assert!(router.peer(viewer.idx).unwrap().subscriptions.is_empty());
+    let idle = router
+        .offer(viewer.idx)
+        .expect("an offer of the idle sections");
+    assert_eq!(idle.matches("a=inactive").count(), 2, "{idle}");
+    assert!(!idle.contains("a=ssrc"));
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&idle),
+            &mut sink,
+        )
+        .unwrap();
+    assert_eq!(router.offer(viewer.idx), None, "nothing changed since");
+
+    // Another publisher: its tracks take the same two sections (m-lines are recycled).
+    let mut second = join(&mut router, &mut sink, PUBLISH, "pubR2", 5300);
+    let offer = router
+        .offer(viewer.idx)
+        .expect("an offer of the new tracks");
+    let parsed = RemoteDescription::parse(&offer).unwrap();
+    assert_eq!(parsed.sections.len(), 2, "no new m-line");
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&offer),
+            &mut sink,
+        )
+        .unwrap();
+    let _ = sink.take(second.idx, second.addr);
+    send(
+        &mut router,
+        &mut sink,
+        &mut second,
+        &video(9).marshal().unwrap(),
+        false,
+    );
+    assert_eq!(
+        sink.take(viewer.idx, viewer.addr).len(),
+        1,
+        "the second publisher's video flows"
+    );
+}
+
+#[test]
+fn when_one_publisher_leaves_the_others_tracks_still_reach_the_viewer() {
+    let mut router = Router::new(DtlsIdentity::generate().unwrap());
+    let mut sink = Collect::default();
+    let mut viewer = join(&mut router, &mut sink, VIEW, "subL", 6400);
+    let first = join(&mut router, &mut sink, PUBLISH, "pubL1", 5400);
+    let offer = router.offer(viewer.idx).unwrap();
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&offer),
+            &mut sink,
+        )
+        .unwrap();
+    let mut second = join(&mut router, &mut sink, PUBLISH, "pubL2", 5500);
+    let offer = router.offer(viewer.idx).unwrap();
+    assert_eq!(
+        RemoteDescription::parse(&offer).unwrap().sections.len(),
+        4,
+        "two new m-lines"
+    );
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&offer),
+            &mut sink,
+        )
+        .unwrap();
+    assert_eq!(router.peer(viewer.idx).unwrap().subscriptions.len(), 4);
+
+    // The first publisher's subscriptions go; the second's move in the table and still flow.
+    router.leave(first.idx);
+    assert_eq!(router.peer(viewer.idx).unwrap().subscriptions.len(), 2);
+    let _ = std::mem::take(&mut sink.0);
+    for seq in 1..=3 {
+        send(
+            &mut router,
+            &mut sink,
+            &mut second,
+            &video(seq).marshal().unwrap(),
+            false,
+        );
+    }
+    let got = rtp_to(&mut sink, &mut viewer);
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|p| p.header.payload_type == VP8));
 }
