@@ -82,6 +82,8 @@ pub struct EnginePeer {
     pub pending: Option<PendingOffer>,
     /// A track it received ended: the next offer says so even with nothing new.
     pub renegotiate: bool,
+    /// The peer's ICE username fragment and DTLS fingerprint, which a new offer must keep.
+    pub remote_identity: (String, String),
 }
 
 /// A server offer waiting for its answer.
@@ -112,6 +114,7 @@ impl EnginePeer {
             local,
             pending: None,
             renegotiate: false,
+            remote_identity: (String::new(), String::new()),
         }
     }
 

@@ -4,6 +4,9 @@
 //! NACKs from a subscriber are answered from the track's cache; keyframe requests go to the
 //! publisher (throttled); receiver reports, sender reports and NACKs go out on timers.
 //!
+//! Negotiation (joins, a peer's new offers, the server's own offers) is in
+//! `router_negotiate.rs`.
+//!
 //! Bounds: [`MAX_PEERS`] peers, [`MAX_RETRANSMITS`] retransmissions per NACK; every object
 //! below bounds its own state.
 
@@ -17,18 +20,13 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
-use super::peer::{EnginePeer, PendingOffer, Subscription, TrackInfo};
+use super::peer::EnginePeer;
 use super::{PeerIdx, Sink, TrackId};
-use crate::down_track::{DownTrack, DownTrackParams, PayloadMapping};
 use crate::negotiation::NegotiationError;
-use crate::negotiation::answer::{self, LocalTransport, NegotiatedSection, SendTrack};
-use crate::negotiation::capabilities::TRANSPORT_CC_URI;
-use crate::negotiation::offer::{self, SessionSection};
-use crate::negotiation::remote::{Direction, RemoteDescription, SectionKind};
+use crate::negotiation::remote::{Direction, SectionKind};
 use crate::send_stats::ntp_middle;
 use crate::transport::dtls::{DtlsError, DtlsIdentity};
-use crate::transport::ice_lite::Credentials;
-use crate::transport::peer_transport::{PeerTransport, Received};
+use crate::transport::peer_transport::Received;
 use crate::up_track::Arrival;
 
 /// Peers a router holds, at most.
@@ -87,195 +85,6 @@ impl Router {
     /// The peer `idx`, if present.
     pub fn peer(&self, idx: PeerIdx) -> Option<&EnginePeer> {
         self.peers.get(idx)?.as_ref()
-    }
-
-    /// A peer joins with `offer`, answered with `local` (its ICE credentials, candidates and
-    /// session id; the fingerprint is the router's): its index and the answer.
-    pub fn join(
-        &mut self,
-        offer: &str,
-        mut local: LocalTransport,
-    ) -> Result<(PeerIdx, String), JoinError> {
-        let offer = RemoteDescription::parse(offer)?;
-        let idx = match self.peers.iter().position(Option::is_none) {
-            Some(free) => free,
-            None if self.peers.len() < MAX_PEERS => {
-                self.peers.push(None);
-                self.peers.len() - 1
-            }
-            None => return Err(JoinError::Full),
-        };
-        let credentials = Credentials {
-            ufrag: local.ice_ufrag.clone(),
-            pwd: local.ice_pwd.clone(),
-        };
-        let transport = PeerTransport::new(credentials, &self.identity, &offer.fingerprint)?;
-        local.fingerprint = self.identity.fingerprint().to_owned();
-        // The sections the peer receives in get the room's tracks of their kind, each once.
-        let mut assigned: Vec<(String, TrackId)> = Vec::new();
-        let (sdp, sections) = answer::answer(&offer, &local, |section| {
-            let (track, info) = self.tracks.iter().enumerate().find_map(|(id, entry)| {
-                let entry = entry.as_ref()?;
-                let id = id as TrackId;
-                let info = self.track_info(entry)?;
-                let free = info.kind == section.kind && !assigned.iter().any(|(_, t)| *t == id);
-                free.then_some((id, info))
-            })?;
-            assigned.push((section.mid.clone(), track));
-            let codec = info.codecs.first()?;
-            Some(SendTrack {
-                codec: codec.codec,
-                fmtp: codec.fmtp.clone(),
-                ssrc: rand::random(),
-                rtx_ssrc: rand::random(),
-                stream_id: format!(
-                    "cascade-{}",
-                    self.tracks[track as usize].as_ref()?.publisher
-                ),
-                track_id: format!("track-{track}"),
-                cname: "cascade".into(),
-            })
-        })?;
-        let mut peer = EnginePeer::new(transport, local, &sections);
-        for section in sections.iter().filter(|s| !s.rejected) {
-            if section.direction.receives() {
-                let id = self.tracks.len() as TrackId;
-                if peer.publish(section, id) {
-                    self.tracks.push(Some(TrackEntry {
-                        publisher: idx,
-                        publication: peer.publications.len() - 1,
-                        subscribers: Vec::new(),
-                    }));
-                }
-            }
-            let track = assigned
-                .iter()
-                .find(|(mid, _)| *mid == section.mid)
-                .map(|(_, t)| *t);
-            if let Some(track) = track {
-                self.subscribe(idx, &mut peer, section, track);
-            }
-        }
-        self.peers[idx] = Some(peer);
-        Ok((idx, sdp))
-    }
-
-    /// `peer` (at `idx`) receives `track` in `section`, if the section sends it.
-    fn subscribe(
-        &mut self,
-        idx: PeerIdx,
-        peer: &mut EnginePeer,
-        section: &NegotiatedSection,
-        track: TrackId,
-    ) {
-        let Some(send) = section.send.as_ref().filter(|_| section.direction.sends()) else {
-            return;
-        };
-        let Some(info) = self.tracks[track as usize]
-            .as_ref()
-            .and_then(|e| self.track_info(e))
-        else {
-            return;
-        };
-        let down = DownTrack::new(down_track_params(&info, section, send));
-        peer.subscriptions.push(Subscription {
-            track,
-            mid: section.mid.clone(),
-            down,
-        });
-        if let Some(entry) = self.tracks[track as usize].as_mut() {
-            entry.subscribers.push((idx, peer.subscriptions.len() - 1));
-        }
-    }
-
-    /// The server's offer to `peer` of the room's tracks it does not receive yet (in sections
-    /// of their kind that send nothing, or new ones) and of the sections whose track ended, or
-    /// `None` if nothing changed or an offer is already waiting for its answer.
-    pub fn offer(&mut self, peer: PeerIdx) -> Option<String> {
-        let p = self.peers.get(peer)?.as_ref()?;
-        if p.pending.is_some() {
-            return None;
-        }
-        let mut sections = p.sections.clone();
-        let mut placed = Vec::new();
-        for (id, entry) in self.tracks.iter().enumerate() {
-            let Some(entry) = entry else {
-                continue;
-            };
-            let id = id as TrackId;
-            if entry.publisher == peer || p.subscriptions.iter().any(|s| s.track == id) {
-                continue;
-            }
-            let Some(info) = self.track_info(entry) else {
-                continue;
-            };
-            let Some(codec) = info.codecs.first() else {
-                continue;
-            };
-            let send = SendTrack {
-                codec: codec.codec,
-                fmtp: codec.fmtp.clone(),
-                ssrc: rand::random(),
-                rtx_ssrc: rand::random(),
-                stream_id: format!("cascade-{}", entry.publisher),
-                track_id: format!("track-{id}"),
-                cname: "cascade".into(),
-            };
-            placed.push((offer::place(&mut sections, info.kind, send), id));
-        }
-        if placed.is_empty() && !p.renegotiate {
-            return None;
-        }
-        let p = self.peers[peer].as_mut()?;
-        p.local.session_version += 1;
-        let sdp = offer::offer(&p.local, &sections);
-        p.pending = Some(PendingOffer { sections, placed });
-        Some(sdp)
-    }
-
-    /// Applies `peer`'s answer to the server's offer: the tracks it accepted start flowing
-    /// (with a keyframe request for video). An answer that cannot be applied drops the offer;
-    /// the next [`Router::offer`] makes a new one.
-    pub fn apply_answer(
-        &mut self,
-        now: Instant,
-        peer: PeerIdx,
-        sdp: &str,
-        sink: &mut impl Sink,
-    ) -> Result<(), NegotiationError> {
-        let p = self
-            .peers
-            .get_mut(peer)
-            .and_then(Option::as_mut)
-            .ok_or(NegotiationError::NoOffer)?;
-        let PendingOffer { sections, placed } =
-            p.pending.take().ok_or(NegotiationError::NoOffer)?;
-        let answer = RemoteDescription::parse(sdp)?;
-        let negotiated = offer::apply_answer(&sections, &answer)?;
-        let mut p = self.peers[peer].take().expect("present");
-        p.sections = negotiated.iter().map(SessionSection::from).collect();
-        p.renegotiate = false;
-        let before = p.subscriptions.len();
-        for (i, track) in placed {
-            self.subscribe(peer, &mut p, &negotiated[i], track);
-        }
-        let ssrcs: Vec<u32> = p.subscriptions[before..]
-            .iter()
-            .map(|s| s.down.ssrc())
-            .collect();
-        let connected = p.transport.is_connected();
-        self.peers[peer] = Some(p);
-        if connected {
-            for ssrc in ssrcs {
-                self.on_keyframe_request(now, peer, ssrc, sink);
-            }
-        }
-        Ok(())
-    }
-
-    fn track_info(&self, entry: &TrackEntry) -> Option<TrackInfo> {
-        let publisher = self.peers.get(entry.publisher)?.as_ref()?;
-        Some(publisher.publications.get(entry.publication)?.info.clone())
     }
 
     /// Takes a datagram for `peer` from `from`; what it causes goes to `sink`. An error means
@@ -528,24 +337,49 @@ impl Router {
         if let Some(slot) = self.peers.get_mut(peer) {
             *slot = None;
         }
-        let mut ended = Vec::new();
-        for slot in &mut self.tracks {
-            if slot.as_ref().is_some_and(|e| e.publisher == peer) {
-                ended.extend(slot.take().map(|e| e.subscribers).unwrap_or_default());
-            } else if let Some(entry) = slot.as_mut() {
-                entry.subscribers.retain(|(s, _)| *s != peer);
+        for id in 0..self.tracks.len() {
+            match &mut self.tracks[id] {
+                Some(e) if e.publisher == peer => self.end_track(id as TrackId),
+                Some(e) => e.subscribers.retain(|(s, _)| *s != peer),
+                None => {}
             }
-        }
-        // Highest index first: removing one never moves another still to be removed.
-        ended.sort_unstable_by(|a, b| b.cmp(a));
-        for (s, k) in ended {
-            self.end_subscription(s, k);
         }
     }
 
-    /// Ends `peer`'s subscription `k` (its track is gone): the section that carried it sends
-    /// nothing any more, to be offered so.
-    fn end_subscription(&mut self, peer: PeerIdx, k: usize) {
+    /// Ends `track` for every subscriber.
+    fn end_track(&mut self, track: TrackId) {
+        let Some(entry) = self.tracks.get_mut(track as usize).and_then(Option::take) else {
+            return;
+        };
+        let mut ended = entry.subscribers;
+        // Highest index first: removing one never moves another still to be removed.
+        ended.sort_unstable_by(|a, b| b.cmp(a));
+        for (s, k) in ended {
+            self.end_subscription(s, k, true);
+        }
+    }
+
+    /// `peer` stopped receiving its subscription `k` (its own renegotiation).
+    fn unsubscribe(&mut self, peer: PeerIdx, k: usize) {
+        let track = self
+            .peers
+            .get(peer)
+            .and_then(Option::as_ref)
+            .and_then(|p| p.subscriptions.get(k))
+            .map(|s| s.track);
+        if let Some(entry) = track
+            .and_then(|t| self.tracks.get_mut(t as usize))
+            .and_then(Option::as_mut)
+        {
+            entry.subscribers.retain(|sub| *sub != (peer, k));
+        }
+        // The peer itself made the section idle: nothing to offer for it.
+        self.end_subscription(peer, k, false);
+    }
+
+    /// Ends `peer`'s subscription `k`: the section that carried it sends nothing any more (to
+    /// be offered so if `offer`: the track is gone; not if the peer itself stopped it).
+    fn end_subscription(&mut self, peer: PeerIdx, k: usize, offer: bool) {
         let Some(p) = self.peers.get_mut(peer).and_then(Option::as_mut) else {
             return;
         };
@@ -556,7 +390,7 @@ impl Router {
         if let Some(section) = p.sections.iter_mut().find(|s| s.mid == gone.mid) {
             section.send = None;
             section.direction = Direction::from_flags(false, section.direction.receives());
-            p.renegotiate = true;
+            p.renegotiate |= offer;
         }
         // The last subscription moved into `k`: its track's entry follows.
         if let Some(moved) = p.subscriptions.get(k) {
@@ -573,48 +407,6 @@ impl Router {
                 }
             }
         }
-    }
-}
-
-/// How a subscriber receives a track: the publisher's payload types and extension ids mapped to
-/// the subscriber's by codec and URI.
-fn down_track_params(
-    info: &TrackInfo,
-    section: &NegotiatedSection,
-    send: &SendTrack,
-) -> DownTrackParams {
-    let payload_types = section
-        .codecs
-        .iter()
-        .filter_map(|s| {
-            let p = info.codecs.iter().find(|p| p.codec == s.codec)?;
-            let rtx = s.rtx_pt.filter(|_| section.kind == SectionKind::Video);
-            Some(PayloadMapping {
-                track: p.pt,
-                subscriber: s.pt,
-                rtx,
-            })
-        })
-        .collect();
-    let extensions = info
-        .extensions
-        .iter()
-        .filter_map(|(track_id, uri)| {
-            let (sub_id, _) = section.extensions.iter().find(|(_, u)| u == uri)?;
-            Some((*track_id, *sub_id))
-        })
-        .collect();
-    DownTrackParams {
-        ssrc: send.ssrc,
-        rtx_ssrc: send.rtx_ssrc,
-        clock_rate: section.codecs.first().map_or(90_000, |c| c.clock_rate),
-        payload_types,
-        extensions,
-        transport_cc: section
-            .extensions
-            .iter()
-            .find(|(_, uri)| *uri == TRANSPORT_CC_URI)
-            .map(|(id, _)| *id),
     }
 }
 
@@ -644,6 +436,9 @@ fn flush(idx: PeerIdx, peer: &mut EnginePeer, sink: &mut impl Sink) {
         sink.send(idx, t.to, &t.data);
     }
 }
+
+#[path = "router_negotiate.rs"]
+mod negotiate;
 
 #[cfg(test)]
 #[path = "router_tests.rs"]

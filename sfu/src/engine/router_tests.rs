@@ -3,6 +3,9 @@
 //! webrtc-rs's own contexts. Media, NACKs, RTX, keyframe requests and reports cross the router.
 
 use super::*;
+use crate::negotiation::NegotiationError;
+use crate::negotiation::answer::LocalTransport;
+use crate::negotiation::remote::RemoteDescription;
 use crate::transport::dtls::tests::{Client, client_certificate};
 use crate::transport::ice_lite::tests::{NOMINATE, request};
 use bytes::{Bytes, BytesMut};
@@ -51,6 +54,8 @@ struct Peer {
     out: Option<Context>,
     inn: Option<Context>,
     answer: String,
+    /// The offer it joined with (its own fingerprint in).
+    offer: String,
 }
 
 fn local(ufrag: &str) -> LocalTransport {
@@ -133,6 +138,7 @@ fn join(router: &mut Router, sink: &mut Collect, offer: &str, ufrag: &str, port:
         )),
         dtls,
         answer,
+        offer,
     }
 }
 
@@ -672,4 +678,96 @@ fn when_one_publisher_leaves_the_others_tracks_still_reach_the_viewer() {
     let got = rtp_to(&mut sink, &mut viewer);
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|p| p.header.payload_type == VP8));
+}
+
+/// `offer` with the direction of its video section replaced by `direction`.
+fn video_direction(offer: &str, direction: &str) -> String {
+    let at = offer.find("m=video").expect("a video section");
+    let (head, video) = offer.split_at(at);
+    format!("{head}{}", video.replacen("a=sendonly", direction, 1))
+}
+
+#[test]
+fn a_publisher_that_stops_sending_video_ends_it_for_its_viewer_and_can_send_it_again() {
+    let mut router = Router::new(DtlsIdentity::generate().unwrap());
+    let mut sink = Collect::default();
+    let mut publisher = join(&mut router, &mut sink, PUBLISH, "pubN", 5600);
+    let mut viewer = join(&mut router, &mut sink, VIEW, "subN", 6600);
+    assert_eq!(router.peer(viewer.idx).unwrap().subscriptions.len(), 2);
+
+    // The publisher's new offer stops its video: the viewer loses that track.
+    let answer = router
+        .renegotiate(
+            publisher.idx,
+            &video_direction(&publisher.offer, "a=inactive"),
+        )
+        .expect("answered");
+    let answered = RemoteDescription::parse(&answer).unwrap();
+    assert_eq!(answered.sections[1].direction, Direction::Inactive);
+    assert_eq!(
+        router.peer(viewer.idx).unwrap().subscriptions.len(),
+        1,
+        "audio only"
+    );
+    let _ = std::mem::take(&mut sink.0);
+    send(
+        &mut router,
+        &mut sink,
+        &mut publisher,
+        &video(1).marshal().unwrap(),
+        false,
+    );
+    assert!(
+        rtp_to(&mut sink, &mut viewer).is_empty(),
+        "its video is not forwarded"
+    );
+    let idle = router.offer(viewer.idx).expect("the viewer is told");
+    assert!(idle.contains("a=inactive"));
+
+    // While that offer waits, the viewer's own offer is glare; then it answers.
+    let glare = router.renegotiate(viewer.idx, &viewer.offer);
+    assert!(matches!(glare, Err(NegotiationError::Glare)));
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&idle),
+            &mut sink,
+        )
+        .unwrap();
+
+    // The video comes back (a new track, in the same m-line) and reaches the viewer again.
+    router
+        .renegotiate(publisher.idx, &publisher.offer)
+        .expect("answered");
+    let offer = router.offer(viewer.idx).expect("the new track is offered");
+    assert_eq!(
+        RemoteDescription::parse(&offer).unwrap().sections.len(),
+        2,
+        "recycled"
+    );
+    router
+        .apply_answer(
+            Instant::now(),
+            viewer.idx,
+            &receiving_answer(&offer),
+            &mut sink,
+        )
+        .unwrap();
+    let _ = std::mem::take(&mut sink.0);
+    send(
+        &mut router,
+        &mut sink,
+        &mut publisher,
+        &video(2).marshal().unwrap(),
+        false,
+    );
+    assert_eq!(rtp_to(&mut sink, &mut viewer).len(), 1);
+
+    // Another ICE username fragment or certificate needs a new session.
+    let restarted = publisher.offer.replacen("a=ice-ufrag:", "a=ice-ufrag:x", 2);
+    assert!(matches!(
+        router.renegotiate(publisher.idx, &restarted),
+        Err(NegotiationError::NewSession(_))
+    ));
 }

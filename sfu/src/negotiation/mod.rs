@@ -36,6 +36,13 @@ pub enum NegotiationError {
     /// An answer that does not match the server's offer.
     #[error("the answer does not match the offer: {0}")]
     AnswerMismatch(String),
+    /// A peer's offer while the server's own offer waits for its answer (the server, the
+    /// impolite side, ignores it; the peer rolls back and answers).
+    #[error("the server's offer is waiting for an answer (glare): answer it first")]
+    Glare,
+    /// A new offer with another ICE username fragment or DTLS fingerprint.
+    #[error("{0}: join again for a new session")]
+    NewSession(&'static str),
     /// An answer when no offer of the server is outstanding.
     #[error("no offer of the server is waiting for an answer")]
     NoOffer,
