@@ -27,8 +27,8 @@ fn comings_and_goings(c: &TestClient, id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Ann, who publishes audio and video, and bob, who receives them, in `room`; with bob's
-/// participant id and resume token.
+/// Ann, who publishes audio and video, and bob, who receives them, in `room` (ann has seen bob
+/// join); with bob's participant id and resume token.
 async fn ann_and_bob(srv: &ServerHandle, room: &str) -> (Publisher, TestClient, String, String) {
     let url = srv.ws_url();
     let ann = publisher(&url, &server::token(room, "ann"), AV, AV, T).await;
@@ -39,6 +39,11 @@ async fn ann_and_bob(srv: &ServerHandle, room: &str) -> (Publisher, TestClient, 
         .as_str()
         .expect("a resume token")
         .to_owned();
+    // Ann has seen bob join before anyone counts the joins and leaves she saw.
+    server::eventually(T, "ann to see bob join", || {
+        !comings_and_goings(&ann.client, &id).is_empty()
+    })
+    .await;
     (ann, bob, id, token)
 }
 
