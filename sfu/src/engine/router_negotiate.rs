@@ -42,27 +42,9 @@ impl Router {
         // The sections the peer receives in get the room's tracks of their kind, each once.
         let mut assigned: Vec<(String, TrackId)> = Vec::new();
         let (sdp, sections) = answer::answer(&offer, &local, |section| {
-            let (track, info) = self.tracks.iter().enumerate().find_map(|(id, entry)| {
-                let entry = entry.as_ref()?;
-                let id = id as TrackId;
-                let info = self.track_info(entry)?;
-                let free = info.kind == section.kind && !assigned.iter().any(|(_, t)| *t == id);
-                free.then_some((id, info))
-            })?;
+            let (track, send) = self.next_track(idx, section.kind, &assigned)?;
             assigned.push((section.mid.clone(), track));
-            let codec = info.codecs.first()?;
-            Some(SendTrack {
-                codec: codec.codec,
-                fmtp: codec.fmtp.clone(),
-                ssrc: rand::random(),
-                rtx_ssrc: rand::random(),
-                stream_id: format!(
-                    "cascade-{}",
-                    self.tracks[track as usize].as_ref()?.publisher
-                ),
-                track_id: format!("track-{track}"),
-                cname: "cascade".into(),
-            })
+            Some(send)
         })?;
         let mut peer = EnginePeer::new(transport, local, &sections);
         peer.remote_identity = (offer.ice_ufrag.clone(), offer.fingerprint.clone());
@@ -161,17 +143,8 @@ impl Router {
             let Some(info) = self.track_info(entry) else {
                 continue;
             };
-            let Some(codec) = info.codecs.first() else {
+            let Some(send) = send_track(id, entry.publisher, &info) else {
                 continue;
-            };
-            let send = SendTrack {
-                codec: codec.codec,
-                fmtp: codec.fmtp.clone(),
-                ssrc: rand::random(),
-                rtx_ssrc: rand::random(),
-                stream_id: format!("cascade-{}", entry.publisher),
-                track_id: format!("track-{id}"),
-                cname: "cascade".into(),
             };
             placed.push((offer::place(&mut sections, info.kind, send), id));
         }
