@@ -95,6 +95,18 @@ impl DownTrack {
         }
     }
 
+    /// Sends another track from now on, with `params` (its SSRC unchanged): the munger keeps
+    /// the subscriber's stream continuous; retransmissions of what was sent before are no longer
+    /// possible (they were the other track's).
+    pub fn retarget(&mut self, params: DownTrackParams) {
+        self.params = DownTrackParams {
+            ssrc: self.params.ssrc,
+            rtx_ssrc: self.params.rtx_ssrc,
+            ..params
+        };
+        self.sent = SeqMap::new(SENT_HISTORY);
+    }
+
     /// The SSRC the subscriber receives.
     pub fn ssrc(&self) -> u32 {
         self.params.ssrc

@@ -36,4 +36,4 @@ pub mod up_track;
 pub mod worker;
 
 pub use error::MediaError;
-pub use server::{MediaConfig, MediaServer, PeerHandle};
+pub use server::{MediaConfig, MediaEngine, MediaServer, PeerHandle};

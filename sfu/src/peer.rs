@@ -70,6 +70,7 @@ pub struct ServerOffer {
 }
 
 /// What a session asks of its peer.
+#[derive(Debug)]
 pub enum PeerCommand {
     /// Apply a client offer and answer it. Refused with `PermissionDenied` if it sends media
     /// and `can_publish` is false (nothing is applied then).

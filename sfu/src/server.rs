@@ -27,11 +27,14 @@ use tracing::{debug, info, warn};
 
 use crate::codecs::media_engine_and_interceptors;
 use crate::demux::Demuxer;
+use crate::engine::shard::{EnginePeerInit, Shard};
 use crate::error::MediaError;
+use crate::negotiation::answer::LocalTransport;
 use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::{MediaStats, StatsSnapshot};
 use crate::stun_discovery::{self, Assessment, Reply};
 use crate::track::PublishedTrack;
+use crate::transport::dtls::DtlsIdentity;
 use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerAddress, PeerId, WorkerMsg};
 
 /// Media-plane settings.
@@ -50,6 +53,19 @@ pub struct MediaConfig {
     /// STUN server asked at start-up for the media socket's public address, which is then
     /// advertised too; `None` = no discovery.
     pub stun_server: Option<SocketAddr>,
+    /// Which engine serves peers.
+    pub engine: MediaEngine,
+}
+
+/// Which media engine serves peers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MediaEngine {
+    /// webrtc-rs's `RTCPeerConnection`, one per peer (the default while Cascade's own engine
+    /// is completed).
+    #[default]
+    Rtc,
+    /// Cascade's own engine ([`crate::engine`]): one router per worker.
+    Cascade,
 }
 
 impl Default for MediaConfig {
@@ -61,6 +77,7 @@ impl Default for MediaConfig {
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(10),
             stun_server: None,
+            engine: MediaEngine::default(),
         }
     }
 }
@@ -76,8 +93,13 @@ pub(crate) struct Shared {
 impl Shared {
     /// Forgets a peer the worker dropped.
     pub(crate) fn remove_peer(&self, peer: &Peer) {
+        self.remove_ufrag(&peer.ufrag);
+    }
+
+    /// Forgets the peer whose server-side ICE ufrag is `ufrag`.
+    pub(crate) fn remove_ufrag(&self, ufrag: &str) {
         let mut demux = self.demux.lock().unwrap_or_else(|e| e.into_inner());
-        demux.remove_ufrag(&peer.ufrag);
+        demux.remove_ufrag(ufrag);
         self.peers.fetch_sub(1, Relaxed);
     }
 }
@@ -95,6 +117,10 @@ pub struct MediaServer {
     candidates: Vec<SocketAddr>,
     stun_report: Option<stun_discovery::Report>,
     ice_timeouts: (Duration, Duration),
+    engine: MediaEngine,
+    /// The engine's session ids start here (one per server; each peer's answer and offers
+    /// carry their own versions).
+    session_id: u64,
     port: u16,
     next_peer: AtomicU64,
     stop: Arc<AtomicBool>,
@@ -156,12 +182,20 @@ impl MediaServer {
         let (data_queues, data): (Vec<_>, Vec<_>) = (0..n)
             .map(|_| crossbeam_channel::bounded(worker::DATA_QUEUE))
             .unzip();
+        let identity = match config.engine {
+            MediaEngine::Cascade => Some(DtlsIdentity::generate().map_err(io::Error::other)?),
+            MediaEngine::Rtc => None,
+        };
+        let ice_timeout = config.ice_disconnected_timeout + config.ice_failed_timeout;
         for (i, (control, data)) in control.into_iter().zip(data).enumerate() {
             let (socket, shared, all) = (socket.clone(), shared.clone(), data_queues.clone());
+            let shard = identity
+                .clone()
+                .map(|id| Shard::new(i, id, shared.stats.clone(), ice_timeout));
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("cascade-worker-{i}"))
-                    .spawn(move || worker::run(i, control, data, all, socket, shared))?,
+                    .spawn(move || worker::run(i, control, data, all, socket, shared, shard))?,
             );
         }
         {
@@ -173,7 +207,7 @@ impl MediaServer {
                     .spawn(move || receive_loop(&socket, &shared, &stop, &workers))?,
             );
         }
-        info!(port, workers = n, ?candidates, "media plane started");
+        info!(port, workers = n, ?candidates, engine = ?config.engine, "media plane started");
         Ok(Arc::new(Self {
             shared,
             socket,
@@ -183,6 +217,8 @@ impl MediaServer {
             candidates,
             stun_report,
             ice_timeouts: (config.ice_disconnected_timeout, config.ice_failed_timeout),
+            engine: config.engine,
+            session_id: rand::random::<u64>() >> 2,
             port,
             next_peer: AtomicU64::new(1),
             stop,
@@ -230,6 +266,9 @@ impl MediaServer {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();
         let (ufrag, pwd) = (random_token(16), random_token(32));
+        if self.engine == MediaEngine::Cascade {
+            return self.create_engine_peer(id, worker, participant, (ufrag, pwd), events);
+        }
         let pc = server_peer_connection(
             &ufrag,
             &pwd,
@@ -266,6 +305,65 @@ impl MediaServer {
             if let WorkerMsg::AddPeer(peer) = e.into_inner() {
                 self.shared.remove_peer(&peer);
             }
+            return Err(MediaError::Closed);
+        }
+        Ok(PeerHandle { peer: me })
+    }
+
+    /// [`MediaServer::create_peer`] on Cascade's engine.
+    fn create_engine_peer(
+        &self,
+        id: PeerId,
+        worker: usize,
+        participant: &str,
+        (ufrag, pwd): (String, String),
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerHandle, MediaError> {
+        let me = PeerAddress {
+            id,
+            worker,
+            tx: self.workers[worker].clone(),
+        };
+        let candidates = self
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let priority = 2_130_706_431 - i as u32;
+                format!(
+                    "{} 1 udp {priority} {} {} typ host",
+                    i + 1,
+                    addr.ip(),
+                    addr.port()
+                )
+            })
+            .collect();
+        let init = EnginePeerInit {
+            id,
+            participant: participant.to_owned(),
+            me: me.clone(),
+            local: LocalTransport {
+                ice_ufrag: ufrag.clone(),
+                ice_pwd: pwd.clone(),
+                fingerprint: String::new(),
+                candidates,
+                session_id: self.session_id + id,
+                session_version: 1,
+            },
+            events,
+        };
+        self.shared
+            .demux
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add_peer(ufrag.clone(), pwd, (id, worker));
+        self.shared.peers.fetch_add(1, Relaxed);
+        let sent = me.tx.send_timeout(
+            WorkerMsg::AddEnginePeer(Box::new(init)),
+            COMMAND_SEND_TIMEOUT,
+        );
+        if sent.is_err() {
+            self.shared.remove_ufrag(&ufrag);
             return Err(MediaError::Closed);
         }
         Ok(PeerHandle { peer: me })

@@ -5,7 +5,7 @@
 //! (read lock) and written only on subscribe/unsubscribe. Designed so that simulcast layers
 //! (rid) become more sources of the same track later.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,12 @@ pub struct PublishedTrack {
     muted: AtomicBool,
     blocked: AtomicBool,
     subscribers: RwLock<Vec<PeerAddress>>,
+    /// Bit `w % 64` set: worker `w` has a subscriber (read per packet by Cascade's engine).
+    workers: AtomicU64,
     last_keyframe_request: Mutex<Option<Instant>>,
+    /// What Cascade's engine needs to receive it on another worker (its codecs and header
+    /// extensions as the publisher negotiated them); `None` on the `RTCPeerConnection` path.
+    pub engine: Option<crate::engine::peer::TrackInfo>,
 }
 
 impl PublishedTrack {
@@ -80,8 +85,28 @@ impl PublishedTrack {
             muted: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             subscribers: RwLock::new(Vec::new()),
+            workers: AtomicU64::new(0),
             last_keyframe_request: Mutex::new(None),
+            engine: None,
         }
+    }
+
+    /// The same track, received by Cascade's engine as `info` describes.
+    pub fn with_engine(self, info: crate::engine::peer::TrackInfo) -> Self {
+        Self {
+            engine: Some(info),
+            ..self
+        }
+    }
+
+    /// Bit `w % 64` set: worker `w` has a subscriber.
+    pub fn subscriber_workers(&self) -> u64 {
+        self.workers.load(Relaxed)
+    }
+
+    fn update_workers(&self, subs: &[PeerAddress]) {
+        let mask = subs.iter().fold(0, |m, p| m | 1u64 << (p.worker % 64));
+        self.workers.store(mask, Relaxed);
     }
 
     /// The track as announced to clients.
@@ -141,12 +166,14 @@ impl PublishedTrack {
         if !subs.iter().any(|p| p.id == peer.id) {
             subs.push(peer);
         }
+        self.update_workers(&subs);
     }
 
     /// Removes a forwarding target.
     pub fn remove_subscriber(&self, peer_id: u64) {
         let mut subs = self.subscribers.write().unwrap_or_else(|e| e.into_inner());
         subs.retain(|p| p.id != peer_id);
+        self.update_workers(&subs);
     }
 
     /// Number of subscribers.

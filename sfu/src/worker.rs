@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rtc::rtp;
 use tracing::{debug, trace, warn};
 
+use crate::engine::shard::{EnginePeerInit, Shard, ShardSink};
 use crate::peer::{Peer, PeerCommand};
 use crate::server::Shared;
 use crate::stats::MediaStats;
@@ -87,6 +88,16 @@ pub enum WorkerMsg {
     },
     /// A new peer to own.
     AddPeer(Box<Peer>),
+    /// A new peer of Cascade's engine to own.
+    AddEnginePeer(Box<EnginePeerInit>),
+    /// A new packet of an engine track published on another worker, for this worker's
+    /// subscribers (one message per packet and worker).
+    EngineForward {
+        /// The track.
+        track: Arc<PublishedTrack>,
+        /// The packet as its publisher sent it (decrypted).
+        packet: Arc<[u8]>,
+    },
     /// A command for one peer.
     Command {
         /// Target peer.
@@ -125,6 +136,7 @@ pub(crate) fn run(
     workers: Vec<Sender<WorkerMsg>>,
     socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
+    mut shard: Option<Shard>,
 ) {
     let mut peers: HashMap<PeerId, Peer> = HashMap::new();
     let mut touched: Vec<PeerId> = Vec::new();
@@ -151,9 +163,30 @@ pub(crate) fn run(
             .try_iter()
             .take(BATCH)
             .chain(data.try_iter().take(BATCH));
+        let now = Instant::now();
         for msg in first.into_iter().chain(batch) {
+            let msg = match shard.as_mut() {
+                Some(shard) => {
+                    let mut out = ShardSink {
+                        sends: &mut sends,
+                        workers: &workers,
+                        stats: &shared.stats,
+                    };
+                    match engine_message(shard, msg, now, &mut out) {
+                        Some(msg) => msg,
+                        None => continue,
+                    }
+                }
+                None => msg,
+            };
             match msg {
                 WorkerMsg::Shutdown => shutdown = true,
+                WorkerMsg::AddEnginePeer(init) => {
+                    let _ = init.events.try_send(crate::peer::PeerEvent::Closed(
+                        "this worker runs no engine".into(),
+                    ));
+                }
+                WorkerMsg::EngineForward { .. } => {}
                 WorkerMsg::AddPeer(peer) => {
                     touched.push(peer.id);
                     peers.insert(peer.id, *peer);
@@ -197,11 +230,36 @@ pub(crate) fn run(
                 p.close();
                 p.flush(&mut sends);
             }
+            if let Some(shard) = shard.as_mut() {
+                let mut out = ShardSink {
+                    sends: &mut sends,
+                    workers: &workers,
+                    stats: &shared.stats,
+                };
+                shard.shutdown(Instant::now(), &mut out);
+                for (_, ufrag) in shard.take_removed() {
+                    shared.remove_ufrag(&ufrag);
+                }
+            }
             sends.send(&socket);
             break;
         }
 
         let now = Instant::now();
+        if let Some(shard) = shard.as_mut() {
+            if shard.poll_timeout().is_some_and(|d| d <= now) {
+                let mut out = ShardSink {
+                    sends: &mut sends,
+                    workers: &workers,
+                    stats: &shared.stats,
+                };
+                shard.handle_timeout(now, &mut out);
+            }
+            for (id, ufrag) in shard.take_removed() {
+                debug!(peer = id, "engine peer removed from worker");
+                shared.remove_ufrag(&ufrag);
+            }
+        }
         if next_deadline.is_some_and(|d| d <= now) {
             for (id, p) in peers.iter_mut() {
                 if p.deadline().is_some_and(|d| d <= now) {
@@ -255,7 +313,11 @@ pub(crate) fn run(
             }
         }
         sends.send(&socket);
-        next_deadline = peers.values().filter_map(Peer::deadline).min();
+        next_deadline = peers
+            .values()
+            .filter_map(Peer::deadline)
+            .chain(shard.as_ref().and_then(Shard::poll_timeout))
+            .min();
     }
     if !peers.is_empty() {
         warn!(count = peers.len(), "worker exiting with peers");
@@ -263,4 +325,28 @@ pub(crate) fn run(
     for p in peers.values() {
         shared.remove_peer(p);
     }
+}
+
+/// Hands `msg` to the engine if it is for the engine; otherwise gives it back.
+fn engine_message(
+    shard: &mut Shard,
+    msg: WorkerMsg,
+    now: Instant,
+    out: &mut ShardSink,
+) -> Option<WorkerMsg> {
+    match msg {
+        WorkerMsg::AddEnginePeer(init) => shard.add_peer(*init, now),
+        WorkerMsg::EngineForward { track, packet } => shard.forward(&track, &packet, now, out),
+        WorkerMsg::Datagram {
+            peer,
+            from,
+            mut data,
+            at,
+        } if shard.has(peer) => shard.handle_datagram(peer, from, &mut data, at, out),
+        WorkerMsg::Command { peer, cmd } if shard.has(peer) => {
+            shard.handle_command(peer, *cmd, now, out)
+        }
+        msg => return Some(msg),
+    }
+    None
 }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use cascade_api::auth::{self, Grants};
-use cascade_api::config::Config;
+use cascade_api::config::{Config, MediaEngineName};
 use cascade_api::server::{self, ServerHandle};
 
 /// API key of test servers.
@@ -31,12 +31,28 @@ pub fn config() -> Config {
         api_key: KEY.into(),
         api_secret: SECRET.into(),
         workers: 2,
+        media_engine: media_engine(),
         ..Config::default()
+    }
+}
+
+/// The media engine under test: Cascade's own with `CASCADE_TEST_MEDIA_ENGINE=cascade`, else
+/// the default.
+pub fn media_engine() -> MediaEngineName {
+    match std::env::var("CASCADE_TEST_MEDIA_ENGINE").as_deref() {
+        Ok("cascade") => MediaEngineName::Cascade,
+        _ => MediaEngineName::default(),
     }
 }
 
 /// Starts a server with [`config`] tweaked by `f`.
 pub async fn start_with(f: impl FnOnce(&mut Config)) -> ServerHandle {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let mut c = config();
     f(&mut c);
     server::start(c).await.expect("server starts")

@@ -1,5 +1,5 @@
-//! Cascade's own media engine for one room (issue 11; not yet serving peers, which still use
-//! `RTCPeerConnection`), sans-I/O, in mediasoup's order: a datagram enters the publisher's
+//! Cascade's own media engine (issue 11; serves the `cascade` binary's peers with
+//! `--media-engine cascade`, else they still use `RTCPeerConnection`), sans-I/O, in mediasoup's order: a datagram enters the publisher's
 //! [`crate::transport::peer_transport::PeerTransport`], its packet the publication's
 //! [`crate::up_track::UpTrack`], the [`router::Router`] fans it out to the subscriptions'
 //! [`crate::down_track::DownTrack`]s, and each leaves through its subscriber's transport. Each
@@ -7,11 +7,13 @@
 //! subscriber and handed to a [`Sink`] (the I/O loop's send batch).
 //!
 //! - [`peer`]: one peer's transport, publications and subscriptions.
-//! - [`router`]: the room's peers and tracks; negotiation, media, RTCP feedback and timers.
+//! - [`router`]: peers and tracks; negotiation, media, RTCP feedback and timers.
+//! - [`shard`]: a worker's router driven by the server's commands (the seam to rooms).
 //! - [`udp_server`]: a router on one UDP socket and thread (the interop tests drive it).
 
 pub mod peer;
 pub mod router;
+pub mod shard;
 pub mod udp_server;
 
 /// A peer of a router (an index, reused after the peer leaves).
@@ -23,4 +25,9 @@ pub type TrackId = u32;
 pub trait Sink {
     /// Sends `datagram` to `to` for `peer` (copied: the buffer is reused at once).
     fn send(&mut self, peer: PeerIdx, to: std::net::SocketAddr, datagram: &[u8]);
+
+    /// A new packet of a local `track` (extended sequence number `ext`, decrypted, as its
+    /// publisher sent it), for subscribers beyond this router (other workers). Nothing by
+    /// default.
+    fn publish(&mut self, _track: TrackId, _ext: u64, _packet: &[u8]) {}
 }

@@ -45,6 +45,8 @@ pub struct Publication {
     pub rtx_ssrc: Option<u32>,
     /// What subscribers need to know of it.
     pub info: TrackInfo,
+    /// Whether its first packet arrived (and was announced).
+    pub announced: bool,
 }
 
 /// A track the peer receives.
@@ -82,8 +84,16 @@ pub struct EnginePeer {
     pub pending: Option<PendingOffer>,
     /// A track it received ended: the next offer says so even with nothing new.
     pub renegotiate: bool,
-    /// The peer's ICE username fragment and DTLS fingerprint, which a new offer must keep.
+    /// The peer's ICE username fragment and DTLS fingerprint (empty until its first
+    /// description); a new offer must keep the fingerprint.
     pub remote_identity: (String, String),
+    /// The tracks it wants (explicit mode).
+    pub wanted: Vec<TrackId>,
+    /// A viewer that cannot renegotiate (WHEP): each receiving section is a sending slot,
+    /// filled with a wanted track and kept when the track ends.
+    pub slots: bool,
+    /// Its slots' down-tracks with no track now, by mid.
+    pub idle: Vec<(String, DownTrack)>,
 }
 
 /// A server offer waiting for its answer.
@@ -115,6 +125,9 @@ impl EnginePeer {
             pending: None,
             renegotiate: false,
             remote_identity: (String::new(), String::new()),
+            wanted: Vec::new(),
+            slots: false,
+            idle: Vec::new(),
         }
     }
 
@@ -151,6 +164,7 @@ impl EnginePeer {
             bound: signaled.is_some(),
             rid: section.remote.send_rids.first().cloned(),
             rtx_ssrc,
+            announced: false,
             info: TrackInfo {
                 kind: section.kind,
                 codecs: section.codecs.clone(),

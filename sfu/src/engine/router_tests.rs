@@ -495,7 +495,12 @@ fn unsignaled_simulcast_ssrcs_are_learned_from_mid_and_rid_and_the_first_layer_f
 }
 
 /// The answer a receiving client gives to the server's `offer` (what a browser's would say).
-fn receiving_answer(offer: &str) -> String {
+fn receiving_answer(offer: &str, peer: &Peer) -> String {
+    let fingerprint = peer
+        .offer
+        .lines()
+        .find(|l| l.starts_with("a=fingerprint:"))
+        .expect("the peer's fingerprint");
     offer
         .lines()
         .filter(|l| {
@@ -512,6 +517,7 @@ fn receiving_answer(offer: &str) -> String {
         .map(|l| match l {
             "a=setup:actpass" => "a=setup:active".to_owned(),
             "a=sendonly" => "a=recvonly".to_owned(),
+            _ if l.starts_with("a=fingerprint:") => fingerprint.to_owned(),
             _ => l.to_owned(),
         })
         .map(|l| l + "\r\n")
@@ -544,7 +550,7 @@ fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&offer),
+            &receiving_answer(&offer, &viewer),
             &mut sink,
         )
         .expect("the answer applies");
@@ -576,7 +582,7 @@ fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
         router.apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&offer),
+            &receiving_answer(&offer, &viewer),
             &mut sink
         ),
         Err(NegotiationError::NoOffer)
@@ -594,7 +600,7 @@ fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&idle),
+            &receiving_answer(&idle, &viewer),
             &mut sink,
         )
         .unwrap();
@@ -611,7 +617,7 @@ fn a_viewer_that_joined_an_empty_room_is_offered_the_new_tracks() {
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&offer),
+            &receiving_answer(&offer, &viewer),
             &mut sink,
         )
         .unwrap();
@@ -641,7 +647,7 @@ fn when_one_publisher_leaves_the_others_tracks_still_reach_the_viewer() {
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&offer),
+            &receiving_answer(&offer, &viewer),
             &mut sink,
         )
         .unwrap();
@@ -656,7 +662,7 @@ fn when_one_publisher_leaves_the_others_tracks_still_reach_the_viewer() {
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&offer),
+            &receiving_answer(&offer, &viewer),
             &mut sink,
         )
         .unwrap();
@@ -731,7 +737,7 @@ fn a_publisher_that_stops_sending_video_ends_it_for_its_viewer_and_can_send_it_a
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&idle),
+            &receiving_answer(&idle, &viewer),
             &mut sink,
         )
         .unwrap();
@@ -750,7 +756,7 @@ fn a_publisher_that_stops_sending_video_ends_it_for_its_viewer_and_can_send_it_a
         .apply_answer(
             Instant::now(),
             viewer.idx,
-            &receiving_answer(&offer),
+            &receiving_answer(&offer, &viewer),
             &mut sink,
         )
         .unwrap();
@@ -764,10 +770,22 @@ fn a_publisher_that_stops_sending_video_ends_it_for_its_viewer_and_can_send_it_a
     );
     assert_eq!(rtp_to(&mut sink, &mut viewer).len(), 1);
 
-    // Another ICE username fragment or certificate needs a new session.
+    // Another ICE username fragment is an ICE restart, answered on the same session; another
+    // certificate needs a new session.
     let restarted = publisher.offer.replacen("a=ice-ufrag:", "a=ice-ufrag:x", 2);
+    let answer = router.renegotiate(publisher.idx, &restarted).unwrap();
+    assert!(
+        answer.contains("a=ice-ufrag:pubN"),
+        "the server keeps its credentials: {answer}"
+    );
+    let fingerprint = publisher
+        .offer
+        .lines()
+        .find(|l| l.starts_with("a=fingerprint:"))
+        .unwrap();
+    let other = restarted.replace(fingerprint, "a=fingerprint:sha-256 00:11");
     assert!(matches!(
-        router.renegotiate(publisher.idx, &restarted),
+        router.renegotiate(publisher.idx, &other),
         Err(NegotiationError::NewSession(_))
     ));
 }

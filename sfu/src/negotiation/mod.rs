@@ -40,9 +40,12 @@ pub enum NegotiationError {
     /// impolite side, ignores it; the peer rolls back and answers).
     #[error("the server's offer is waiting for an answer (glare): answer it first")]
     Glare,
-    /// A new offer with another ICE username fragment or DTLS fingerprint.
+    /// A new offer with another DTLS fingerprint.
     #[error("{0}: join again for a new session")]
     NewSession(&'static str),
+    /// The description's DTLS fingerprint cannot be used.
+    #[error("a=fingerprint: {0}")]
+    Fingerprint(String),
     /// An answer when no offer of the server is outstanding.
     #[error("no offer of the server is waiting for an answer")]
     NoOffer,

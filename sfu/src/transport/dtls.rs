@@ -38,14 +38,15 @@
 //! handshake ones (a peer repeating its last flight), and answers those at most 7 times.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::crypto::{HashAlgorithm, RTCCryptoProvider};
 use rtc::dtls::config::{
-    ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, VerifyPeerCertificateFn,
+    ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig,
+    VerifyPeerCertificateFn,
 };
 use rtc::dtls::crypto::Certificate;
 use rtc::dtls::endpoint::{Endpoint, EndpointEvent};
@@ -183,7 +184,7 @@ const VERDICT_MISMATCH: u8 = 2;
 const VERDICT_UNSUPPORTED: u8 = 3;
 
 /// The peer's SDP fingerprint, parsed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum RemoteFingerprint {
     Sha256(Vec<u8>),
     /// Another hash function (lower-case name): fails the handshake.
@@ -197,7 +198,18 @@ pub struct DtlsServer {
     /// The overall handshake deadline, from the first datagram.
     deadline: Option<Instant>,
     verdict: Arc<AtomicU8>,
-    remote: RemoteFingerprint,
+    /// The peer's SDP fingerprint, once known (a server offer is answered after the server's
+    /// side exists); the verification callback reads it.
+    remote: Arc<OnceLock<RemoteFingerprint>>,
+    /// The sha-256 digest of the peer's certificate, when it came before the peer's fingerprint
+    /// (checked when the fingerprint is set).
+    deferred: Arc<Mutex<Option<Vec<u8>>>>,
+    /// The SRTP keys of a handshake that completed before the peer's fingerprint was known.
+    held: Option<SrtpKeys>,
+    /// The configuration of the client role ([`DtlsServer::connect`]).
+    client_config: Arc<HandshakeConfig>,
+    /// Whether this side is the DTLS client.
+    is_client: bool,
     handshake_datagrams: usize,
     dropped_application_data: u64,
     dropped_datagrams: u64,
@@ -220,34 +232,109 @@ impl DtlsServer {
     /// `a=fingerprint:<remote_fingerprint>` (e.g. `"sha-256 ab:cd:..."`, any case). A
     /// well-formed fingerprint of another hash function is accepted here and fails the handshake.
     pub fn new(identity: &DtlsIdentity, remote_fingerprint: &str) -> Result<Self, DtlsError> {
-        let remote = parse_fingerprint(remote_fingerprint)?;
+        let mut server = Self::awaiting(identity)?;
+        server.set_remote_fingerprint(remote_fingerprint)?;
+        Ok(server)
+    }
+
+    /// A server presenting `identity`'s certificate whose peer's fingerprint comes later
+    /// ([`DtlsServer::set_remote_fingerprint`]; a handshake that completes before it holds
+    /// its keys until then). When the server offered first and the peer answered
+    /// `a=setup:passive`, [`DtlsServer::connect`] makes it the DTLS client instead.
+    pub fn awaiting(identity: &DtlsIdentity) -> Result<Self, DtlsError> {
+        let remote = Arc::new(OnceLock::new());
+        let deferred = Arc::new(Mutex::new(None));
         let verdict = Arc::new(AtomicU8::new(VERDICT_NONE));
         let verify = verifier(
-            remote.clone(),
+            Arc::clone(&remote),
+            Arc::clone(&deferred),
             Arc::clone(&verdict),
             Arc::clone(&identity.inner.crypto),
         );
-        let config = ConfigBuilder::default()
-            .with_crypto_provider(Arc::clone(&identity.inner.crypto))
-            .with_certificates(vec![identity.inner.certificate.clone()])
-            .with_srtp_protection_profiles(SRTP_PROFILES.to_vec())
+        let builder = || {
+            ConfigBuilder::default()
+                .with_crypto_provider(Arc::clone(&identity.inner.crypto))
+                .with_certificates(vec![identity.inner.certificate.clone()])
+                .with_srtp_protection_profiles(SRTP_PROFILES.to_vec())
+                // Self-signed certificates: no CA chain, the fingerprint callback is the check.
+                .with_insecure_skip_verify(true)
+                .with_verify_peer_certificate(Some(verify.clone()))
+                .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        };
+        let config = builder()
             .with_client_auth(ClientAuthType::RequireAnyClientCert)
-            // Self-signed certificates: no CA chain, the fingerprint callback is the check.
-            .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(verify))
-            .with_extended_master_secret(ExtendedMasterSecretType::Require)
             .build(false, None)
             .map_err(DtlsError::Setup)?;
+        let client_config = builder().build(true, None).map_err(DtlsError::Setup)?;
         Ok(Self {
             endpoint: Endpoint::new(PLACEHOLDER, TransportProtocol::UDP, Some(Arc::new(config))),
             state: DtlsState::New,
             deadline: None,
             verdict,
             remote,
+            deferred,
+            held: None,
+            client_config: Arc::new(client_config),
+            is_client: false,
             handshake_datagrams: 0,
             dropped_application_data: 0,
             dropped_datagrams: 0,
         })
+    }
+
+    /// Sets the peer's SDP fingerprint (see [`DtlsServer::awaiting`]). The first one set stays:
+    /// a different one later is [`DtlsError::FingerprintMismatch`]. If the handshake already
+    /// completed, the peer's certificate is checked now: its SRTP keys when it matches, an
+    /// error (the association failed) when not.
+    pub fn set_remote_fingerprint(
+        &mut self,
+        remote_fingerprint: &str,
+    ) -> Result<Option<SrtpKeys>, DtlsError> {
+        let parsed = parse_fingerprint(remote_fingerprint)?;
+        let set = self.remote.get_or_init(|| parsed.clone());
+        if *set != parsed {
+            return Err(DtlsError::FingerprintMismatch);
+        }
+        if self.held.is_none() {
+            return Ok(None);
+        }
+        match self.judge_deferred() {
+            Ok(()) => Ok(self.held.take()),
+            Err(e) => {
+                self.held = None;
+                self.state = DtlsState::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the handshake as the DTLS client (the peer answered the server's offer with
+    /// `a=setup:passive`); nothing if a handshake already started.
+    pub fn connect(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.state != DtlsState::New {
+            return Ok(());
+        }
+        self.is_client = true;
+        self.state = DtlsState::Connecting;
+        self.deadline = Some(now + HANDSHAKE_TIMEOUT);
+        self.endpoint
+            .connect(now, PLACEHOLDER, Arc::clone(&self.client_config), None)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Checks a certificate that came before the peer's fingerprint (none: nothing to check).
+    fn judge_deferred(&self) -> Result<(), DtlsError> {
+        let deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(digest) = deferred.as_ref() else {
+            return Ok(());
+        };
+        match self.remote.get() {
+            Some(RemoteFingerprint::Sha256(expected)) if expected == digest => Ok(()),
+            Some(RemoteFingerprint::Other(alg)) => {
+                Err(DtlsError::UnsupportedFingerprintAlgorithm(alg.clone()))
+            }
+            _ => Err(DtlsError::FingerprintMismatch),
+        }
     }
 
     /// Where the association stands.
@@ -316,6 +403,16 @@ impl DtlsServer {
             Ok(keys) => {
                 self.state = DtlsState::Connected;
                 self.deadline = None;
+                if self.remote.get().is_none() {
+                    // The peer's fingerprint is not known yet: no media until it is checked.
+                    self.held = Some(keys);
+                    return Ok(None);
+                }
+                if let Err(e) = self.judge_deferred() {
+                    let _ = self.endpoint.stop(now, PLACEHOLDER);
+                    self.state = DtlsState::Failed;
+                    return Err(e);
+                }
                 Ok(Some(DtlsEvent::Connected(keys)))
             }
             Err(e) => {
@@ -387,11 +484,11 @@ impl DtlsServer {
         self.state = DtlsState::Failed;
         match self.verdict.load(Ordering::Acquire) {
             VERDICT_MISMATCH => DtlsError::FingerprintMismatch,
-            VERDICT_UNSUPPORTED => match &self.remote {
-                RemoteFingerprint::Other(alg) => {
+            VERDICT_UNSUPPORTED => match self.remote.get() {
+                Some(RemoteFingerprint::Other(alg)) => {
                     DtlsError::UnsupportedFingerprintAlgorithm(alg.clone())
                 }
-                RemoteFingerprint::Sha256(_) => DtlsError::HandshakeFailed(e),
+                _ => DtlsError::HandshakeFailed(e),
             },
             _ if connected => DtlsError::ConnectionFailed(e),
             _ => DtlsError::HandshakeFailed(e),
@@ -416,22 +513,19 @@ impl DtlsServer {
             &[],
             SrtpKeys::keying_material_len(profile),
         )?;
-        SrtpKeys::from_keying_material(profile, material.as_ref(), false)
+        SrtpKeys::from_keying_material(profile, material.as_ref(), self.is_client)
     }
 }
 
 /// The library's certificate callback: the peer's first certificate must hash (sha-256) to
 /// `remote`; the outcome is also recorded in `verdict`, to name the failure.
 fn verifier(
-    remote: RemoteFingerprint,
+    remote: Arc<OnceLock<RemoteFingerprint>>,
+    deferred: Arc<Mutex<Option<Vec<u8>>>>,
     verdict: Arc<AtomicU8>,
     crypto: Arc<dyn RTCCryptoProvider>,
 ) -> VerifyPeerCertificateFn {
     Arc::new(move |certs: &[Vec<u8>], _chains: &[_]| {
-        let RemoteFingerprint::Sha256(expected) = &remote else {
-            verdict.store(VERDICT_UNSUPPORTED, Ordering::Release);
-            return Err(Error::ErrUnsupportedFingerprintAlgorithm);
-        };
         let Some(leaf) = certs.first() else {
             return Err(Error::ErrNonCertificate);
         };
@@ -439,6 +533,18 @@ fn verifier(
             .crypto()
             .hash(HashAlgorithm::Sha256, leaf)
             .map_err(|e| Error::Crypto(e.to_string()))?;
+        let expected = match remote.get() {
+            Some(RemoteFingerprint::Sha256(expected)) => expected,
+            Some(RemoteFingerprint::Other(_)) => {
+                verdict.store(VERDICT_UNSUPPORTED, Ordering::Release);
+                return Err(Error::ErrUnsupportedFingerprintAlgorithm);
+            }
+            None => {
+                // Checked when the fingerprint comes (`set_remote_fingerprint`).
+                *deferred.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+                return Ok(());
+            }
+        };
         if digest == *expected {
             verdict.store(VERDICT_MATCH, Ordering::Release);
             Ok(())

@@ -94,6 +94,8 @@ pub struct PeerTransport {
     /// Where the latest DTLS datagram came from.
     dtls_remote: Option<SocketAddr>,
     pending: VecDeque<Transmit>,
+    /// This side is the DTLS client: it starts the handshake once ICE selects an address.
+    dtls_client: bool,
 }
 
 impl PeerTransport {
@@ -104,14 +106,52 @@ impl PeerTransport {
         identity: &DtlsIdentity,
         remote_fingerprint: &str,
     ) -> Result<Self, DtlsError> {
+        let mut transport = Self::awaiting(local, identity)?;
+        transport.dtls.set_remote_fingerprint(remote_fingerprint)?;
+        Ok(transport)
+    }
+
+    /// A transport whose peer's fingerprint comes later (the server offered first): the
+    /// handshake may run, but no media flows until [`PeerTransport::set_remote_fingerprint`]
+    /// has checked the peer's certificate (some clients complete DTLS before they answer).
+    pub fn awaiting(local: Credentials, identity: &DtlsIdentity) -> Result<Self, DtlsError> {
         Ok(Self {
             ice: IceLite::new(local),
-            dtls: DtlsServer::new(identity, remote_fingerprint)?,
+            dtls: DtlsServer::awaiting(identity)?,
             srtp: None,
             crypto: rtc::crypto::default_provider().expect("a built-in crypto provider"),
             dtls_remote: None,
             pending: VecDeque::new(),
+            dtls_client: false,
         })
+    }
+
+    /// Makes this side the DTLS client (the peer answered `a=setup:passive`): the handshake
+    /// starts as soon as ICE has selected an address.
+    pub fn dtls_connect(&mut self, now: Instant) -> Result<(), DtlsError> {
+        self.dtls_client = true;
+        self.start_client(now)
+    }
+
+    fn start_client(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.dtls_client && self.ice.selected().is_some() {
+            self.dtls.connect(now)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the peer's SDP fingerprint: true if that connected the transport (the handshake
+    /// had completed and the certificate matches). Another fingerprint than the one set
+    /// before, or a certificate that does not match, is an error (end the peer).
+    pub fn set_remote_fingerprint(&mut self, remote_fingerprint: &str) -> Result<bool, DtlsError> {
+        let Some(keys) = self.dtls.set_remote_fingerprint(remote_fingerprint)? else {
+            return Ok(false);
+        };
+        match SrtpSession::new(&keys, self.crypto.crypto()) {
+            Ok(session) => self.srtp = Some(session),
+            Err(_) => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// The ICE agent (credentials, selected address).
@@ -145,6 +185,7 @@ impl PeerTransport {
                     }
                     self.pending.push_back(Transmit { to: from, data });
                 }
+                self.start_client(now)?;
                 Ok(Received::Handled)
             }
             Some(20..=63) => {
