@@ -27,7 +27,10 @@ pub trait Sink {
     fn send(&mut self, peer: PeerIdx, to: std::net::SocketAddr, datagram: &[u8]);
 
     /// A new packet of a local `track` (extended sequence number `ext`, decrypted, as its
-    /// publisher sent it), for subscribers beyond this router (other workers). Nothing by
+    /// publisher sent it), for subscribers beyond this router (other workers); whether the
+    /// router forwards it to its own (false: the track is blocked). Nothing, and true, by
     /// default.
-    fn publish(&mut self, _track: TrackId, _ext: u64, _packet: &[u8]) {}
+    fn publish(&mut self, _track: TrackId, _ext: u64, _packet: &[u8]) -> bool {
+        true
+    }
 }

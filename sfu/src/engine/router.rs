@@ -15,6 +15,7 @@
 //! below bounds its own state.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rtc::rtcp::packet::Packet as RtcpPacket;
@@ -30,6 +31,7 @@ use crate::negotiation::NegotiationError;
 use crate::negotiation::remote::{Direction, SectionKind};
 use crate::packet_cache::PacketCache;
 use crate::send_stats::ntp_middle;
+use crate::stats::MediaStats;
 use crate::transport::dtls::{DtlsError, DtlsIdentity};
 use crate::transport::peer_transport::Received;
 use crate::up_track::{Arrival, UpTrack, UpTrackParams};
@@ -116,6 +118,7 @@ pub struct Router {
     peers: Vec<Option<EnginePeer>>,
     tracks: Vec<Option<TrackEntry>>,
     events: std::collections::VecDeque<RouterEvent>,
+    stats: Arc<MediaStats>,
     scratch: Vec<u8>,
     repaired: Vec<u8>,
 }
@@ -129,6 +132,7 @@ impl Router {
             peers: Vec::new(),
             tracks: Vec::new(),
             events: Default::default(),
+            stats: Arc::default(),
             scratch: vec![0; BUFFER],
             repaired: vec![0; BUFFER],
         }
@@ -140,6 +144,11 @@ impl Router {
             auto: false,
             ..Self::new(identity)
         }
+    }
+
+    /// The same router counting feedback and retransmissions into `stats`.
+    pub fn with_stats(self, stats: Arc<MediaStats>) -> Self {
+        Self { stats, ..self }
     }
 
     /// The peer `idx`, if present.
@@ -303,6 +312,7 @@ impl Router {
             return;
         }
         if let Some(pli) = publication.up.keyframe_request(now) {
+            MediaStats::add(&self.stats.keyframe_requests_sent, 1);
             send_rtcp(publisher, p, &[Box::new(pli)], &mut self.scratch, sink);
         }
     }
@@ -386,8 +396,9 @@ impl Router {
         if publication.up.missing() > 0 && p.nack_at.is_none() {
             p.nack_at = Some(now);
         }
-        sink.publish(track, ext, packet);
-        fan_out(peers, tracks, track, packet, ext, scratch, now, sink);
+        if sink.publish(track, ext, packet) {
+            fan_out(peers, tracks, track, packet, ext, scratch, now, sink);
+        }
     }
 
     /// RTCP from a peer: NACKs and keyframe requests from subscribers, sender reports from
@@ -399,10 +410,13 @@ impl Router {
         for packet in packets {
             let any = packet.as_any();
             if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                MediaStats::add(&self.stats.nacks_received, 1);
                 self.on_nack(now, peer, nack, sink);
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                MediaStats::add(&self.stats.plis_received, 1);
                 self.on_keyframe_request(now, peer, pli.media_ssrc, sink);
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                MediaStats::add(&self.stats.firs_received, 1);
                 for entry in &fir.fir {
                     self.on_keyframe_request(now, peer, entry.ssrc, sink);
                 }
@@ -456,6 +470,7 @@ impl Router {
                 continue;
             };
             if let Ok((to, len)) = sub.transport.protect_rtp(&mut self.scratch, len) {
+                MediaStats::add(&self.stats.retransmissions, 1);
                 sink.send(peer, to, &self.scratch[..len]);
             }
         }
@@ -516,6 +531,7 @@ impl Router {
             if p.nack_at.is_some_and(|t| t <= now) {
                 for publication in &mut p.publications {
                     if let Some(nack) = publication.up.poll_nack(now) {
+                        MediaStats::add(&self.stats.nacks_sent, 1);
                         rtcp.push(Box::new(nack));
                     }
                 }

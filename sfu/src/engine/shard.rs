@@ -119,13 +119,16 @@ impl Sink for RouterSink<'_, '_> {
         self.out.sends.push(to, BytesMut::from(datagram));
     }
 
-    fn publish(&mut self, track: TrackId, _ext: u64, packet: &[u8]) {
+    fn publish(&mut self, track: TrackId, _ext: u64, packet: &[u8]) -> bool {
         let Some(Some(t)) = self.tracks.get(track as usize) else {
-            return;
+            return true;
         };
+        if t.track.blocked() {
+            return false;
+        }
         let others = t.track.subscriber_workers() & !(1u64 << (self.worker % 64));
         if others == 0 {
-            return;
+            return true;
         }
         let packet: Arc<[u8]> = Arc::from(packet);
         for (w, queue) in self.out.workers.iter().enumerate() {
@@ -140,6 +143,7 @@ impl Sink for RouterSink<'_, '_> {
                 MediaStats::add(&self.out.stats.forwards_queue_full, 1);
             }
         }
+        true
     }
 }
 
@@ -153,7 +157,7 @@ impl Shard {
         ice_timeout: Duration,
     ) -> Self {
         Self {
-            router: Router::explicit(identity),
+            router: Router::explicit(identity).with_stats(stats.clone()),
             worker,
             peers: Vec::new(),
             by_id: HashMap::new(),
@@ -321,7 +325,6 @@ impl Shard {
                         worker: self.worker,
                     };
                     self.router.request_keyframe(now, tid as TrackId, &mut sink);
-                    MediaStats::add(&self.stats.keyframe_requests_sent, 1);
                 }
             }
             PeerCommand::Close => self.close(idx, "closed".into(), now, out),
@@ -399,8 +402,15 @@ impl Shard {
                 "no remote description yet".into(),
             ));
         }
-        // ICE-lite: the client's checks tell the server its addresses.
-        Ok(())
+        // ICE-lite: the client's checks tell the server its addresses; a candidate is only
+        // checked.
+        let raw = c
+            .candidate
+            .strip_prefix("candidate:")
+            .unwrap_or(&c.candidate);
+        rtc::ice::candidate::unmarshal_candidate(raw)
+            .map(drop)
+            .map_err(|e| MediaError::InvalidCandidate(e.to_string()))
     }
 
     /// Starts forwarding `track` to peer `idx`.
