@@ -183,7 +183,11 @@ async fn forged_stun_binds_nothing_and_junk_logs_stay_bounded() {
     assert_eq!(&response[..2], &[0x01, 0x01], "binding success ({n} bytes)");
     send_junk(&member, port, JUNK).await;
     let deadline = tokio::time::Instant::now() + T;
-    while metric(srv.http_addr, suppressed).await < suppressed_before + JUNK / 2 {
+    // Cascade's engine drops junk from a bound address without a line (nothing to suppress);
+    // webrtc-rs's stack complains about each datagram, and those lines are suppressed.
+    let engine = server::media_engine() == cascade_api::config::MediaEngineName::Cascade;
+    let expected = if engine { 0 } else { JUNK / 2 };
+    while metric(srv.http_addr, suppressed).await < suppressed_before + expected {
         assert!(
             tokio::time::Instant::now() < deadline,
             "junk from a bound address: suppressed {} lines",

@@ -108,11 +108,13 @@ fn chromium_publisher_with_simulcast_gets_forwardable_codecs_its_ids_and_its_rid
     );
     assert!(!sdp.contains("goog-remb") && !sdp.contains("toffset"));
     assert!(sdp.contains("a=rtcp-fb:96 transport-cc") && sdp.contains("a=rtcp-fb:96 nack pli"));
-    // The session: ICE-lite, one bundle, the server the DTLS server, candidates once.
+    // The session: ICE-lite, one bundle, the server the DTLS server, the candidates in every
+    // bundled section.
     assert!(sdp.contains("a=ice-lite") && sdp.contains("a=group:BUNDLE 0 1"));
     assert_eq!(sdp.matches("a=setup:passive").count(), 2);
-    assert_eq!(sdp.matches("a=candidate:").count(), 1);
+    assert_eq!(sdp.matches("a=candidate:").count(), 2);
     assert!(lines_of(&sdp, "0").contains(&"a=end-of-candidates"));
+    assert!(lines_of(&sdp, "1").contains(&"a=end-of-candidates"));
     // And it is valid SDP that parses back with the same sections.
     let back = RemoteDescription::parse(&sdp).expect("the answer parses");
     assert_eq!(back.sections.len(), 2);

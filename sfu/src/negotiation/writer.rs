@@ -1,6 +1,6 @@
 //! Cascade's SDP, offers and answers alike, written with the `sdp` crate: one BUNDLE
-//! transport (ICE-lite, the server's certificate, RTCP mux), the server's candidates in the
-//! first bundled section.
+//! transport (ICE-lite, the server's certificate, RTCP mux), the server's candidates in every
+//! bundled section (a client finds them whichever section it reads).
 
 use rtc::sdp::description::common::{Address, Attribute, ConnectionInformation};
 use rtc::sdp::description::media::{MediaDescription, MediaName, RangedPort};
@@ -67,10 +67,9 @@ pub(super) fn write(local: &LocalTransport, setup: &str, sections: &[SectionOut<
     }
     desc.attributes
         .push(attr("msid-semantic", Some(" WMS *".into())));
-    let first = accepted.first().copied();
     for s in sections {
         desc.media_descriptions
-            .push(section(local, setup, s, first == Some(s.mid)));
+            .push(section(local, setup, s, accepted.contains(&s.mid)));
     }
     desc.marshal()
 }
