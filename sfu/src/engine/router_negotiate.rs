@@ -10,7 +10,7 @@ use crate::engine::peer::{EnginePeer, PendingOffer, Subscription, TrackInfo};
 use crate::engine::{PeerIdx, Sink, TrackId};
 use crate::negotiation::NegotiationError;
 use crate::negotiation::answer::{self, LocalTransport, NegotiatedSection, SendTrack};
-use crate::negotiation::capabilities::TRANSPORT_CC_URI;
+use crate::negotiation::capabilities::{MID_URI, REPAIRED_RID_URI, RID_URI, TRANSPORT_CC_URI};
 use crate::negotiation::offer::{self, SessionSection};
 use crate::negotiation::remote::{RemoteDescription, RemoteSection, SectionKind};
 use crate::transport::ice_lite::Credentials;
@@ -514,9 +514,12 @@ fn down_track_params(
             })
         })
         .collect();
+    // The publisher's transport and m-line extensions (transport-wide sequence numbers, its
+    // mid and rids) would mislead the subscriber: removed (transport-cc is stamped anew).
     let extensions = info
         .extensions
         .iter()
+        .filter(|(_, uri)| ![MID_URI, RID_URI, REPAIRED_RID_URI, TRANSPORT_CC_URI].contains(uri))
         .filter_map(|(track_id, uri)| {
             let (sub_id, _) = section.extensions.iter().find(|(_, u)| u == uri)?;
             Some((*track_id, *sub_id))
