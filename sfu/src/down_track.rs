@@ -20,7 +20,7 @@ use crate::transport::twcc::TwccSender;
 use rtc::rtcp::sender_report::SenderReport;
 
 /// Packets a down-track remembers for retransmission (its NACKs reach this far back).
-pub const SENT_HISTORY: usize = 1024;
+pub const SENT_HISTORY: usize = 512;
 
 /// A payload type of the track and what the subscriber negotiated for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

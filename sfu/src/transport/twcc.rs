@@ -17,8 +17,9 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
 
 use crate::rtp_view::RtpView;
 
-/// Packets remembered for feedback.
-pub const HISTORY: usize = 4096;
+/// Packets remembered for feedback (feedback comes every 50–100 ms: a second of a 10 Mbit/s
+/// stream).
+pub const HISTORY: usize = 1024;
 /// The feedback's reference time unit.
 const REFERENCE_UNIT: Duration = Duration::from_millis(64);
 
@@ -36,25 +37,31 @@ pub struct Delivery {
     pub arrival: Option<Duration>,
 }
 
+/// One sent packet, kept small (a history per subscriber): the low 32 bits of its number,
+/// its size and its send time in microseconds after the history's start.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
-    seq: u64,
-    at: Instant,
+    seq: u32,
     size: u32,
+    at_us: u64,
 }
 
 /// The transport-wide sequence numbers and send history of one peer.
 #[derive(Debug)]
 pub struct TwccSender {
     next: u64,
+    /// Empty until the first packet is stamped (a peer that receives nothing costs nothing).
     history: Vec<Option<Sent>>,
+    /// When the first packet was stamped: send times count from it.
+    start: Option<Instant>,
 }
 
 impl Default for TwccSender {
     fn default() -> Self {
         Self {
             next: 0,
-            history: vec![None; HISTORY],
+            history: Vec::new(),
+            start: None,
         }
     }
 }
@@ -74,10 +81,14 @@ impl TwccSender {
         let seq = self.next;
         self.next += 1;
         data.copy_from_slice(&(seq as u16).to_be_bytes());
+        if self.history.is_empty() {
+            self.history = vec![None; HISTORY];
+        }
+        let start = *self.start.get_or_insert(now);
         self.history[seq as usize % HISTORY] = Some(Sent {
-            seq,
-            at: now,
+            seq: seq as u32,
             size: size as u32,
+            at_us: now.saturating_duration_since(start).as_micros() as u64,
         });
         Some(seq as u16)
     }
@@ -122,10 +133,14 @@ impl TwccSender {
                 None
             };
             let seq = base + i as u64;
-            if let Some(sent) = self.history[seq as usize % HISTORY].filter(|s| s.seq == seq) {
+            let (Some(start), Some(Some(sent))) = (self.start, self.history.get(seq as usize % HISTORY))
+            else {
+                continue;
+            };
+            if sent.seq == seq as u32 {
                 out.push(Delivery {
                     seq,
-                    sent_at: sent.at,
+                    sent_at: start + Duration::from_micros(sent.at_us),
                     size: sent.size,
                     arrival: at,
                 });
