@@ -739,7 +739,7 @@ impl Peer {
     pub(crate) fn flush(&mut self, out: &mut SendBatch) {
         while let Some(msg) = self.pc.poll_write() {
             self.sending_to = Some(msg.transport.peer_addr);
-            out.push(msg.transport.peer_addr, msg.message);
+            out.push(msg.transport.peer_addr, &msg.message);
         }
     }
 

@@ -6,20 +6,24 @@
 //! (`UDP_SEGMENT`); elsewhere with one `send_to` per datagram.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
 
-use bytes::BytesMut;
 use tracing::trace;
 
-/// Datagrams waiting to be sent, in order.
+/// Datagrams waiting to be sent, in order: their bytes one after another in one buffer that
+/// is reused from wake-up to wake-up (no allocation per datagram).
 #[derive(Default)]
 pub(crate) struct SendBatch {
-    queue: Vec<(SocketAddr, BytesMut)>,
+    bytes: Vec<u8>,
+    queue: Vec<(SocketAddr, Range<usize>)>,
 }
 
 impl SendBatch {
-    /// Queues one datagram.
-    pub(crate) fn push(&mut self, to: SocketAddr, data: BytesMut) {
-        self.queue.push((to, data));
+    /// Queues one datagram (copied).
+    pub(crate) fn push(&mut self, to: SocketAddr, data: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        self.queue.push((to, start..self.bytes.len()));
     }
 
     /// Sends every queued datagram; send errors (e.g. an ICMP error surfacing from an earlier
@@ -28,13 +32,19 @@ impl SendBatch {
         if self.queue.is_empty() {
             return;
         }
+        let queue: Vec<(SocketAddr, &[u8])> = self
+            .queue
+            .iter()
+            .map(|(to, range)| (*to, &self.bytes[range.clone()]))
+            .collect();
         #[cfg(target_os = "linux")]
-        linux::send_all(socket, &self.queue);
+        linux::send_all(socket, &queue);
         #[cfg(not(target_os = "linux"))]
-        for (to, data) in &self.queue {
+        for (to, data) in &queue {
             send_one(socket, *to, data);
         }
         self.queue.clear();
+        self.bytes.clear();
     }
 }
 
@@ -51,7 +61,6 @@ mod linux {
     use std::os::fd::AsRawFd;
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-    use bytes::BytesMut;
     use tracing::{debug, trace};
 
     use super::send_one;
@@ -71,7 +80,7 @@ mod linux {
 
     /// Length of the run starting at `queue[0]` that may go out as one GSO message: same
     /// destination, every segment the size of the first except a shorter last one.
-    fn run_len(queue: &[(SocketAddr, BytesMut)]) -> usize {
+    fn run_len(queue: &[(SocketAddr, &[u8])]) -> usize {
         let (to, first) = (&queue[0].0, queue[0].1.len());
         if !GSO.load(Relaxed) || first == 0 {
             return 1;
@@ -133,7 +142,7 @@ mod linux {
     }
 
     /// Sends `queue` with `sendmmsg`, GSO runs as one message each.
-    pub(super) fn send_all(socket: &UdpSocket, queue: &[(SocketAddr, BytesMut)]) {
+    pub(super) fn send_all(socket: &UdpSocket, queue: &[(SocketAddr, &[u8])]) {
         // Runs as (start, length) in `queue`.
         let mut runs = Vec::new();
         let mut at = 0;
@@ -147,7 +156,7 @@ mod linux {
         }
     }
 
-    fn send_chunk(socket: &UdpSocket, queue: &[(SocketAddr, BytesMut)], runs: &[(usize, usize)]) {
+    fn send_chunk(socket: &UdpSocket, queue: &[(SocketAddr, &[u8])], runs: &[(usize, usize)]) {
         // Every buffer is filled before any pointer into it is taken: none reallocates after.
         let mut addrs = Vec::with_capacity(runs.len());
         let mut iovs = Vec::with_capacity(runs.iter().map(|r| r.1).sum());
@@ -240,7 +249,8 @@ mod linux {
         fn runs_group_same_destination_equal_sizes_and_a_shorter_last() {
             let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
             let b: SocketAddr = "127.0.0.1:2000".parse().unwrap();
-            let d = |n: usize| BytesMut::from(&vec![0u8; n][..]);
+            let (long, short) = (vec![0u8; 100], vec![0u8; 60]);
+            let d = |n: usize| if n == 100 { &long[..] } else { &short[..] };
             let q = vec![
                 (a, d(100)),
                 (a, d(100)),
@@ -270,7 +280,7 @@ mod tests {
         let mut out = SendBatch::default();
         let sizes = [1200, 1200, 1200, 700, 90, 1200, 1200];
         for (i, n) in sizes.iter().enumerate() {
-            out.push(to, BytesMut::from(&vec![i as u8; *n][..]));
+            out.push(to, &vec![i as u8; *n]);
         }
         out.send(&tx);
         let mut buf = [0u8; 2048];

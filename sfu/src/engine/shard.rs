@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use cascade_signaling::protocol::{IceCandidate, TrackKind};
 use crossbeam_channel::{Sender, TrySendError};
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
@@ -116,7 +115,7 @@ impl Sink for RouterSink<'_, '_> {
             MediaStats::add(&self.out.stats.rtp_packets_out, 1);
             MediaStats::add(&self.out.stats.rtp_bytes_out, datagram.len() as u64);
         }
-        self.out.sends.push(to, BytesMut::from(datagram));
+        self.out.sends.push(to, datagram);
     }
 
     fn publish(&mut self, track: TrackId, _ext: u64, packet: &[u8]) -> bool {

@@ -440,7 +440,8 @@ impl DtlsServer {
                     (r, d) => r.or(d),
                 }
             }
-            DtlsState::Connected => self.endpoint.poll_timeout(&PLACEHOLDER),
+            // Once connected nothing is retransmitted on a timer: a lost last flight makes the
+            // peer retransmit its own, which is answered (and this is asked per wake-up).
             _ => None,
         }
     }
