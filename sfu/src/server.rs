@@ -60,11 +60,10 @@ pub struct MediaConfig {
 /// Which media engine serves peers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MediaEngine {
-    /// webrtc-rs's `RTCPeerConnection`, one per peer (the default while Cascade's own engine
-    /// is completed).
-    #[default]
+    /// webrtc-rs's `RTCPeerConnection`, one per peer (the previous engine).
     Rtc,
     /// Cascade's own engine ([`crate::engine`]): one router per worker.
+    #[default]
     Cascade,
 }
 

@@ -114,7 +114,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Media engine: rtc (webrtc-rs peer connections) or cascade (Cascade's own)
-    /// [env: CASCADE_MEDIA_ENGINE] [default: rtc].
+    /// [env: CASCADE_MEDIA_ENGINE] [default: cascade].
     #[arg(long, value_name = "ENGINE")]
     pub media_engine: Option<MediaEngineName>,
     /// STUN/TURN URL given to clients; repeat or comma-separate [env: CASCADE_ICE_SERVERS].

@@ -63,10 +63,10 @@ pub enum LogFormat {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaEngineName {
-    /// webrtc-rs's `RTCPeerConnection` per peer (the default until Cascade's engine replaces it).
-    #[default]
+    /// webrtc-rs's `RTCPeerConnection` per peer (the previous engine).
     Rtc,
     /// Cascade's own engine: ICE-lite, DTLS, SRTP and SDP of its own, one router per worker.
+    #[default]
     Cascade,
 }
 
@@ -200,7 +200,7 @@ impl Default for Config {
             max_participants: 100,
             log_format: LogFormat::Text,
             workers: 0,
-            media_engine: MediaEngineName::Rtc,
+            media_engine: MediaEngineName::Cascade,
             ice_servers: Vec::new(),
             turn: false,
             turn_udp_port: DEFAULT_TURN_PORT,

@@ -36,11 +36,11 @@ pub fn config() -> Config {
     }
 }
 
-/// The media engine under test: Cascade's own with `CASCADE_TEST_MEDIA_ENGINE=cascade`, else
-/// the default.
+/// The media engine under test: webrtc-rs's with `CASCADE_TEST_MEDIA_ENGINE=rtc`, else the
+/// default (Cascade's own).
 pub fn media_engine() -> MediaEngineName {
     match std::env::var("CASCADE_TEST_MEDIA_ENGINE").as_deref() {
-        Ok("cascade") => MediaEngineName::Cascade,
+        Ok("rtc") => MediaEngineName::Rtc,
         _ => MediaEngineName::default(),
     }
 }
