@@ -735,7 +735,11 @@ fn media_engine_is_read_from_every_layer() {
         &env(&[("CASCADE_MEDIA_ENGINE", "Cascade")]),
     )
     .unwrap();
-    assert_eq!(config.media_engine, MediaEngineName::Cascade, "env over file, any case");
+    assert_eq!(
+        config.media_engine,
+        MediaEngineName::Cascade,
+        "env over file, any case"
+    );
     let config = load_with_env(
         &cli(&["--media-engine", "rtc"]),
         &env(&[("CASCADE_MEDIA_ENGINE", "cascade")]),

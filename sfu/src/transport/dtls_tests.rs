@@ -547,3 +547,155 @@ fn at_most_max_handshake_datagrams_reach_the_library_before_connected() {
     assert_eq!(server.dropped_datagrams(), 1, "the hello is over budget");
     assert!(server.poll_transmit().is_none());
 }
+
+#[test]
+fn a_handshake_that_completes_before_the_fingerprint_holds_its_keys_until_it_matches() {
+    let now = Instant::now();
+    let identity = DtlsIdentity::generate().unwrap();
+    let (cert, fingerprint) = client_certificate();
+    let gcm = [SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm];
+    let mut server = DtlsServer::awaiting(&identity).unwrap();
+    let mut client = Client::connect(now, cert, &gcm, identity.fingerprint());
+    for _ in 0..ROUNDS {
+        let events = to_server(now, &mut client, &mut server).unwrap();
+        assert!(
+            events.is_empty(),
+            "no keys before the fingerprint: {events:?}"
+        );
+        client.receive(now, server_datagrams(&mut server));
+    }
+    assert!(client.complete, "the client completed");
+    assert_eq!(server.state(), DtlsState::Connected);
+    let keys = server
+        .set_remote_fingerprint(&fingerprint)
+        .unwrap()
+        .expect("the held keys, once the certificate matches");
+    assert_mirrored(&keys, &client.keys());
+    assert!(
+        server
+            .set_remote_fingerprint(&fingerprint)
+            .unwrap()
+            .is_none(),
+        "given once"
+    );
+
+    // The same, but the answer names another certificate: the association fails.
+    let (cert, _) = client_certificate();
+    let (_, other) = client_certificate();
+    let mut server = DtlsServer::awaiting(&identity).unwrap();
+    let mut client = Client::connect(now, cert, &gcm, identity.fingerprint());
+    for _ in 0..ROUNDS {
+        to_server(now, &mut client, &mut server).unwrap();
+        client.receive(now, server_datagrams(&mut server));
+    }
+    assert!(matches!(
+        server.set_remote_fingerprint(&other),
+        Err(DtlsError::FingerprintMismatch)
+    ));
+    assert_eq!(server.state(), DtlsState::Failed);
+}
+
+#[test]
+fn a_fingerprint_set_before_the_certificate_is_checked_in_the_handshake() {
+    let now = Instant::now();
+    let identity = DtlsIdentity::generate().unwrap();
+    let (cert, _) = client_certificate();
+    let (_, other) = client_certificate();
+    let mut server = DtlsServer::awaiting(&identity).unwrap();
+    assert!(server.set_remote_fingerprint(&other).unwrap().is_none());
+    assert!(
+        matches!(
+            server.set_remote_fingerprint(&client_certificate().1),
+            Err(DtlsError::FingerprintMismatch)
+        ),
+        "the first fingerprint stays"
+    );
+    let gcm = [SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm];
+    let mut client = Client::connect(now, cert, &gcm, identity.fingerprint());
+    assert!(matches!(
+        handshake(now, &mut client, &mut server),
+        Err(DtlsError::FingerprintMismatch)
+    ));
+}
+
+/// The test's DTLS server peer (the server offered first and its peer answered
+/// `a=setup:passive`): it requires a client certificate, and accepts `client_fingerprint`'s.
+fn server_peer(identity_cert: Certificate, client_fingerprint: &str) -> Endpoint {
+    let RemoteFingerprint::Sha256(expected) = parse_fingerprint(client_fingerprint).unwrap() else {
+        panic!("sha-256");
+    };
+    let verify: VerifyPeerCertificateFn =
+        Arc::new(
+            move |certs: &[Vec<u8>], _: &[_]| match certs.first().map(|c| sha256(c)) {
+                Some(digest) if digest == expected => Ok(()),
+                _ => Err(Error::ErrNoMatchingCertificateFingerprint),
+            },
+        );
+    let config = ConfigBuilder::default()
+        .with_crypto_provider(crypto())
+        .with_certificates(vec![identity_cert])
+        .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm])
+        .with_client_auth(ClientAuthType::RequireAnyClientCert)
+        .with_insecure_skip_verify(true)
+        .with_verify_peer_certificate(Some(verify))
+        .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        .build(false, None)
+        .unwrap();
+    Endpoint::new(CLIENT_ADDR, TransportProtocol::UDP, Some(Arc::new(config)))
+}
+
+#[test]
+fn connect_makes_it_the_dtls_client_of_a_passive_peer() {
+    let now = Instant::now();
+    let identity = DtlsIdentity::generate().unwrap();
+    let (peer_cert, peer_fingerprint) = client_certificate();
+    let mut peer = server_peer(peer_cert, identity.fingerprint());
+    let mut ours = DtlsServer::awaiting(&identity).unwrap();
+    assert!(
+        ours.set_remote_fingerprint(&peer_fingerprint)
+            .unwrap()
+            .is_none()
+    );
+    ours.connect(now).unwrap();
+    assert_eq!(ours.state(), DtlsState::Connecting);
+    let mut keys = None;
+    let mut peer_done = false;
+    for _ in 0..ROUNDS {
+        for datagram in server_datagrams(&mut ours) {
+            let events = peer.read(now, SERVER_ADDR, None, datagram).unwrap();
+            peer_done |= events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+        }
+        let replies: Vec<BytesMut> =
+            std::iter::from_fn(|| peer.poll_transmit().map(|t| t.message)).collect();
+        for datagram in replies {
+            if let Some(DtlsEvent::Connected(k)) = ours.handle_datagram(now, &datagram).unwrap() {
+                keys = Some(k);
+            }
+        }
+        if peer_done && keys.is_some() {
+            break;
+        }
+    }
+    assert!(peer_done, "the passive peer completed");
+    let keys = keys.expect("our side connected as the client");
+    let state = peer.get_connection_state(SERVER_ADDR).unwrap();
+    let material = state
+        .export_keying_material(
+            LABEL_EXTRACTOR_DTLS_SRTP,
+            &[],
+            SrtpKeys::keying_material_len(ProtectionProfile::AeadAes128Gcm),
+        )
+        .unwrap();
+    let peer_keys =
+        SrtpKeys::from_keying_material(ProtectionProfile::AeadAes128Gcm, material.as_ref(), false)
+            .unwrap();
+    assert_mirrored(&keys, &peer_keys);
+    ours.connect(now).unwrap();
+    assert_eq!(
+        ours.state(),
+        DtlsState::Connected,
+        "connect twice is nothing"
+    );
+}

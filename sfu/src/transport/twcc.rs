@@ -133,7 +133,8 @@ impl TwccSender {
                 None
             };
             let seq = base + i as u64;
-            let (Some(start), Some(Some(sent))) = (self.start, self.history.get(seq as usize % HISTORY))
+            let (Some(start), Some(Some(sent))) =
+                (self.start, self.history.get(seq as usize % HISTORY))
             else {
                 continue;
             };
