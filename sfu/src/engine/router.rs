@@ -492,11 +492,13 @@ impl Router {
             Some(TrackEntry {
                 source: Source::Mirror { info, .. },
                 ..
-            }) => {
-                if info.kind == SectionKind::Video {
-                    self.emit(RouterEvent::KeyframeWanted(track));
-                }
+            }) if info.kind == SectionKind::Video => {
+                self.emit(RouterEvent::KeyframeWanted(track));
             }
+            Some(TrackEntry {
+                source: Source::Mirror { .. },
+                ..
+            }) => {}
             Some(_) => self.request_keyframe(now, track, sink),
             None => {}
         }

@@ -47,23 +47,13 @@ struct Sent {
 }
 
 /// The transport-wide sequence numbers and send history of one peer.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TwccSender {
     next: u64,
     /// Empty until the first packet is stamped (a peer that receives nothing costs nothing).
     history: Vec<Option<Sent>>,
     /// When the first packet was stamped: send times count from it.
     start: Option<Instant>,
-}
-
-impl Default for TwccSender {
-    fn default() -> Self {
-        Self {
-            next: 0,
-            history: Vec::new(),
-            start: None,
-        }
-    }
 }
 
 impl TwccSender {
