@@ -72,6 +72,7 @@ fn fanout(c: &mut Criterion) {
                 clock_rate: 90_000,
                 rtx_payload_types: vec![(97, 96)],
                 nack: true,
+                cache: cascade_sfu::up_track::CACHE_PACKETS,
             });
             let mut subs: Vec<Subscriber> = (0..n)
                 .map(|i| Subscriber {

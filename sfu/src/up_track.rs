@@ -22,8 +22,11 @@ use crate::receive_stats::ReceiveStats;
 use crate::rtp_view::{RtpError, RtpView, padding_len};
 use crate::track::KEYFRAME_REQUEST_INTERVAL;
 
-/// Packets a track's cache keeps (about 2 s of 720p video).
+/// Packets a video track's cache keeps (about 2 s of 720p video).
 pub const CACHE_PACKETS: usize = 512;
+/// Packets an audio track's cache keeps (audio is not retransmitted: the cache only tells a
+/// duplicate).
+pub const AUDIO_CACHE_PACKETS: usize = 64;
 /// How long a missing packet waits before its first NACK, and between NACKs, until the
 /// round-trip time is known.
 pub const NACK_INTERVAL: Duration = Duration::from_millis(50);
@@ -41,6 +44,9 @@ pub struct UpTrackParams {
     pub rtx_payload_types: Vec<(u8, u8)>,
     /// Whether missing packets are NACKed (video).
     pub nack: bool,
+    /// Packets its cache keeps ([`CACHE_PACKETS`] for video, [`AUDIO_CACHE_PACKETS`] for
+    /// audio).
+    pub cache: usize,
 }
 
 /// Why an RTX packet could not be repaired.
@@ -88,7 +94,7 @@ impl UpTrack {
     pub fn new(params: UpTrackParams) -> Self {
         Self {
             unwrapper: SeqUnwrapper::default(),
-            cache: PacketCache::new(CACHE_PACKETS),
+            cache: PacketCache::new(params.cache),
             stats: ReceiveStats::new(params.ssrc, params.clock_rate),
             nack: NackGenerator::new(params.local_ssrc, params.ssrc, NACK_INTERVAL),
             last_keyframe_request: None,

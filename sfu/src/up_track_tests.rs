@@ -16,6 +16,7 @@ fn params() -> UpTrackParams {
         clock_rate: 90_000,
         rtx_payload_types: vec![(97, 96)],
         nack: true,
+        cache: CACHE_PACKETS,
     }
 }
 

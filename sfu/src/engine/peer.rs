@@ -26,6 +26,14 @@ pub struct TrackInfo {
     pub extensions: Vec<(u8, &'static str)>,
 }
 
+/// Packets the cache of a track of `kind` keeps.
+pub fn cache_packets(kind: SectionKind) -> usize {
+    match kind {
+        SectionKind::Video => crate::up_track::CACHE_PACKETS,
+        _ => crate::up_track::AUDIO_CACHE_PACKETS,
+    }
+}
+
 /// A stream the peer publishes.
 #[derive(Debug)]
 pub struct Publication {
@@ -156,6 +164,7 @@ impl EnginePeer {
                 .filter_map(|c| Some((c.rtx_pt?, c.pt)))
                 .collect(),
             nack: section.kind == SectionKind::Video,
+            cache: cache_packets(section.kind),
         });
         self.publications.push(Publication {
             track,

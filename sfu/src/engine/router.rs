@@ -199,6 +199,7 @@ impl Router {
             clock_rate,
             rtx_payload_types: Vec::new(),
             nack: false,
+            cache: super::peer::cache_packets(info.kind),
         });
         self.tracks.push(Some(TrackEntry {
             source: Source::Mirror {

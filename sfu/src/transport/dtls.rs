@@ -206,8 +206,10 @@ pub struct DtlsServer {
     deferred: Arc<Mutex<Option<Vec<u8>>>>,
     /// The SRTP keys of a handshake that completed before the peer's fingerprint was known.
     held: Option<SrtpKeys>,
-    /// The configuration of the client role ([`DtlsServer::connect`]).
-    client_config: Arc<HandshakeConfig>,
+    /// The certificate, and the peer certificate check, for the client role (built only when
+    /// [`DtlsServer::connect`] needs it: rare, and building costs).
+    identity: DtlsIdentity,
+    verify: VerifyPeerCertificateFn,
     /// Whether this side is the DTLS client.
     is_client: bool,
     handshake_datagrams: usize,
@@ -251,21 +253,7 @@ impl DtlsServer {
             Arc::clone(&verdict),
             Arc::clone(&identity.inner.crypto),
         );
-        let builder = || {
-            ConfigBuilder::default()
-                .with_crypto_provider(Arc::clone(&identity.inner.crypto))
-                .with_certificates(vec![identity.inner.certificate.clone()])
-                .with_srtp_protection_profiles(SRTP_PROFILES.to_vec())
-                // Self-signed certificates: no CA chain, the fingerprint callback is the check.
-                .with_insecure_skip_verify(true)
-                .with_verify_peer_certificate(Some(verify.clone()))
-                .with_extended_master_secret(ExtendedMasterSecretType::Require)
-        };
-        let config = builder()
-            .with_client_auth(ClientAuthType::RequireAnyClientCert)
-            .build(false, None)
-            .map_err(DtlsError::Setup)?;
-        let client_config = builder().build(true, None).map_err(DtlsError::Setup)?;
+        let config = handshake_config(identity, &verify, false)?;
         Ok(Self {
             endpoint: Endpoint::new(PLACEHOLDER, TransportProtocol::UDP, Some(Arc::new(config))),
             state: DtlsState::New,
@@ -274,7 +262,8 @@ impl DtlsServer {
             remote,
             deferred,
             held: None,
-            client_config: Arc::new(client_config),
+            identity: identity.clone(),
+            verify,
             is_client: false,
             handshake_datagrams: 0,
             dropped_application_data: 0,
@@ -314,11 +303,12 @@ impl DtlsServer {
         if self.state != DtlsState::New {
             return Ok(());
         }
+        let config = Arc::new(handshake_config(&self.identity, &self.verify, true)?);
         self.is_client = true;
         self.state = DtlsState::Connecting;
         self.deadline = Some(now + HANDSHAKE_TIMEOUT);
         self.endpoint
-            .connect(now, PLACEHOLDER, Arc::clone(&self.client_config), None)
+            .connect(now, PLACEHOLDER, config, None)
             .map_err(|e| self.fail(e))
     }
 
@@ -516,6 +506,29 @@ impl DtlsServer {
         )?;
         SrtpKeys::from_keying_material(profile, material.as_ref(), self.is_client)
     }
+}
+
+/// The handshake configuration of `identity` as the DTLS client or server: Cascade's SRTP
+/// profiles, extended master secret required, the peer's certificate checked by `verify`
+/// (self-signed: no CA chain), and a client certificate required of the peer when serving.
+fn handshake_config(
+    identity: &DtlsIdentity,
+    verify: &VerifyPeerCertificateFn,
+    client: bool,
+) -> Result<HandshakeConfig, DtlsError> {
+    let builder = ConfigBuilder::default()
+        .with_crypto_provider(Arc::clone(&identity.inner.crypto))
+        .with_certificates(vec![identity.inner.certificate.clone()])
+        .with_srtp_protection_profiles(SRTP_PROFILES.to_vec())
+        .with_insecure_skip_verify(true)
+        .with_verify_peer_certificate(Some(Arc::clone(verify)))
+        .with_extended_master_secret(ExtendedMasterSecretType::Require);
+    let builder = if client {
+        builder
+    } else {
+        builder.with_client_auth(ClientAuthType::RequireAnyClientCert)
+    };
+    builder.build(client, None).map_err(DtlsError::Setup)
 }
 
 /// The library's certificate callback: the peer's first certificate must hash (sha-256) to
