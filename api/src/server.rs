@@ -10,11 +10,11 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
 use cascade_sfu::room::{RoomConfig, Rooms};
-use cascade_sfu::{MediaConfig, MediaEngine, MediaServer};
+use cascade_sfu::{MediaConfig, MediaServer};
 use tracing::{info, warn};
 
 use crate::assets;
-use crate::config::{Config, MediaEngineName};
+use crate::config::Config;
 use crate::listener::{self, Limits};
 use crate::metrics::{Metrics, TurnCounters};
 use crate::state::AppState;
@@ -105,10 +105,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<ServerHandle> {
         public_ips: config.public_ips.clone(),
         workers: config.workers,
         stun_server: config.resolve_stun_server()?,
-        engine: match config.media_engine {
-            MediaEngineName::Rtc => MediaEngine::Rtc,
-            MediaEngineName::Cascade => MediaEngine::Cascade,
-        },
         ..MediaConfig::default()
     })
     .with_context(|| format!("binding UDP port {}", config.udp_port))?;

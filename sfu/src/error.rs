@@ -40,14 +40,4 @@ impl MediaError {
             Self::TooManyCandidates(_) => ErrorCode::TooManyCandidates,
         }
     }
-
-    /// Classifies an error of `set_remote_description`: state errors apart, the SDP is bad.
-    pub(crate) fn from_rtc_sdp(e: &rtc::shared::error::Error) -> Self {
-        let text = e.to_string();
-        if text.contains("state") || text.contains("signaling") {
-            Self::InvalidState(text)
-        } else {
-            Self::InvalidSdp(text)
-        }
-    }
 }

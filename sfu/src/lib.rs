@@ -1,19 +1,18 @@
 //! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
 //!
-//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`feedback_tap`], and
-//! the first pieces of Cascade's own engine, issue 11: [`transport`], [`negotiation`], [`rtp_view`],
-//! [`packet_cache`], [`nack_generator`], [`receive_stats`] and [`send_stats`]), the
-//! per-connection [`peer`], the [`worker`] threads that own peers, the [`server`] that owns the
-//! socket, and the [`room`] model (participants, tracks, subscriptions) used by signaling.
+//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`rtp_view`],
+//! [`packet_cache`], [`nack_generator`], [`receive_stats`], [`send_stats`]), Cascade's own
+//! transport ([`transport`]: ICE-lite, DTLS, SRTP, transport-wide congestion control) and SDP
+//! ([`negotiation`]), the up- and down-tracks ([`up_track`], [`down_track`]), the [`engine`]
+//! (routers, one per worker), the session seam ([`peer`]), the [`worker`] threads, the
+//! [`server`] that owns the socket, and the [`room`] model (participants, tracks,
+//! subscriptions) used by signaling.
 
 pub mod candidate_budget;
-pub mod candidates;
-pub mod codecs;
 pub mod demux;
 pub mod down_track;
 pub mod engine;
 pub mod error;
-pub mod feedback_tap;
 pub mod ids;
 pub mod log_limit;
 pub mod munger;
@@ -36,4 +35,4 @@ pub mod up_track;
 pub mod worker;
 
 pub use error::MediaError;
-pub use server::{MediaConfig, MediaEngine, MediaServer, PeerHandle};
+pub use server::{MediaConfig, MediaServer, PeerHandle};

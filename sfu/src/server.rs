@@ -16,21 +16,14 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use cascade_signaling::protocol::IceCandidate;
 use crossbeam_channel::{Sender, TrySendError};
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
-};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::codecs::media_engine_and_interceptors;
 use crate::demux::Demuxer;
 use crate::engine::shard::{EnginePeerInit, Shard};
 use crate::error::MediaError;
 use crate::negotiation::answer::LocalTransport;
-use crate::peer::{Peer, PeerCommand, PeerEvent, ServerOffer};
+use crate::peer::{PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::{MediaStats, StatsSnapshot};
 use crate::stun_discovery::{self, Assessment, Reply};
 use crate::track::PublishedTrack;
@@ -53,18 +46,6 @@ pub struct MediaConfig {
     /// STUN server asked at start-up for the media socket's public address, which is then
     /// advertised too; `None` = no discovery.
     pub stun_server: Option<SocketAddr>,
-    /// Which engine serves peers.
-    pub engine: MediaEngine,
-}
-
-/// Which media engine serves peers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MediaEngine {
-    /// webrtc-rs's `RTCPeerConnection`, one per peer (the previous engine).
-    Rtc,
-    /// Cascade's own engine ([`crate::engine`]): one router per worker.
-    #[default]
-    Cascade,
 }
 
 impl Default for MediaConfig {
@@ -76,7 +57,6 @@ impl Default for MediaConfig {
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(10),
             stun_server: None,
-            engine: MediaEngine::default(),
         }
     }
 }
@@ -90,11 +70,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Forgets a peer the worker dropped.
-    pub(crate) fn remove_peer(&self, peer: &Peer) {
-        self.remove_ufrag(&peer.ufrag);
-    }
-
     /// Forgets the peer whose server-side ICE ufrag is `ufrag`.
     pub(crate) fn remove_ufrag(&self, ufrag: &str) {
         let mut demux = self.demux.lock().unwrap_or_else(|e| e.into_inner());
@@ -115,8 +90,6 @@ pub struct MediaServer {
     /// STUN-discovered address if it is another one.
     candidates: Vec<SocketAddr>,
     stun_report: Option<stun_discovery::Report>,
-    ice_timeouts: (Duration, Duration),
-    engine: MediaEngine,
     /// The engine's session ids start here (one per server; each peer's answer and offers
     /// carry their own versions).
     session_id: u64,
@@ -181,20 +154,15 @@ impl MediaServer {
         let (data_queues, data): (Vec<_>, Vec<_>) = (0..n)
             .map(|_| crossbeam_channel::bounded(worker::DATA_QUEUE))
             .unzip();
-        let identity = match config.engine {
-            MediaEngine::Cascade => Some(DtlsIdentity::generate().map_err(io::Error::other)?),
-            MediaEngine::Rtc => None,
-        };
+        let identity = DtlsIdentity::generate().map_err(io::Error::other)?;
         let ice_timeout = config.ice_disconnected_timeout + config.ice_failed_timeout;
         for (i, (control, data)) in control.into_iter().zip(data).enumerate() {
             let (socket, shared, all) = (socket.clone(), shared.clone(), data_queues.clone());
-            let shard = identity
-                .clone()
-                .map(|id| Shard::new(i, id, shared.stats.clone(), ice_timeout));
+            let shard = Shard::new(i, identity.clone(), shared.stats.clone(), ice_timeout);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("cascade-worker-{i}"))
-                    .spawn(move || worker::run(i, control, data, all, socket, shared, shard))?,
+                    .spawn(move || worker::run(control, data, all, socket, shared, shard))?,
             );
         }
         {
@@ -206,7 +174,7 @@ impl MediaServer {
                     .spawn(move || receive_loop(&socket, &shared, &stop, &workers))?,
             );
         }
-        info!(port, workers = n, ?candidates, engine = ?config.engine, "media plane started");
+        info!(port, workers = n, ?candidates, "media plane started");
         Ok(Arc::new(Self {
             shared,
             socket,
@@ -215,8 +183,6 @@ impl MediaServer {
             candidate_ips,
             candidates,
             stun_report,
-            ice_timeouts: (config.ice_disconnected_timeout, config.ice_failed_timeout),
-            engine: config.engine,
             session_id: rand::random::<u64>() >> 2,
             port,
             next_peer: AtomicU64::new(1),
@@ -265,59 +231,6 @@ impl MediaServer {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();
         let (ufrag, pwd) = (random_token(16), random_token(32));
-        if self.engine == MediaEngine::Cascade {
-            return self.create_engine_peer(id, worker, participant, (ufrag, pwd), events);
-        }
-        let pc = server_peer_connection(
-            &ufrag,
-            &pwd,
-            Some(self.ice_timeouts),
-            self.shared.stats.clone(),
-            &self.candidates,
-        )?;
-        let me = PeerAddress {
-            id,
-            worker,
-            tx: self.workers[worker].clone(),
-        };
-        let local_addr = SocketAddr::new(self.candidate_ips[0], self.port);
-        let peer = Peer::new(
-            id,
-            participant.to_owned(),
-            pc,
-            local_addr,
-            me.clone(),
-            ufrag.clone(),
-            events,
-            self.shared.clone(),
-        );
-        self.shared
-            .demux
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add_peer(ufrag, pwd, (id, worker));
-        self.shared.peers.fetch_add(1, Relaxed);
-        if let Err(e) = me
-            .tx
-            .send_timeout(WorkerMsg::AddPeer(Box::new(peer)), COMMAND_SEND_TIMEOUT)
-        {
-            if let WorkerMsg::AddPeer(peer) = e.into_inner() {
-                self.shared.remove_peer(&peer);
-            }
-            return Err(MediaError::Closed);
-        }
-        Ok(PeerHandle { peer: me })
-    }
-
-    /// [`MediaServer::create_peer`] on Cascade's engine.
-    fn create_engine_peer(
-        &self,
-        id: PeerId,
-        worker: usize,
-        participant: &str,
-        (ufrag, pwd): (String, String),
-        events: mpsc::Sender<PeerEvent>,
-    ) -> Result<PeerHandle, MediaError> {
         let me = PeerAddress {
             id,
             worker,
@@ -357,10 +270,9 @@ impl MediaServer {
             .unwrap_or_else(|e| e.into_inner())
             .add_peer(ufrag.clone(), pwd, (id, worker));
         self.shared.peers.fetch_add(1, Relaxed);
-        let sent = me.tx.send_timeout(
-            WorkerMsg::AddEnginePeer(Box::new(init)),
-            COMMAND_SEND_TIMEOUT,
-        );
+        let sent = me
+            .tx
+            .send_timeout(WorkerMsg::AddPeer(Box::new(init)), COMMAND_SEND_TIMEOUT);
         if sent.is_err() {
             self.shared.remove_ufrag(&ufrag);
             return Err(MediaError::Closed);
@@ -629,55 +541,4 @@ fn random_token(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rand::random::<u8>() as usize % ALPHABET.len()] as char)
         .collect()
-}
-
-/// Builds the server side of a peer connection: ICE-lite with the given credentials (and ICE
-/// timeouts, else rtc's), always the DTLS server, Cascade's codecs and interceptors, and one
-/// host candidate per address. `MediaServer::create_peer` and the fuzz harness use it.
-pub fn server_peer_connection(
-    ufrag: &str,
-    pwd: &str,
-    ice_timeouts: Option<(Duration, Duration)>,
-    stats: Arc<MediaStats>,
-    candidates: &[SocketAddr],
-) -> Result<RTCPeerConnection, MediaError> {
-    let mut setting = SettingEngineBuilder::new()
-        .with_lite(true)
-        .with_ice_credentials(ufrag.to_owned(), pwd.to_owned());
-    if let Some((disconnected, failed)) = ice_timeouts {
-        setting = setting.with_ice_timeouts(Some(disconnected), Some(failed), None);
-    }
-    // The server is always the DTLS server: answers say `setup:passive`, which matches the
-    // `active` a browser answers to the server's own first offer. Otherwise a client that
-    // received before publishing would see the role flip on its offer.
-    let setting = setting
-        .with_answering_dtls_role(RTCDtlsRole::Server)
-        .build();
-    let (engine, registry) =
-        media_engine_and_interceptors(stats).map_err(|e| MediaError::Internal(e.to_string()))?;
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(setting)
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .build(Instant::now())
-        .map_err(|e| MediaError::Internal(format!("peer connection: {e}")))?;
-    for addr in candidates {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .and_then(|c| RTCIceCandidate::from(&c).to_json())
-        .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
-        pc.add_local_candidate(candidate)
-            .map_err(|e| MediaError::Internal(format!("candidate: {e}")))?;
-    }
-    Ok(pc)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use super::{Layer, LogFormat, MediaEngineName};
+use super::{Layer, LogFormat};
 
 /// The `cascade` command line.
 #[derive(Debug, Parser)]
@@ -113,10 +113,6 @@ pub struct ServeArgs {
     /// Media worker threads, 0 = one per core [env: CASCADE_WORKERS] [default: 0].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Media engine: rtc (webrtc-rs peer connections) or cascade (Cascade's own)
-    /// [env: CASCADE_MEDIA_ENGINE] [default: cascade].
-    #[arg(long, value_name = "ENGINE")]
-    pub media_engine: Option<MediaEngineName>,
     /// STUN/TURN URL given to clients; repeat or comma-separate [env: CASCADE_ICE_SERVERS].
     #[arg(long = "ice-server", value_name = "URL", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
@@ -235,7 +231,6 @@ impl ServeArgs {
         layer.set("max_participants", self.max_participants);
         layer.set("log_format", self.log_format);
         layer.set("workers", self.workers);
-        layer.set("media_engine", self.media_engine);
         layer.set_list("ice_servers", &self.ice_servers);
         layer.set("turn", self.turn);
         layer.set("turn_udp_port", self.turn_udp_port);

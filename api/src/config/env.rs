@@ -12,7 +12,7 @@ use clap::ValueEnum;
 use figment::value::Value;
 use serde::Serialize;
 
-use super::{Layer, LogFormat, MediaEngineName};
+use super::{Layer, LogFormat};
 
 /// The variables of `env` that are set, as a configuration layer.
 pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
@@ -39,7 +39,6 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
         "max_participants"       "CASCADE_MAX_PARTICIPANTS"       parsed::<u32>;
         "log_format"             "CASCADE_LOG_FORMAT"             log_format;
         "workers"                "CASCADE_WORKERS"                parsed::<usize>;
-        "media_engine"           "CASCADE_MEDIA_ENGINE"           media_engine;
         "ice_servers"            "CASCADE_ICE_SERVERS"            list::<String>;
         "turn"                   "CASCADE_TURN"                   parsed::<bool>;
         "turn_udp_port"          "CASCADE_TURN_UDP_PORT"          parsed::<u16>;
@@ -103,11 +102,6 @@ fn duration(s: &str) -> Result<String, humantime::DurationError> {
 /// A log format, in any case.
 fn log_format(s: &str) -> Result<LogFormat, String> {
     LogFormat::from_str(s, true)
-}
-
-/// A media engine name, in any case.
-fn media_engine(s: &str) -> Result<MediaEngineName, String> {
-    MediaEngineName::from_str(s, true)
 }
 
 /// A comma-separated list; empty items are skipped.

@@ -59,17 +59,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Which media engine serves peers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaEngineName {
-    /// webrtc-rs's `RTCPeerConnection` per peer (the previous engine).
-    Rtc,
-    /// Cascade's own engine: ICE-lite, DTLS, SRTP and SDP of its own, one router per worker.
-    #[default]
-    Cascade,
-}
-
 /// The server's configuration, after layering (see the module docs).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -109,8 +98,6 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Media worker threads (0 = one per core).
     pub workers: usize,
-    /// Which media engine serves peers.
-    pub media_engine: MediaEngineName,
     /// STUN/TURN URLs handed to clients.
     pub ice_servers: Vec<String>,
     /// Run the embedded TURN server ([`crate::turn`]).
@@ -200,7 +187,6 @@ impl Default for Config {
             max_participants: 100,
             log_format: LogFormat::Text,
             workers: 0,
-            media_engine: MediaEngineName::Cascade,
             ice_servers: Vec::new(),
             turn: false,
             turn_udp_port: DEFAULT_TURN_PORT,
@@ -236,7 +222,7 @@ impl fmt::Debug for Config {
         debug_struct!(f, "Config", self, {
             http_addr, public_url, tls_cert, tls_key, tls_self_signed, tls_handshake_timeout,
             udp_port, public_ips, stun_server, api_key, api_secret = "<redacted>",
-            room_empty_timeout, max_participants, log_format, workers, media_engine, ice_servers, turn,
+            room_empty_timeout, max_participants, log_format, workers, ice_servers, turn,
             turn_udp_port, turn_tcp_port, turn_tls_port, turn_relay_ip, turn_relay_ports,
             turn_max_allocations, turn_realm,
             turn_secret = self.turn_secret.as_ref().map(|_| "<redacted>"),

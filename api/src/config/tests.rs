@@ -722,32 +722,3 @@ fn resume_grace_is_read_from_every_layer() {
     .unwrap();
     assert_eq!(config.resume_grace, Duration::ZERO);
 }
-
-#[test]
-fn media_engine_is_read_from_every_layer() {
-    let config = load_with_env(&cli(&[]), &env(&[])).unwrap();
-    assert_eq!(config.media_engine, MediaEngineName::Cascade, "the default");
-    let file = TempToml::new("engine", "media_engine = \"rtc\"");
-    let config = load_with_env(&cli(&["--config", file.arg()]), &env(&[])).unwrap();
-    assert_eq!(config.media_engine, MediaEngineName::Rtc);
-    let config = load_with_env(
-        &cli(&["--config", file.arg()]),
-        &env(&[("CASCADE_MEDIA_ENGINE", "Cascade")]),
-    )
-    .unwrap();
-    assert_eq!(
-        config.media_engine,
-        MediaEngineName::Cascade,
-        "env over file, any case"
-    );
-    let config = load_with_env(
-        &cli(&["--media-engine", "rtc"]),
-        &env(&[("CASCADE_MEDIA_ENGINE", "cascade")]),
-    )
-    .unwrap();
-    assert_eq!(config.media_engine, MediaEngineName::Rtc, "flag over env");
-    let e = load_with_env(&cli(&[]), &env(&[("CASCADE_MEDIA_ENGINE", "janus")]))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("CASCADE_MEDIA_ENGINE"), "{e}");
-}

@@ -40,7 +40,7 @@ pub(super) async fn run(
                 }
                 Some(PeerEvent::TrackUnpublished(track)) => state.rooms.unpublish(room, &track),
                 Some(PeerEvent::Closed(_)) | None => break "disconnected".to_owned(),
-                Some(PeerEvent::Connected | PeerEvent::NegotiationNeeded) => {}
+                Some(PeerEvent::Connected) => {}
             },
             _ = shutdown.changed() => break "server_shutdown".to_owned(),
         }

@@ -414,10 +414,6 @@ impl SignalingSession {
                 self.state.rooms.publish(&m.room, &m.participant, track)
             }
             Some(PeerEvent::TrackUnpublished(id)) => self.state.rooms.unpublish(&m.room, &id),
-            Some(PeerEvent::NegotiationNeeded) => {
-                self.negotiation.mark_needed();
-                self.maybe_offer().await;
-            }
         }
     }
 }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use cascade_api::auth::{self, Grants};
-use cascade_api::config::{Config, MediaEngineName};
+use cascade_api::config::Config;
 use cascade_api::server::{self, ServerHandle};
 
 /// API key of test servers.
@@ -31,17 +31,7 @@ pub fn config() -> Config {
         api_key: KEY.into(),
         api_secret: SECRET.into(),
         workers: 2,
-        media_engine: media_engine(),
         ..Config::default()
-    }
-}
-
-/// The media engine under test: webrtc-rs's with `CASCADE_TEST_MEDIA_ENGINE=rtc`, else the
-/// default (Cascade's own).
-pub fn media_engine() -> MediaEngineName {
-    match std::env::var("CASCADE_TEST_MEDIA_ENGINE").as_deref() {
-        Ok("rtc") => MediaEngineName::Rtc,
-        _ => MediaEngineName::default(),
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! A track published on this worker is a local track of the router; a track published on
 //! another worker is received once per worker: its publisher's worker sends each new packet
-//! once ([`WorkerMsg::EngineForward`]) to every worker with a subscriber, where a *mirror*
+//! once ([`WorkerMsg::Forward`]) to every worker with a subscriber, where a *mirror*
 //! keeps it in its own cache for the local subscribers' NACKs. Keyframe requests for a mirror
 //! go to the publisher's worker as [`PeerCommand::RequestKeyframe`], throttled per track.
 //!
@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use cascade_signaling::protocol::{IceCandidate, TrackKind};
 use crossbeam_channel::{Sender, TrySendError};
-use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 use tracing::{debug, trace, warn};
 
@@ -34,7 +33,7 @@ use crate::negotiation::answer::LocalTransport;
 use crate::negotiation::remote::SectionKind;
 use crate::peer::{PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::MediaStats;
-use crate::track::{HeaderExtension, PublishedTrack};
+use crate::track::PublishedTrack;
 use crate::transport::dtls::DtlsIdentity;
 use crate::udp::SendBatch;
 use crate::worker::{PeerAddress, PeerId, WorkerMsg};
@@ -134,7 +133,7 @@ impl Sink for RouterSink<'_, '_> {
             if w == self.worker || others & (1u64 << (w % 64)) == 0 {
                 continue;
             }
-            let sent = queue.try_send(WorkerMsg::EngineForward {
+            let sent = queue.try_send(WorkerMsg::Forward {
                 track: t.track.clone(),
                 packet: packet.clone(),
             });
@@ -439,11 +438,7 @@ impl Shard {
                 tid
             }
             None => {
-                let Some(info) = track.engine.clone() else {
-                    debug!(track = %track.id, "not an engine track: not forwarded");
-                    return;
-                };
-                let tid = self.router.add_mirror(info);
+                let tid = self.router.add_mirror(track.engine.clone());
                 self.router
                     .name_track(tid, track.participant.clone(), track.id.clone());
                 self.set_track(tid, track.clone(), Some(1));
@@ -669,39 +664,20 @@ fn published_track(
 ) -> Option<PublishedTrack> {
     let info: &TrackInfo = &publication.info;
     let codec = info.codecs.first()?;
-    let kind = match info.kind {
-        SectionKind::Audio => TrackKind::Audio,
-        SectionKind::Video => TrackKind::Video,
+    let (kind, mime) = match info.kind {
+        SectionKind::Audio => (TrackKind::Audio, format!("audio/{}", codec.name)),
+        SectionKind::Video => (TrackKind::Video, format!("video/{}", codec.name)),
         _ => return None,
     };
-    let mime = match kind {
-        TrackKind::Audio => format!("audio/{}", codec.name),
-        TrackKind::Video => format!("video/{}", codec.name),
-    };
-    let track = PublishedTrack::new(
+    Some(PublishedTrack::new(
         crate::ids::new_id("TR"),
         p.participant.clone(),
         kind,
-        RTCRtpCodec {
-            mime_type: mime,
-            clock_rate: codec.clock_rate,
-            channels: codec.channels,
-            sdp_fmtp_line: codec.fmtp.clone(),
-            rtcp_feedback: Vec::new(),
-        },
-        codec.pt,
+        mime,
         Some(publication.mid.clone()),
-        info.extensions
-            .iter()
-            .map(|(id, uri)| HeaderExtension {
-                id: *id,
-                uri: (*uri).to_owned(),
-            })
-            .collect(),
-        publication.up.ssrc(),
         p.me.clone(),
-    );
-    Some(track.with_engine(info.clone()))
+        info.clone(),
+    ))
 }
 
 /// The protocol error of a negotiation error.
