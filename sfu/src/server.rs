@@ -28,6 +28,7 @@ use crate::stats::{MediaStats, StatsSnapshot};
 use crate::stun_discovery::{self, Assessment, Reply};
 use crate::track::PublishedTrack;
 use crate::transport::dtls::DtlsIdentity;
+use crate::udp::RecvBatch;
 use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerAddress, PeerId, WorkerMsg};
 
 /// Media-plane settings.
@@ -376,10 +377,10 @@ fn receive_loop(
     stop: &AtomicBool,
     workers: &[Sender<WorkerMsg>],
 ) {
-    let mut buf = vec![0u8; 2048];
+    let mut batch = RecvBatch::default();
     while !stop.load(Relaxed) {
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
+        match batch.recv(socket) {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
@@ -395,29 +396,40 @@ fn receive_loop(
                 debug!("udp receive error: {e}");
                 continue;
             }
-        };
-        let data = &buf[..n];
-        let route = shared
-            .demux
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .route(from, data);
-        match route {
-            Some((peer, worker)) => {
-                let sent = workers[worker].try_send(WorkerMsg::Datagram {
-                    peer,
-                    from,
-                    data: BytesMut::from(data),
-                    at: Instant::now(),
-                });
-                if let Err(TrySendError::Full(_)) = sent {
-                    MediaStats::add(&shared.stats.datagrams_queue_full, 1);
-                }
+        }
+        let at = Instant::now();
+        // One lock per batch: peers are added and removed between batches.
+        let mut demux = shared.demux.lock().unwrap_or_else(|e| e.into_inner());
+        for (from, data) in batch.datagrams() {
+            route(&mut demux, &shared.stats, workers, from, data, at);
+        }
+    }
+}
+
+/// Hands one datagram to the worker of its peer, or drops it (counted).
+fn route(
+    demux: &mut Demuxer<(PeerId, usize)>,
+    stats: &MediaStats,
+    workers: &[Sender<WorkerMsg>],
+    from: SocketAddr,
+    data: &[u8],
+    at: Instant,
+) {
+    match demux.route(from, data) {
+        Some((peer, worker)) => {
+            let sent = workers[worker].try_send(WorkerMsg::Datagram {
+                peer,
+                from,
+                data: BytesMut::from(data),
+                at,
+            });
+            if let Err(TrySendError::Full(_)) = sent {
+                MediaStats::add(&stats.datagrams_queue_full, 1);
             }
-            None => {
-                MediaStats::add(&shared.stats.datagrams_unknown_source, 1);
-                debug!(%from, len = n, "datagram from unknown source dropped");
-            }
+        }
+        None => {
+            MediaStats::add(&stats.datagrams_unknown_source, 1);
+            debug!(%from, len = data.len(), "datagram from unknown source dropped");
         }
     }
 }

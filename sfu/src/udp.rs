@@ -1,9 +1,11 @@
-//! Batched UDP sends from a worker.
+//! Batched UDP I/O on the shared media socket.
 //!
 //! A worker queues every datagram its peers produce during one wake-up in a [`SendBatch`] and
 //! sends them together: on Linux with one `sendmmsg` per 256 messages, a run of same-sized
 //! datagrams to one destination (a burst of one video frame) going out as one UDP GSO message
-//! (`UDP_SEGMENT`); elsewhere with one `send_to` per datagram.
+//! (`UDP_SEGMENT`); elsewhere with one `send_to` per datagram. The receive thread reads with a
+//! [`RecvBatch`]: on Linux up to [`RECV_BATCH`] datagrams per `recvmmsg`, elsewhere one per
+//! `recv_from`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
@@ -45,6 +47,50 @@ impl SendBatch {
         }
         self.queue.clear();
         self.bytes.clear();
+    }
+}
+
+/// Datagrams read by one [`RecvBatch::recv`], at most.
+pub(crate) const RECV_BATCH: usize = 32;
+/// The largest datagram read (longer ones are truncated, and then fail to parse).
+const RECV_BUF: usize = 2048;
+
+/// Datagrams read together, in buffers allocated once.
+pub(crate) struct RecvBatch {
+    bufs: Vec<[u8; RECV_BUF]>,
+    got: Vec<(SocketAddr, usize)>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            bufs: vec![[0; RECV_BUF]; RECV_BATCH],
+            got: Vec::with_capacity(RECV_BATCH),
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Waits (up to the socket's read timeout) for at least one datagram and reads what has
+    /// arrived, up to [`RECV_BATCH`]; how many.
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        self.got.clear();
+        #[cfg(target_os = "linux")]
+        linux::recv_some(socket, &mut self.bufs, &mut self.got)?;
+        #[cfg(not(target_os = "linux"))]
+        {
+            let (n, from) = socket.recv_from(&mut self.bufs[0])?;
+            self.got.push((from, n));
+        }
+        Ok(self.got.len())
+    }
+
+    /// The datagrams of the last [`RecvBatch::recv`]: where each came from, and its bytes.
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.got
+            .iter()
+            .zip(&self.bufs)
+            .map(|((from, n), buf)| (*from, &buf[..*n]))
     }
 }
 
@@ -139,6 +185,78 @@ mod linux {
             }
         };
         (storage, len as libc::socklen_t)
+    }
+
+    /// The address in `storage` (as the kernel filled it for a datagram's source).
+    fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(storage.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let sin: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const _) };
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let sin6: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const _) };
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads up to `bufs.len()` datagrams with one `recvmmsg` (waiting for the first, up to
+    /// the socket's read timeout), noting each one's source and length in `got`.
+    pub(super) fn recv_some(
+        socket: &UdpSocket,
+        bufs: &mut [[u8; super::RECV_BUF]],
+        got: &mut Vec<(SocketAddr, usize)>,
+    ) -> std::io::Result<()> {
+        // SAFETY: all-zero sockaddr_storage and mmsghdr are valid (null pointers, zero sizes).
+        let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { zeroed() }; bufs.len()];
+        let mut iovs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = (0..bufs.len())
+            .map(|i| {
+                let mut m: libc::mmsghdr = unsafe { zeroed() };
+                m.msg_hdr.msg_name = (&raw mut addrs[i]).cast();
+                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                m.msg_hdr.msg_iov = &raw mut iovs[i];
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` point into `addrs`, `iovs` and `bufs`, alive and unmoved during the
+        // call; the kernel writes at most the lengths given.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                msgs.len() as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        for (m, addr) in msgs.iter().zip(&addrs).take(n as usize) {
+            if let Some(from) = from_sockaddr(addr) {
+                got.push((from, m.msg_len as usize));
+            }
+        }
+        Ok(())
     }
 
     /// Sends `queue` with `sendmmsg`, GSO runs as one message each.
@@ -269,6 +387,51 @@ mod linux {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recv_batch_reads_what_arrived_with_its_sources() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let to = rx.local_addr().unwrap();
+        let (a, b) = (
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
+        for i in 0..3u8 {
+            a.send_to(&[i; 100], to).unwrap();
+            b.send_to(&[10 + i; 1500], to).unwrap();
+        }
+        let mut batch = RecvBatch::default();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            if seen.len() == 6 {
+                break;
+            }
+            assert!(batch.recv(&rx).unwrap() >= 1);
+            seen.extend(batch.datagrams().map(|(from, d)| (from, d.to_vec())));
+        }
+        assert_eq!(seen.len(), 6);
+        let from_a: Vec<_> = seen
+            .iter()
+            .filter(|(f, _)| *f == a.local_addr().unwrap())
+            .collect();
+        assert_eq!(from_a.len(), 3);
+        assert!(
+            from_a
+                .iter()
+                .enumerate()
+                .all(|(i, (_, d))| d == &vec![i as u8; 100])
+        );
+        assert!(
+            seen.iter()
+                .filter(|(f, _)| *f == b.local_addr().unwrap())
+                .all(|(_, d)| d.len() == 1500)
+        );
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        assert!(batch.recv(&rx).is_err(), "nothing more: the read times out");
+    }
 
     #[test]
     fn send_batch_delivers_every_datagram_in_order() {

@@ -150,7 +150,9 @@ impl IceLite {
             return Reply::Send(self.response(&m, &creds.pwd, None));
         }
         self.refresh(from, now);
-        if m.contains(ATTR_USE_CANDIDATE) {
+        let nominated = m.contains(ATTR_USE_CANDIDATE);
+        tracing::trace!(%from, nominated, "valid ICE check");
+        if nominated {
             self.selected = Some(from);
         }
         Reply::Send(self.response(&m, &creds.pwd, Some(from)))
