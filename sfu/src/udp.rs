@@ -1,9 +1,10 @@
 //! Batched UDP I/O on the shared media socket.
 //!
 //! A worker queues every datagram its peers produce during one wake-up in a [`SendBatch`] and
-//! sends them together: on Linux with one `sendmmsg` per 256 messages, a run of same-sized
-//! datagrams to one destination (a burst of one video frame) going out as one UDP GSO message
-//! (`UDP_SEGMENT`); elsewhere with one `send_to` per datagram. The receive thread reads with a
+//! sends them together, grouped by destination (each destination's in their order): on Linux
+//! with one `sendmmsg` per 256 messages, a run of same-sized datagrams to one destination (a
+//! subscriber's packets of one video frame) going out as one UDP GSO message (`UDP_SEGMENT`);
+//! elsewhere with one `send_to` per datagram. The receive thread reads with a
 //! [`RecvBatch`]: on Linux up to [`RECV_BATCH`] datagrams per `recvmmsg`, elsewhere one per
 //! `recv_from`.
 
@@ -34,11 +35,14 @@ impl SendBatch {
         if self.queue.is_empty() {
             return;
         }
-        let queue: Vec<(SocketAddr, &[u8])> = self
+        let mut queue: Vec<(SocketAddr, &[u8])> = self
             .queue
             .iter()
             .map(|(to, range)| (*to, &self.bytes[range.clone()]))
             .collect();
+        // Each destination's datagrams together, in their order (a stable sort): a subscriber's
+        // packets of one wake-up (a video frame's) become one run, sent as one GSO message.
+        queue.sort_by_key(|(to, _)| *to);
         #[cfg(target_os = "linux")]
         linux::send_all(socket, &queue);
         #[cfg(not(target_os = "linux"))]
@@ -442,8 +446,11 @@ mod tests {
         let to = rx.local_addr().unwrap();
         let mut out = SendBatch::default();
         let sizes = [1200, 1200, 1200, 700, 90, 1200, 1200];
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
         for (i, n) in sizes.iter().enumerate() {
             out.push(to, &vec![i as u8; *n]);
+            // Interleaved datagrams to another destination do not break the order or the runs.
+            out.push(other.local_addr().unwrap(), &[0xEE; 50]);
         }
         out.send(&tx);
         let mut buf = [0u8; 2048];
