@@ -161,9 +161,11 @@ pub(crate) fn run(
                 WorkerMsg::Command { peer, cmd } => shard.handle_command(peer, *cmd, now, &mut out),
             }
         }
+        // `next_deadline` is from before this wake-up's messages: a timer they set for now is
+        // seen at the end, and the next wait is then zero.
         if shutdown {
             shard.shutdown(Instant::now(), &mut out);
-        } else if shard.poll_timeout().is_some_and(|d| d <= now) {
+        } else if next_deadline.is_some_and(|d| d <= now) {
             shard.handle_timeout(now, &mut out);
         }
         for (id, ufrag) in shard.take_removed() {

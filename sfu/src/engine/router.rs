@@ -522,6 +522,9 @@ impl Router {
             let Some(p) = slot.as_mut() else {
                 continue;
             };
+            if peer_deadline(p).is_none_or(|d| d > now) {
+                continue;
+            }
             if let Err(e) = p.transport.handle_timeout(now) {
                 emit(
                     &mut self.events,
@@ -574,15 +577,7 @@ impl Router {
 
     /// When [`Router::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
-            .iter()
-            .flatten()
-            .flat_map(|p| {
-                let report = p.last_reports.map(|t| t + REPORT_INTERVAL);
-                [p.transport.poll_timeout(), report, p.nack_at]
-            })
-            .flatten()
-            .min()
+        self.peers.iter().flatten().filter_map(peer_deadline).min()
     }
 
     /// Removes `peer`: its subscriptions end, and so do its tracks, for every subscriber (whose
@@ -681,6 +676,15 @@ impl Router {
             }
         }
     }
+}
+
+/// When `p`'s timers next have something to do: its transport's, its reports, its NACKs.
+fn peer_deadline(p: &EnginePeer) -> Option<Instant> {
+    let report = p.last_reports.map(|t| t + REPORT_INTERVAL);
+    [p.transport.poll_timeout(), report, p.nack_at]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 fn emit(events: &mut std::collections::VecDeque<RouterEvent>, event: RouterEvent) {

@@ -444,7 +444,7 @@ impl DtlsServer {
                 self.state = DtlsState::Failed;
                 Err(DtlsError::HandshakeTimeout)
             }
-            DtlsState::Connecting | DtlsState::Connected => {
+            DtlsState::Connecting => {
                 if self.endpoint.handle_timeout(PLACEHOLDER, now).is_err() {
                     // The only error here: retransmissions exhausted (the FSM errored).
                     self.state = DtlsState::Failed;
