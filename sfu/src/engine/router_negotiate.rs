@@ -342,7 +342,7 @@ impl Router {
         let mut local = p.local.clone();
         local.session_version += 1;
         // Sections already sending keep their track; new receiving sections get new ones (or,
-        // for a viewer's slots, a placeholder of the section's first codec).
+        // for a viewer's slots, a slot: every offered codec Cascade forwards, new SSRCs).
         let mut assigned: Vec<(String, TrackId)> = Vec::new();
         let (sdp, sections) = answer::answer(&offer, &local, |section| {
             if let Some(s) = p.subscriptions.iter().find(|s| s.mid == section.mid) {
@@ -471,11 +471,12 @@ fn send_track(track: TrackId, entry: &TrackEntry, info: &TrackInfo) -> Option<Se
         stream_id,
         track_id,
         cname: "cascade".into(),
+        slot: false,
     })
 }
 
-/// A viewer's slot in `section` before any track: the section's first codec Cascade forwards,
-/// new SSRCs.
+/// A viewer's slot in `section` before any track: answered with every codec of the section
+/// Cascade forwards (the first one named here), new SSRCs.
 fn slot_track(section: &RemoteSection) -> Option<SendTrack> {
     let (codec, fmtp) = section.codecs.iter().find_map(|c| {
         Some((
@@ -491,6 +492,7 @@ fn slot_track(section: &RemoteSection) -> Option<SendTrack> {
         stream_id: "cascade".into(),
         track_id: format!("slot-{}", section.mid),
         cname: "cascade".into(),
+        slot: true,
     })
 }
 

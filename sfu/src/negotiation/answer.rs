@@ -42,6 +42,9 @@ pub struct SendTrack {
     pub track_id: String,
     /// `a=ssrc ... cname:`.
     pub cname: String,
+    /// A slot (a WHEP viewer's section before its track is known): the answer keeps every
+    /// codec the section offered, so that whichever track fills it later can be sent.
+    pub slot: bool,
 }
 
 /// A codec a section negotiated.
@@ -156,7 +159,7 @@ fn negotiate(
         // matches the track. Neither (inactive, e.g. no track of that kind yet): every codec,
         // so that the section stays valid for a later offer.
         let keep = match &send {
-            Some(t) if !receive => {
+            Some(t) if !receive && !t.slot => {
                 sends_as(t, codec, &c.fmtp)
                     && !codecs.iter().any(|n: &NegotiatedCodec| n.codec == codec)
             }

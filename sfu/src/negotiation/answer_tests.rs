@@ -54,6 +54,7 @@ pub(crate) fn track(codec: Codec, fmtp: &str) -> SendTrack {
         stream_id: "PA_pub".into(),
         track_id: "TR_1".into(),
         cname: "cascade".into(),
+        slot: false,
     }
 }
 
