@@ -1,5 +1,4 @@
-//! Cascade's own media engine (issue 11; serves the `cascade` binary's peers with
-//! `--media-engine cascade`, else they still use `RTCPeerConnection`), sans-I/O, in mediasoup's order: a datagram enters the publisher's
+//! Cascade's media engine, sans-I/O, in mediasoup's order: a datagram enters the publisher's
 //! [`crate::transport::peer_transport::PeerTransport`], its packet the publication's
 //! [`crate::up_track::UpTrack`], the [`router::Router`] fans it out to the subscriptions'
 //! [`crate::down_track::DownTrack`]s, and each leaves through its subscriber's transport. Each
@@ -9,12 +8,10 @@
 //! - [`peer`]: one peer's transport, publications and subscriptions.
 //! - [`router`]: peers and tracks; negotiation, media, RTCP feedback and timers.
 //! - [`shard`]: a worker's router driven by the server's commands (the seam to rooms).
-//! - [`udp_server`]: a router on one UDP socket and thread (the interop tests drive it).
 
 pub mod peer;
 pub mod router;
 pub mod shard;
-pub mod udp_server;
 
 /// A peer of a router (an index, reused after the peer leaves).
 pub type PeerIdx = usize;
