@@ -3,25 +3,36 @@
 //! above the time bound is a finding.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::BytesMut;
 use cascade_api::auth;
 use cascade_api::whip::sdpfrag;
 use cascade_sfu::demux::{Demuxer, stun_local_ufrag};
-use cascade_sfu::feedback_tap::is_feedback;
+use cascade_sfu::down_track::{DownTrack, DownTrackParams, PayloadMapping};
+use cascade_sfu::engine::router::{MAX_RETRANSMITS, Router};
+use cascade_sfu::engine::{PeerIdx, Sink, TrackId};
 use cascade_sfu::munger::Munger;
-use cascade_sfu::peer::{Mapping, rewrite};
-use cascade_sfu::stats::MediaStats;
+use cascade_sfu::negotiation::answer::LocalTransport;
+use cascade_sfu::negotiation::remote::RemoteDescription;
+use cascade_sfu::rtp_view::RtpView;
+use cascade_sfu::send_stats::ntp_middle;
+use cascade_sfu::transport::dtls::DtlsIdentity;
+use cascade_sfu::transport::ice_lite::Credentials;
+use cascade_sfu::transport::peer_transport::PeerTransport;
+use cascade_sfu::transport::srtp::{SrtpError, SrtpKeys, SrtpSession};
+use cascade_sfu::transport::twcc::TwccSender;
+use cascade_sfu::up_track::{Arrival, UpTrack, UpTrackParams};
 use cascade_signaling::protocol::{ClientMessage, parse_client};
 use rtc::ice::candidate::unmarshal_candidate;
-use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::sansio::Protocol;
-use rtc::shared::marshal::{Marshal, Unmarshal};
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use rtc::{rtcp, rtp};
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::srtp::protection_profile::ProtectionProfile;
 
 /// API key the `jwt` target verifies against (the seed tokens are issued by it).
 pub const JWT_KEY: &str = "fuzzkey";
@@ -67,8 +78,8 @@ pub fn all() -> &'static [Target] {
         },
         Target {
             name: "sdp",
-            about: "SDP offer/answer text: sfu::sdp inspection and rtc's session-description \
-                    parser (RTCSessionDescription::offer/answer)",
+            about: "SDP offer/answer text: sfu::sdp inspection, sdpfrag::ice_ufrag and the \
+                    engine's parser (negotiation::remote::RemoteDescription::parse)",
             run: sdp,
             max_len: 64 * 1024,
             tokens: g::SDP_TOKENS,
@@ -76,8 +87,10 @@ pub fn all() -> &'static [Target] {
         },
         Target {
             name: "sdp-apply",
-            about: "SDP offer applied to a server peer connection as Peer::apply_offer does \
-                    (set_remote_description, create_answer, set_local_description, rollback)",
+            about: "SDP offer answered by the engine as the shard does (RemoteDescription::parse, \
+                    sdp checks, Router::open + renegotiate, again after set_slots for a recvonly \
+                    offer; want of a Chromium publisher's tracks, the server's offer answered \
+                    with the input, unwant, renegotiate again, timers)",
             run: sdp_apply,
             max_len: 16 * 1024,
             tokens: g::SDP_TOKENS,
@@ -103,8 +116,10 @@ pub fn all() -> &'static [Target] {
         },
         Target {
             name: "peer-datagram",
-            about: "UDP datagram handed to a server peer connection (ICE-lite, offer applied) \
-                    as the worker does: handle_read, then poll_read/poll_write/poll_event",
+            about: "UDP datagram to an engine peer that answered a Chromium offer: \
+                    Router::handle_datagram from an unchecked then an ICE-checked address, \
+                    handle_timeout, poll_event; a PeerTransport as DTLS server and client; \
+                    RtpView::parse",
             run: peer_datagram,
             max_len: 1500,
             tokens: &[],
@@ -112,8 +127,9 @@ pub fn all() -> &'static [Target] {
         },
         Target {
             name: "rtp",
-            about: "RTP packet: rtp::Packet::unmarshal, the munger and peer::rewrite (the \
-                    subscriber's copy), marshalled",
+            about: "RTP packet through the engine's in-place path: RtpView::parse, setters and \
+                    remap_extensions, the munger, UpTrack::on_rtp and repair (RTX), \
+                    DownTrack::forward and retransmit, SRTP protect/unprotect round trip",
             run: rtp,
             max_len: 1500,
             tokens: &[],
@@ -121,8 +137,8 @@ pub fn all() -> &'static [Target] {
         },
         Target {
             name: "rtcp",
-            about: "compound RTCP packet: rtcp::packet::unmarshal, feedback_tap::is_feedback, \
-                    marshal of every parsed packet",
+            about: "compound RTCP packet: rtcp::packet::unmarshal and marshal, the router's \
+                    downcasts (NACK, PLI, FIR, SR, RR), TwccSender::on_feedback on transport-cc",
             run: rtcp,
             max_len: 1500,
             tokens: &[],
@@ -160,35 +176,68 @@ fn sdp(input: &[u8]) {
     let _ = cascade_sfu::sdp::offers_to_send(&text);
     let _ = cascade_sfu::sdp::receiving_kinds(&text);
     let _ = sdpfrag::ice_ufrag(&text);
-    let _ = RTCSessionDescription::offer(text.to_string());
-    let _ = RTCSessionDescription::answer(text.into_owned());
+    let _ = RemoteDescription::parse(&text);
 }
 
 fn sdp_apply(input: &[u8]) {
-    let text = text(input).into_owned();
-    // What a WHEP viewer's offer goes through first.
-    let _ = cascade_sfu::sdp::receiving_kinds(&text);
-    if cascade_sfu::sdp::offers_to_send(&text).is_err() {
-        return;
-    }
-    let Ok(offer) = RTCSessionDescription::offer(text) else {
+    let text = text(input);
+    let _ = RemoteDescription::parse(&text);
+    // What `Shard::apply_offer` checks before the router sees the offer.
+    let Ok(sends) = cascade_sfu::sdp::offers_to_send(&text) else {
         return;
     };
-    let mut pc = server_peer();
+    let viewer =
+        !sends && cascade_sfu::sdp::receiving_kinds(&text).is_ok_and(|kinds| !kinds.is_empty());
     let now = Instant::now();
-    if pc.set_remote_description(now, offer).is_err() {
-        return;
+    let mut sink = Discard;
+    let mut router = Router::explicit(identity());
+    // A publisher (a real Chromium offer), so the fuzzed peer has tracks to receive.
+    let publisher = router.open(local("publisher")).expect("a free peer slot");
+    router
+        .renegotiate(publisher, PUBLISH)
+        .expect("the Chromium offer is answered");
+    let tracks: Vec<TrackId> = (0..8)
+        .filter(|&t| router.publication(t).is_some())
+        .collect();
+    // As a peer that may publish, then (a recvonly offer) as a WHEP viewer with slots.
+    for slots in [false, true] {
+        if slots && !viewer {
+            continue;
+        }
+        let idx = router.open(local(SERVER_UFRAG)).expect("a free peer slot");
+        if slots {
+            router.set_slots(idx);
+        }
+        if router.renegotiate(idx, &text).is_ok() {
+            for &track in &tracks {
+                router.want(now, idx, track, &mut sink);
+            }
+            // The server's offer of the tracks it wants (`Shard::create_offer`), answered with
+            // the input; then one track dropped and offered again; then the input offered
+            // again (a renegotiation on the same transport).
+            server_offer(&mut router, now, idx, &text, &mut sink);
+            if let Some(&first) = tracks.first() {
+                router.unwant(idx, first);
+                server_offer(&mut router, now, idx, &text, &mut sink);
+            }
+            let _ = router.renegotiate(idx, &text);
+            let _ = router.handle_timeout(now + Duration::from_secs(2), &mut sink);
+        }
+        while router.poll_event().is_some() {}
+        router.leave(idx);
     }
-    let answered = pc.create_answer(None).and_then(|answer| {
-        pc.set_local_description(now, answer.clone())?;
-        Ok(answer)
-    });
-    if answered.is_err()
-        && let Ok(rollback) = RTCSessionDescription::rollback(None)
-    {
-        let _ = pc.set_remote_description(now, rollback);
+    router.leave(publisher);
+    while router.poll_event().is_some() {}
+}
+
+/// The server offers `idx` what changed (`Shard::create_offer`) and applies `answer`.
+fn server_offer(router: &mut Router, now: Instant, idx: PeerIdx, answer: &str, sink: &mut Discard) {
+    router.mark_renegotiate(idx);
+    if let Some(offer) = router.offer(idx) {
+        let _ = RemoteDescription::parse(&offer);
+        let _ = router.offered_tracks(idx);
+        let _ = router.apply_answer(now, idx, answer, sink);
     }
-    drain(&mut pc);
 }
 
 fn sdpfrag(input: &[u8]) {
@@ -219,54 +268,275 @@ fn stun(input: &[u8]) {
 }
 
 fn peer_datagram(input: &[u8]) {
-    let mut pc = connected_peer();
-    let msg = TaggedBytesMut {
-        now: Instant::now(),
-        transport: TransportContext {
-            local_addr: SERVER_ADDR,
-            peer_addr: SocketAddr::from(([192, 0, 2, 1], 50_000)),
-            ecn: None,
-            transport_protocol: TransportProtocol::UDP,
-        },
-        message: BytesMut::from(input),
-    };
-    let _ = pc.handle_read(msg);
-    drain(&mut pc);
+    let now = Instant::now();
+    let mut sink = Discard;
+    // A router peer that has answered a real Chromium offer (audio, video, a data channel),
+    // given the datagram from an address that never passed an ICE check, then from one that
+    // did (so DTLS and SRTP are reached), then its timers.
+    let mut router = Router::explicit(identity());
+    let idx = router.open(local(SERVER_UFRAG)).expect("a free peer slot");
+    router
+        .renegotiate(idx, PUBLISH)
+        .expect("the Chromium offer is answered");
+    let mut failed = false;
+    for (from, checked) in [(STRANGER, false), (CLIENT, true)] {
+        if checked {
+            let mut check = ice_check().to_vec();
+            failed |= router
+                .handle_datagram(now, idx, from, &mut check, &mut sink)
+                .is_err();
+        }
+        let mut buf = input.to_vec();
+        failed |= router
+            .handle_datagram(now, idx, from, &mut buf, &mut sink)
+            .is_err();
+        if failed {
+            break;
+        }
+    }
+    let _ = router.handle_timeout(now + Duration::from_secs(2), &mut sink);
+    let _ = router.poll_timeout();
+    while router.poll_event().is_some() {}
+    router.close(now, idx, &mut sink);
+
+    // The transport alone, as DTLS server and (the peer answered `a=setup:passive`) client.
+    for dtls_client in [false, true] {
+        let Ok(mut transport) = PeerTransport::new(
+            Credentials {
+                ufrag: SERVER_UFRAG.into(),
+                pwd: super::generate::STUN_PASSWORD.into(),
+            },
+            &identity(),
+            publish_fingerprint(),
+        ) else {
+            panic!("a transport for the Chromium offer's fingerprint");
+        };
+        let mut check = ice_check().to_vec();
+        let _ = transport.handle_datagram(now, CLIENT, &mut check);
+        if dtls_client && transport.dtls_connect(now).is_err() {
+            continue;
+        }
+        let mut buf = input.to_vec();
+        if transport.handle_datagram(now, CLIENT, &mut buf).is_ok() {
+            let _ = transport.handle_timeout(now + Duration::from_secs(2));
+        }
+        for _ in 0..64 {
+            if transport.poll_transmit().is_none() {
+                break;
+            }
+        }
+        let _ = transport.poll_timeout();
+    }
+
+    // The in-place RTP view a decrypted packet is read with.
+    let mut copy = input.to_vec();
+    if let Ok(view) = RtpView::parse(&mut copy) {
+        let _ = (view.marker(), view.payload_type(), view.seq(), view.ssrc());
+        let _ = (view.timestamp(), view.payload().len(), view.extension(1));
+    }
 }
 
 fn rtp(input: &[u8]) {
-    let Ok(packet) = rtp::Packet::unmarshal(&mut &input[..]) else {
+    let now = Instant::now();
+    // The in-place view: read, rewritten (as a down-track rewrites), and still a packet.
+    let mut buf = input.to_vec();
+    let Ok(mut view) = RtpView::parse(&mut buf) else {
         return;
     };
-    let _ = packet.marshal();
-    let source = &packet.header;
-    let mut munger = Munger::new(90_000);
-    let (seq, ts) = munger.rewrite(
-        source.ssrc,
-        source.sequence_number,
-        source.timestamp,
-        Instant::now(),
+    let (pt, seq, ts, ssrc) = (
+        view.payload_type(),
+        view.seq(),
+        view.timestamp(),
+        view.ssrc(),
     );
-    // The subscriber's copy (ids 1..=14 forwarded, rotated by one; the rest dropped), then
-    // marshalled as `write_rtp` does.
-    let mapping = Mapping {
-        source_pt: source.payload_type,
-        pt: 109,
-        extensions: (1..=14).map(|id| (id, id % 14 + 1)).collect(),
+    let _ = (view.marker(), view.payload().len());
+    for id in [1, 3, 5, 14, 15, 200] {
+        let _ = view.extension(id);
+        if let Some(data) = view.extension_mut(id) {
+            data.fill(0xA5);
+        }
+    }
+    view.set_payload_type(pt ^ 1);
+    view.set_seq(seq.wrapping_add(1));
+    view.set_timestamp(ts.wrapping_add(3000));
+    view.set_ssrc(ssrc ^ 0x1234_5678);
+    view.remap_extensions(remap);
+    if let Err(e) = RtpView::parse(&mut buf) {
+        panic!("an RTP packet rewritten in place no longer parses: {e:?}");
+    }
+    let mut munger = Munger::new(90_000);
+    let _ = munger.rewrite(ssrc, seq, ts, now);
+
+    // The publisher's up-track: the packet as media, and as RTX repaired (its payload type is
+    // an RTX type of VP8 here).
+    let mut up = UpTrack::new(UpTrackParams {
+        ssrc,
+        local_ssrc: 1,
+        clock_rate: 90_000,
+        rtx_payload_types: vec![(97, VP8), (pt, VP8)],
+        nack: true,
+        cache: cascade_sfu::up_track::AUDIO_CACHE_PACKETS,
+    });
+    let mut repaired = vec![0u8; ENGINE_BUFFER];
+    let repaired = match up.repair(input, &mut repaired) {
+        Ok(len) => Some(&repaired[..len]),
+        Err(_) => None,
     };
-    let copy = rewrite(&packet, 0x1234_5678, &mapping, seq, ts);
-    let _ = copy.marshal();
+    // A subscriber's down-track (VP8 with RTX, the input's payload type with RTX if even),
+    // its transport-wide counter and SRTP sessions (ours, and the subscriber's to check).
+    let mut down = DownTrack::new(DownTrackParams {
+        ssrc: 0x1000,
+        rtx_ssrc: 0x2000,
+        clock_rate: 90_000,
+        payload_types: vec![
+            PayloadMapping {
+                track: VP8,
+                subscriber: 100,
+                rtx: Some(101),
+            },
+            PayloadMapping {
+                track: pt,
+                subscriber: 102,
+                rtx: (pt % 2 == 0).then_some(103),
+            },
+        ],
+        extensions: (1..=16).filter_map(|id| Some((id, remap(id)?))).collect(),
+        transport_cc: Some(5),
+    });
+    let mut twcc = TwccSender::default();
+    let profile = if ssrc % 2 == 0 {
+        ProtectionProfile::AeadAes128Gcm
+    } else {
+        ProtectionProfile::Aes128CmHmacSha1_80
+    };
+    let (mut ours, mut theirs) = (srtp_session(profile, false), srtp_session(profile, true));
+    // The router's send buffer: the largest cached packet, an RTX header and the SRTCP tag.
+    let mut out = vec![0u8; ENGINE_BUFFER];
+    for packet in std::iter::once(input).chain(repaired) {
+        let Ok(Arrival::New(ext)) = up.on_rtp(packet, now) else {
+            continue;
+        };
+        if let Ok(len) = down.forward(packet, ext, &mut out, &mut twcc, now) {
+            let sent = u16::from_be_bytes([out[2], out[3]]);
+            protect_round_trip(&mut ours, &mut theirs, &mut out, len);
+            // A NACK of what was just sent, and of something never sent.
+            if let Ok(len) = down.retransmit(sent, up.cache(), &mut out, &mut twcc, now) {
+                protect_round_trip(&mut ours, &mut theirs, &mut out, len);
+            }
+            let _ = down.retransmit(sent ^ 0x8000, up.cache(), &mut out, &mut twcc, now);
+        }
+    }
+    let _ = down.sender_report(now, SystemTime::UNIX_EPOCH + Duration::from_secs(1));
+    let _ = up.poll_nack(now + Duration::from_secs(1));
+    let _ = up.reception_report(now + Duration::from_secs(1));
+    let _ = up.keyframe_request(now);
+    let _ = up.missing();
+    let mut srtp_in = input.to_vec();
+    let _ = theirs.unprotect_rtp(&mut srtp_in);
+}
+
+/// Extension ids of the `rtp` target's subscriber: 1..=14 rotated by one, 15 and 16 to
+/// two-byte ids; the rest removed.
+fn remap(id: u8) -> Option<u8> {
+    match id {
+        1..=14 => Some(id % 14 + 1),
+        15 => Some(16),
+        16 => Some(255),
+        _ => None,
+    }
+}
+
+/// Protects `out[..len]` with `ours` as the router does, unprotects it with `theirs` (the
+/// subscriber's session): the packet must come back as it was (or be refused as a replay).
+fn protect_round_trip(
+    ours: &mut SrtpSession,
+    theirs: &mut SrtpSession,
+    out: &mut [u8],
+    len: usize,
+) {
+    let plain = out[..len].to_vec();
+    let Ok(protected) = ours.protect_rtp(out, len) else {
+        return;
+    };
+    match theirs.unprotect_rtp(&mut out[..protected]) {
+        Ok(n) => assert!(
+            out[..n] == plain[..],
+            "SRTP round trip changed a forwarded packet"
+        ),
+        // A plain retransmission (no RTX) repeats the original's index: the subscriber's
+        // replay window rightly refuses it once the original arrived.
+        Err(SrtpError::Replayed) => {}
+        Err(e) => panic!("a packet SRTP-protected by the engine does not unprotect: {e}"),
+    }
+}
+
+/// An SRTP session for `profile` with fixed keys, on the DTLS server's side or the client's.
+fn srtp_session(profile: ProtectionProfile, client: bool) -> SrtpSession {
+    let material: Vec<u8> = (0..SrtpKeys::keying_material_len(profile))
+        .map(|i| 0x5A ^ i as u8)
+        .collect();
+    let keys = SrtpKeys::from_keying_material(profile, &material, client).expect("keys");
+    let provider = rtc::crypto::default_provider().expect("a crypto provider");
+    SrtpSession::new(&keys, provider.crypto()).expect("an SRTP session")
 }
 
 fn rtcp(input: &[u8]) {
     let Ok(packets) = rtcp::packet::unmarshal(&mut &input[..]) else {
         return;
     };
-    let _ = is_feedback(&packets);
+    let _ = rtcp::packet::marshal(&packets);
+    let now = Instant::now();
+    let twcc = stamped_twcc(now);
+    // What the router does with each packet of a compound (`Router::on_rtcp`), and what the
+    // engine's bandwidth side does with transport-cc feedback.
+    let mut up = UpTrack::new(UpTrackParams {
+        ssrc: 0x1234_5678,
+        local_ssrc: 1,
+        clock_rate: 90_000,
+        rtx_payload_types: vec![],
+        nack: false,
+        cache: 1,
+    });
     for p in &packets {
         let _ = p.marshal();
         let _ = p.destination_ssrc();
+        let any = p.as_any();
+        if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+            let seqs = nack.nacks.iter().flat_map(|pair| pair.into_iter());
+            std::hint::black_box(seqs.take(MAX_RETRANSMITS).count());
+        } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+            std::hint::black_box(pli.media_ssrc);
+        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+            std::hint::black_box(fir.fir.iter().fold(0, |a, e| a ^ e.ssrc));
+        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+            up.on_sender_report(ntp_middle(sr.ntp_time), now);
+            std::hint::black_box(sr.reports.len());
+        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+            std::hint::black_box(rr.reports.iter().fold(0, |a, r| a ^ r.last_sender_report));
+        } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+            std::hint::black_box(twcc.on_feedback(cc));
+            // The same feedback about the stamped packets (its base among them).
+            let mut rebased = cc.clone();
+            rebased.base_sequence_number %= 100;
+            std::hint::black_box(twcc.on_feedback(&rebased));
+        }
     }
+}
+
+/// A transport-wide counter that has stamped the packets its feedback reports on (sequence
+/// numbers 0..100, one every millisecond).
+fn stamped_twcc(now: Instant) -> TwccSender {
+    let mut twcc = TwccSender::default();
+    let mut packet = [0u8; 20];
+    packet[0] = 0x90;
+    packet[12..16].copy_from_slice(&[0xBE, 0xDE, 0, 1]);
+    packet[16] = 0x51; // id 5, two bytes
+    for i in 0..100u64 {
+        if let Ok(mut view) = RtpView::parse(&mut packet) {
+            twcc.stamp(&mut view, 5, 1200, now + Duration::from_millis(i));
+        }
+    }
+    twcc
 }
 
 fn jwt(input: &[u8]) {
@@ -275,53 +545,75 @@ fn jwt(input: &[u8]) {
     let _ = auth::verify_signed(&token, JWT_KEY, JWT_SECRET, jwt_now());
 }
 
-/// The server's address in the peer targets.
-const SERVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)), 7882);
+/// Cascade's VP8 payload type in the `rtp` target (what RTX repairs to).
+const VP8: u8 = 96;
+/// The engine's send buffer (`router::BUFFER`): the largest cached packet, an RTX header and
+/// the SRTCP tag.
+const ENGINE_BUFFER: usize =
+    cascade_sfu::packet_cache::MAX_PACKET + 2 + cascade_sfu::transport::srtp::MAX_RTCP_OVERHEAD;
 
-/// A server peer connection configured as `MediaServer::create_peer` configures it (ICE-lite,
-/// fixed credentials, DTLS server, Cascade's codecs and interceptors, one host candidate).
-pub fn server_peer() -> RTCPeerConnection {
-    cascade_sfu::server::server_peer_connection(
-        "serverufrag",
-        "serverpassword0123456789abcdef01",
-        None,
-        Arc::new(MediaStats::default()),
-        &[SERVER_ADDR],
-    )
-    .expect("server peer connection")
+/// The server's ICE username fragment in the peer targets (its password is the stun target's,
+/// so the generated signed binding requests are valid).
+const SERVER_UFRAG: &str = "serverufrag";
+/// A client that passes an ICE check.
+const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 50_000);
+/// An address that never sent a check.
+const STRANGER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 40_000);
+
+/// A real browser offer: Chromium publishing audio and video with a data channel.
+const PUBLISH: &str =
+    include_str!("../../../sfu/tests/fixtures/sdp/chromium-publish-datachannel.sdp");
+
+/// A sink that discards what the engine sends.
+struct Discard;
+
+impl Sink for Discard {
+    fn send(&mut self, _peer: PeerIdx, _to: SocketAddr, datagram: &[u8]) {
+        std::hint::black_box(datagram);
+    }
 }
 
-/// A real browser offer (Chromium, audio + video), the one the `peer-datagram` target's
-/// connection has applied.
-fn browser_offer() -> &'static str {
-    static OFFER: OnceLock<String> = OnceLock::new();
-    OFFER.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fuzz/corpus/sdp/chromium-offer-audio-video.sdp"
-        );
-        std::fs::read_to_string(path).expect("the Chromium offer of the seed corpus")
+/// The server's DTLS identity (generated once; clones share it).
+fn identity() -> DtlsIdentity {
+    static IDENTITY: OnceLock<DtlsIdentity> = OnceLock::new();
+    IDENTITY
+        .get_or_init(|| DtlsIdentity::generate().expect("a DTLS identity"))
+        .clone()
+}
+
+/// The server's side of a peer's transport, as the server opens a peer (one host candidate).
+fn local(ufrag: &str) -> LocalTransport {
+    LocalTransport {
+        ice_ufrag: ufrag.into(),
+        ice_pwd: super::generate::STUN_PASSWORD.into(),
+        fingerprint: String::new(),
+        candidates: vec!["1 1 udp 2130706431 192.0.2.100 7882 typ host".into()],
+        session_id: 7,
+        session_version: 1,
+    }
+}
+
+/// The DTLS fingerprint of [`PUBLISH`].
+fn publish_fingerprint() -> &'static str {
+    static FINGERPRINT: OnceLock<String> = OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        RemoteDescription::parse(PUBLISH)
+            .expect("the Chromium offer parses")
+            .fingerprint
     })
 }
 
-/// A server peer connection that has answered [`browser_offer`].
-fn connected_peer() -> RTCPeerConnection {
-    let mut pc = server_peer();
-    let now = Instant::now();
-    let offer = RTCSessionDescription::offer(browser_offer().to_owned()).expect("offer");
-    pc.set_remote_description(now, offer).expect("remote");
-    let answer = pc.create_answer(None).expect("answer");
-    pc.set_local_description(now, answer).expect("local");
-    drain(&mut pc);
-    pc
-}
-
-/// Drains what a worker drains after feeding a peer, bounded.
-fn drain(pc: &mut RTCPeerConnection) {
-    for _ in 0..256 {
-        let (e, r, w) = (pc.poll_event(), pc.poll_read(), pc.poll_write());
-        if e.is_none() && r.is_none() && w.is_none() {
-            break;
-        }
-    }
+/// A valid ICE check of [`CLIENT`] (the Chromium offer's ufrag) for [`SERVER_UFRAG`].
+fn ice_check() -> &'static [u8] {
+    static CHECK: OnceLock<Vec<u8>> = OnceLock::new();
+    CHECK.get_or_init(|| {
+        let ufrag = RemoteDescription::parse(PUBLISH)
+            .expect("the Chromium offer parses")
+            .ice_ufrag;
+        cascade_sfu::demux::binding_request_with_id(
+            &format!("{SERVER_UFRAG}:{ufrag}"),
+            super::generate::STUN_PASSWORD,
+            [7; 12],
+        )
+    })
 }
