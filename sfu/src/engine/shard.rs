@@ -99,6 +99,18 @@ pub(crate) struct ShardSink<'a> {
     pub(crate) stats: &'a MediaStats,
 }
 
+/// The [`RouterSink`] of `$shard` over `$out` (a macro: the shard's router is borrowed mutably
+/// beside its track table).
+macro_rules! router_sink {
+    ($shard:expr, $out:expr) => {
+        RouterSink {
+            out: $out,
+            tracks: &$shard.tracks,
+            worker: $shard.worker,
+        }
+    };
+}
+
 /// The sink with the shard's track table, which [`Sink::publish`] reads.
 struct RouterSink<'a, 'b> {
     out: &'a mut ShardSink<'b>,
@@ -236,11 +248,7 @@ impl Shard {
             MediaStats::add(&self.stats.rtp_packets_in, 1);
             MediaStats::add(&self.stats.rtp_bytes_in, data.len() as u64);
         }
-        let mut sink = RouterSink {
-            out,
-            tracks: &self.tracks,
-            worker: self.worker,
-        };
+        let mut sink = router_sink!(self, out);
         // A DTLS failure is also a `Closed` event, handled below.
         let _ = self.router.handle_datagram(now, idx, from, data, &mut sink);
         self.drain(now, out);
@@ -257,11 +265,7 @@ impl Shard {
         let Some(&tid) = self.by_track.get(&key(track)) else {
             return;
         };
-        let mut sink = RouterSink {
-            out,
-            tracks: &self.tracks,
-            worker: self.worker,
-        };
+        let mut sink = router_sink!(self, out);
         self.router.mirror_rtp(now, tid, packet, &mut sink);
         self.drain(now, out);
     }
@@ -295,11 +299,7 @@ impl Shard {
                 let _ = reply.send(self.create_offer(idx));
             }
             PeerCommand::ApplyAnswer { sdp, reply } => {
-                let mut sink = RouterSink {
-                    out,
-                    tracks: &self.tracks,
-                    worker: self.worker,
-                };
+                let mut sink = router_sink!(self, out);
                 let result = self
                     .router
                     .apply_answer(now, idx, &sdp, &mut sink)
@@ -317,11 +317,7 @@ impl Shard {
                         .is_some_and(|t| t.mirror_wanted.is_none() && t.track.id == track)
                 });
                 if let Some(tid) = local {
-                    let mut sink = RouterSink {
-                        out,
-                        tracks: &self.tracks,
-                        worker: self.worker,
-                    };
+                    let mut sink = router_sink!(self, out);
                     self.router.request_keyframe(now, tid as TrackId, &mut sink);
                 }
             }
@@ -449,11 +445,7 @@ impl Shard {
         if let Some(p) = self.peers[idx].as_mut() {
             p.subscribed.push((track, tid));
         }
-        let mut sink = RouterSink {
-            out,
-            tracks: &self.tracks,
-            worker: self.worker,
-        };
+        let mut sink = router_sink!(self, out);
         self.router.want(now, idx, tid, &mut sink);
     }
 
@@ -501,11 +493,7 @@ impl Shard {
 
     /// Timers: the router's, and peers silent for too long.
     pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut ShardSink) {
-        let mut sink = RouterSink {
-            out,
-            tracks: &self.tracks,
-            worker: self.worker,
-        };
+        let mut sink = router_sink!(self, out);
         // Failed peers are also `Closed` events.
         self.router.handle_timeout(now, &mut sink);
         let silent: Vec<PeerIdx> = self
@@ -554,11 +542,7 @@ impl Shard {
         let Some(p) = self.peers[idx].take() else {
             return;
         };
-        let mut sink = RouterSink {
-            out,
-            tracks: &self.tracks,
-            worker: self.worker,
-        };
+        let mut sink = router_sink!(self, out);
         self.router.close(now, idx, &mut sink);
         self.by_id.remove(&p.id);
         for (track, tid) in &p.subscribed {
