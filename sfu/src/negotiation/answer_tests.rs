@@ -11,6 +11,8 @@ const CHROMIUM_WHEP: &str = include_str!("../../tests/fixtures/sdp/chromium-whep
 pub(crate) const AIORTC_PUBLISH: &str = include_str!("../../tests/fixtures/sdp/aiortc-publish.sdp");
 const AIORTC_WHEP: &str = include_str!("../../tests/fixtures/sdp/aiortc-whep-recvonly.sdp");
 const GSTREAMER_PUBLISH: &str = include_str!("../../tests/fixtures/sdp/gstreamer-publish.sdp");
+const FIREFOX_PUBLISH: &str = include_str!("../../tests/fixtures/sdp/firefox-publish.sdp");
+const FIREFOX_WHEP: &str = include_str!("../../tests/fixtures/sdp/firefox-whep-recvonly.sdp");
 
 pub(crate) fn local() -> LocalTransport {
     LocalTransport {
@@ -354,4 +356,65 @@ fn a_section_with_nothing_to_send_or_receive_stays_open_as_inactive() {
         assert!(lines.contains(&want), "{want} in {lines:?}");
     }
     assert!(sdp.contains(&format!("a=group:BUNDLE {} {}", audio.mid, sections[1].mid)));
+}
+
+#[test]
+fn firefox_publisher_and_viewer_are_understood() {
+    // Firefox 153 ESR: SSRCs with an FID group, extensions with a direction (`2/recvonly`),
+    // the video section bundle-only on port 0, RED and ulpfec for video (not forwarded).
+    let offer = RemoteDescription::parse(FIREFOX_PUBLISH).unwrap();
+    assert_eq!(offer.bundle, ["0", "1"]);
+    assert!(!offer.sections[1].stopped, "bundle-only is not stopped");
+    assert_eq!(offer.sections[1].ssrcs, [2_005_440_142]);
+    assert_eq!(
+        offer.sections[1].rtx_ssrcs,
+        [(2_005_440_142, 3_843_580_991)]
+    );
+    let (sdp, sections) = answer(&offer, &local(), |_| None).unwrap();
+    assert_eq!(sections.iter().filter(|s| !s.rejected).count(), 2);
+    assert_eq!(
+        (sections[0].codecs[0].codec, sections[0].codecs[0].pt),
+        (Codec::Opus, 109)
+    );
+    let video: Vec<_> = sections[1]
+        .codecs
+        .iter()
+        .map(|c| (c.codec, c.pt, c.rtx_pt))
+        .collect();
+    assert_eq!(
+        video,
+        [
+            (Codec::Vp8, 120, Some(124)),
+            (Codec::Vp9, 121, Some(125)),
+            (Codec::Av1, 99, Some(100))
+        ],
+        "ulpfec and video RED are not forwarded"
+    );
+    let ids = |s: &NegotiatedSection| s.extensions.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+    assert!(ids(&sections[0]).contains(&1) && ids(&sections[0]).contains(&3));
+    assert!(
+        ids(&sections[1]).contains(&7),
+        "transport-cc at Firefox's id"
+    );
+    assert!(sdp.contains("a=group:BUNDLE 0 1") && sdp.contains("a=setup:passive"));
+    assert!(
+        !sdp.contains("red/90000") && !sdp.contains("ulpfec"),
+        "{sdp}"
+    );
+
+    // A Firefox WHEP viewer: its receiving sections become slots that send.
+    let offer = RemoteDescription::parse(FIREFOX_WHEP).unwrap();
+    let (sdp, sections) = answer(&offer, &local(), |s| {
+        Some(track(
+            if s.kind == SectionKind::Audio {
+                Codec::Opus
+            } else {
+                Codec::Vp8
+            },
+            "",
+        ))
+    })
+    .unwrap();
+    assert!(sections.iter().all(|s| !s.rejected && s.direction.sends()));
+    assert_eq!(sdp.matches("a=sendonly").count(), 2);
 }
