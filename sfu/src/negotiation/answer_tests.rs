@@ -1,4 +1,4 @@
-//! Answers to offers captured from Chromium, aiortc and GStreamer (`sfu/tests/fixtures/sdp`).
+//! Answers to offers captured from Chromium, Firefox, aiortc and GStreamer (`sfu/tests/fixtures/sdp`).
 
 use super::*;
 use crate::negotiation::remote;
