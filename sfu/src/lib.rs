@@ -9,7 +9,6 @@
 //! subscriptions) used by signaling.
 
 pub mod candidate_budget;
-pub mod demux;
 pub mod down_track;
 pub mod engine;
 pub mod error;
@@ -18,6 +17,7 @@ pub mod log_limit;
 pub mod munger;
 pub mod nack_generator;
 pub mod negotiation;
+pub mod net;
 pub mod packet_cache;
 pub mod peer;
 pub mod receive_stats;
@@ -30,7 +30,6 @@ pub mod stats;
 pub mod stun_discovery;
 pub mod track;
 pub mod transport;
-mod udp;
 pub mod up_track;
 pub mod worker;
 

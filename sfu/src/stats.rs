@@ -36,6 +36,11 @@ pub struct MediaStats {
     /// RTP packets not forwarded to another worker's subscribers because its data queue was
     /// full.
     pub forwards_queue_full: AtomicU64,
+    /// Frames for ICE-TCP connections dropped: a connection's write queue, or the TCP thread's
+    /// queue, was full.
+    pub tcp_frames_dropped: AtomicU64,
+    /// ICE-TCP connections closed at once: the connection limit was reached.
+    pub tcp_connections_refused: AtomicU64,
 }
 
 /// A point-in-time copy of [`MediaStats`].
@@ -69,6 +74,10 @@ pub struct StatsSnapshot {
     pub datagrams_queue_full: u64,
     /// See [`MediaStats::forwards_queue_full`].
     pub forwards_queue_full: u64,
+    /// See [`MediaStats::tcp_frames_dropped`].
+    pub tcp_frames_dropped: u64,
+    /// See [`MediaStats::tcp_connections_refused`].
+    pub tcp_connections_refused: u64,
     /// Log lines suppressed by the rate limit, process-wide ([`crate::log_limit`]).
     pub log_lines_suppressed: u64,
 }
@@ -96,6 +105,8 @@ impl MediaStats {
             datagrams_unknown_source: self.datagrams_unknown_source.load(Relaxed),
             datagrams_queue_full: self.datagrams_queue_full.load(Relaxed),
             forwards_queue_full: self.forwards_queue_full.load(Relaxed),
+            tcp_frames_dropped: self.tcp_frames_dropped.load(Relaxed),
+            tcp_connections_refused: self.tcp_connections_refused.load(Relaxed),
             log_lines_suppressed: crate::log_limit::suppressed_total(),
         }
     }

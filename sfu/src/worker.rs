@@ -9,9 +9,8 @@
 //! for room, then the command fails (an awaited command reports [`crate::MediaError::Closed`]).
 //! Timers come from the shard's `poll_timeout`; the worker sleeps on its channels until the
 //! earliest deadline. The datagrams of one wake-up are sent together on the shared UDP socket
-//! (`sendmmsg`, UDP GSO for bursts to one destination).
+//! (`sendmmsg`, UDP GSO for bursts to one destination), or handed to the ICE-TCP thread.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,10 +19,12 @@ use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, warn};
 
 use crate::engine::shard::{EnginePeerInit, Shard, ShardSink};
+use crate::net::Path;
 use crate::peer::PeerCommand;
 use crate::server::Shared;
 use crate::track::PublishedTrack;
-use crate::udp::SendBatch;
+use crate::net::tcp::TcpOutlet;
+use crate::net::udp::{SendBatch, UdpPort};
 
 /// Identifies a peer for the lifetime of the server.
 pub type PeerId = u64;
@@ -77,7 +78,7 @@ pub enum WorkerMsg {
         /// The peer it was routed to.
         peer: PeerId,
         /// Remote address.
-        from: SocketAddr,
+        from: Path,
         /// The bytes.
         data: BytesMut,
         /// When it was read.
@@ -109,16 +110,30 @@ const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Messages handled per wake-up before timers and outputs are serviced.
 const BATCH: usize = 256;
 
+/// Where a worker's outputs go.
+pub(crate) struct Outputs {
+    /// The shared media socket.
+    pub(crate) udp: Arc<UdpPort>,
+    /// The ICE-TCP thread.
+    pub(crate) tcp: TcpOutlet,
+    /// Every worker's data queue (this worker's among them).
+    pub(crate) workers: Vec<Sender<WorkerMsg>>,
+}
+
 /// The worker loop; returns when [`WorkerMsg::Shutdown`] arrives or every control sender is
-/// gone. `workers` holds every worker's data queue (this worker's among them).
+/// gone.
 pub(crate) fn run(
     control: Receiver<WorkerMsg>,
     data: Receiver<WorkerMsg>,
-    workers: Vec<Sender<WorkerMsg>>,
-    socket: Arc<UdpSocket>,
+    outputs: Outputs,
     shared: Arc<Shared>,
     mut shard: Shard,
 ) {
+    let Outputs {
+        udp: socket,
+        tcp,
+        workers,
+    } = outputs;
     let mut sends = SendBatch::default();
     let mut next_deadline: Option<Instant> = None;
     loop {
@@ -172,7 +187,7 @@ pub(crate) fn run(
             debug!(peer = id, "peer removed from worker");
             shared.remove_ufrag(&ufrag);
         }
-        sends.send(&socket);
+        sends.send(&socket, &tcp);
         if shutdown {
             break;
         }

@@ -375,7 +375,7 @@ pub fn stun(rng: &mut Rng) -> Vec<u8> {
         let user = *rng.pick(&["serverufrag:Drel", "serverufrag", "other:Drel"]);
         let pwd = *rng.pick(&[STUN_PASSWORD, STUN_PASSWORD, "wrong", ""]);
         let id: [u8; 12] = std::array::from_fn(|_| rng.next_u64() as u8);
-        return cascade_sfu::demux::binding_request_with_id(user, pwd, id);
+        return cascade_sfu::net::demux::binding_request_with_id(user, pwd, id);
     }
     let mut body = Vec::new();
     for _ in 0..rng.below(8) {

@@ -21,7 +21,7 @@ pub type TrackId = u32;
 /// Where the engine's datagrams go: the I/O loop's send batch.
 pub trait Sink {
     /// Sends `datagram` to `to` for `peer` (copied: the buffer is reused at once).
-    fn send(&mut self, peer: PeerIdx, to: std::net::SocketAddr, datagram: &[u8]);
+    fn send(&mut self, peer: PeerIdx, to: crate::net::Path, datagram: &[u8]);
 
     /// A new packet of a local `track` (extended sequence number `ext`, decrypted, as its
     /// publisher sent it), for subscribers beyond this router (other workers); whether the

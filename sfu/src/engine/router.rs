@@ -14,7 +14,7 @@
 //! Bounds: [`MAX_PEERS`] peers, [`MAX_RETRANSMITS`] retransmissions per NACK; every object
 //! below bounds its own state.
 
-use std::net::SocketAddr;
+use crate::net::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -324,7 +324,7 @@ impl Router {
         &mut self,
         now: Instant,
         peer: PeerIdx,
-        from: SocketAddr,
+        from: Path,
         buf: &mut [u8],
         sink: &mut impl Sink,
     ) -> Result<(), DtlsError> {

@@ -22,17 +22,17 @@ const VIDEO_SSRC: u32 = 3_845_870_702;
 const VP8: u8 = 96;
 
 #[derive(Default)]
-struct Collect(Vec<(PeerIdx, SocketAddr, Vec<u8>)>);
+struct Collect(Vec<(PeerIdx, Path, Vec<u8>)>);
 
 impl Sink for Collect {
-    fn send(&mut self, peer: PeerIdx, to: SocketAddr, datagram: &[u8]) {
+    fn send(&mut self, peer: PeerIdx, to: Path, datagram: &[u8]) {
         self.0.push((peer, to, datagram.to_vec()));
     }
 }
 
 impl Collect {
     /// What was sent to `peer` (checked to go to `addr`), taken.
-    fn take(&mut self, peer: PeerIdx, addr: SocketAddr) -> Vec<Vec<u8>> {
+    fn take(&mut self, peer: PeerIdx, addr: Path) -> Vec<Vec<u8>> {
         let (mine, rest) = std::mem::take(&mut self.0)
             .into_iter()
             .partition(|(p, _, _)| *p == peer);
@@ -49,7 +49,7 @@ impl Collect {
 /// A client of the router: its address, DTLS client and, once connected, SRTP contexts.
 struct Peer {
     idx: PeerIdx,
-    addr: SocketAddr,
+    addr: Path,
     dtls: Client,
     out: Option<Context>,
     inn: Option<Context>,
@@ -104,7 +104,7 @@ fn join_as(
     } else {
         router.join(&offer, local(ufrag)).expect("joined")
     };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = Path::udp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let mut check = request(ufrag, "router-test-password-22+", NOMINATE, 1);
     router
         .handle_datagram(now, idx, addr, &mut check, sink)

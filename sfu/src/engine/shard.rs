@@ -14,7 +14,7 @@
 //! which nothing valid arrives for the ICE disconnected + failed timeouts is closed.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use crate::net::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use crate::peer::{PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::MediaStats;
 use crate::track::PublishedTrack;
 use crate::transport::dtls::DtlsIdentity;
-use crate::udp::SendBatch;
+use crate::net::udp::SendBatch;
 use crate::worker::{PeerAddress, PeerId, WorkerMsg};
 
 /// What a worker needs to add an engine peer.
@@ -119,7 +119,7 @@ struct RouterSink<'a, 'b> {
 }
 
 impl Sink for RouterSink<'_, '_> {
-    fn send(&mut self, _peer: PeerIdx, to: SocketAddr, datagram: &[u8]) {
+    fn send(&mut self, _peer: PeerIdx, to: Path, datagram: &[u8]) {
         let rtp = datagram.first().is_some_and(|b| (128..=191).contains(b))
             && datagram.get(1).is_some_and(|pt| !(192..=223).contains(pt));
         if rtp {
@@ -231,7 +231,7 @@ impl Shard {
     pub(crate) fn handle_datagram(
         &mut self,
         id: PeerId,
-        from: SocketAddr,
+        from: Path,
         data: &mut [u8],
         now: Instant,
         out: &mut ShardSink,

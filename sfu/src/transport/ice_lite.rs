@@ -21,7 +21,7 @@
 //! Bounds: at most [`MAX_REMOTES`] remote addresses are remembered (the least recently checked
 //! is forgotten first).
 
-use std::net::SocketAddr;
+use crate::net::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,13 +64,13 @@ pub enum Timeout {
     /// Nothing changed.
     Nothing,
     /// The selected address lost consent: it is no longer selected.
-    ConsentLost(SocketAddr),
+    ConsentLost(Path),
 }
 
 /// A remote address that sent valid requests.
 #[derive(Debug)]
 struct Remote {
-    addr: SocketAddr,
+    addr: Path,
     last_check: Instant,
 }
 
@@ -80,7 +80,7 @@ pub struct IceLite {
     /// The credentials before a restart, answered until the new ones are used.
     previous: Option<Credentials>,
     remotes: Vec<Remote>,
-    selected: Option<SocketAddr>,
+    selected: Option<Path>,
     crypto: Arc<dyn RTCCryptoProvider>,
 }
 
@@ -113,13 +113,13 @@ impl IceLite {
     }
 
     /// The address media goes to: the latest nominated one that has consent.
-    pub fn selected(&self) -> Option<SocketAddr> {
+    pub fn selected(&self) -> Option<Path> {
         self.selected
     }
 
     /// Whether `addr` sent a valid check and is still remembered: DTLS and media from it are
     /// the peer's.
-    pub fn knows(&self, addr: SocketAddr) -> bool {
+    pub fn knows(&self, addr: Path) -> bool {
         self.remotes.iter().any(|r| r.addr == addr)
     }
 
@@ -131,7 +131,7 @@ impl IceLite {
     }
 
     /// Handles a datagram from `from` that may be a STUN binding request for this agent.
-    pub fn handle(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Reply {
+    pub fn handle(&mut self, from: Path, datagram: &[u8], now: Instant) -> Reply {
         let mut m = Message::new();
         if m.unmarshal_binary(datagram).is_err() || m.typ != BINDING_REQUEST {
             return Reply::Drop;
@@ -199,7 +199,7 @@ impl IceLite {
 
     /// Notes a valid request from `from` at `now`, forgetting the least recently checked
     /// address past [`MAX_REMOTES`].
-    fn refresh(&mut self, from: SocketAddr, now: Instant) {
+    fn refresh(&mut self, from: Path, now: Instant) {
         if let Some(r) = self.remotes.iter_mut().find(|r| r.addr == from) {
             r.last_check = now;
             return;
@@ -221,7 +221,7 @@ impl IceLite {
 
     /// The answer to `request`: a success response mapping `mapped`, or (without it) a 487
     /// role conflict; signed with `pwd`.
-    fn response(&self, request: &Message, pwd: &str, mapped: Option<SocketAddr>) -> Vec<u8> {
+    fn response(&self, request: &Message, pwd: &str, mapped: Option<Path>) -> Vec<u8> {
         let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
             pwd.into(),
             self.crypto.crypto(),
@@ -231,8 +231,8 @@ impl IceLite {
             Some(addr) => {
                 setters.push(Box::new(BINDING_SUCCESS));
                 setters.push(Box::new(XorMappedAddress {
-                    ip: addr.ip(),
-                    port: addr.port(),
+                    ip: addr.remote.ip(),
+                    port: addr.remote.port(),
                 }));
             }
             None => {

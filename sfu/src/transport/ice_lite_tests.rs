@@ -1,6 +1,7 @@
 //! Unit tests of the ICE-lite agent: checks as a client sends them, answers decoded and verified.
 
 use super::*;
+use std::net::SocketAddr;
 use rtc::stun::attributes::{ATTR_ICE_CONTROLLING, AttrType};
 use rtc::stun::error_code::ErrorCodeAttribute;
 use rtc::stun::message::{Getter, TransactionId};
@@ -16,8 +17,8 @@ fn creds((ufrag, pwd): (&str, &str)) -> Credentials {
     }
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([192, 0, 2, 7], port))
+fn addr(port: u16) -> Path {
+    Path::udp(SocketAddr::from(([192, 0, 2, 7], port)))
 }
 
 /// A raw attribute, as a setter.
@@ -91,7 +92,7 @@ fn answer(reply: Reply, id: u8) -> Message {
 }
 
 /// Sends `ice` a check with the server's credentials from `from` and returns its checked answer.
-fn checked(ice: &mut IceLite, from: SocketAddr, check: Check, id: u8, now: Instant) -> Message {
+fn checked(ice: &mut IceLite, from: Path, check: Check, id: u8, now: Instant) -> Message {
     answer(
         ice.handle(from, &request(SERVER.0, SERVER.1, check, id), now),
         id,
@@ -110,7 +111,7 @@ fn a_good_check_is_answered_with_the_mapped_address_and_a_nomination_selects_it(
     let now = Instant::now();
     let m = checked(&mut ice, addr(5000), Check::default(), 1, now);
     assert_eq!(m.typ, BINDING_SUCCESS);
-    assert_eq!(mapped(&m), addr(5000));
+    assert_eq!(mapped(&m), addr(5000).remote);
     assert_eq!(ice.selected(), None, "not nominated yet");
 
     checked(&mut ice, addr(5000), NOMINATE, 2, now);

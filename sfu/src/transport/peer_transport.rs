@@ -14,7 +14,7 @@
 //! check is retried by the client); DTLS, ICE and SRTP bound their own state.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use crate::net::Path;
 use std::time::Instant;
 
 use rtc::crypto::RTCCryptoProvider;
@@ -30,7 +30,7 @@ pub const MAX_PENDING: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Where to.
-    pub to: SocketAddr,
+    pub to: Path,
     /// Its bytes.
     pub data: Vec<u8>,
 }
@@ -82,7 +82,7 @@ pub enum TimedOut {
     /// Nothing the caller needs to know.
     Nothing,
     /// The selected address lost consent: nothing is sent until the client nominates again.
-    ConsentLost(SocketAddr),
+    ConsentLost(Path),
 }
 
 /// One peer's transport.
@@ -92,7 +92,7 @@ pub struct PeerTransport {
     srtp: Option<SrtpSession>,
     crypto: std::sync::Arc<dyn RTCCryptoProvider>,
     /// Where the latest DTLS datagram came from.
-    dtls_remote: Option<SocketAddr>,
+    dtls_remote: Option<Path>,
     pending: VecDeque<Transmit>,
     /// This side is the DTLS client: it starts the handshake once ICE selects an address.
     dtls_client: bool,
@@ -174,7 +174,7 @@ impl PeerTransport {
     pub fn handle_datagram(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        from: Path,
         buf: &mut [u8],
     ) -> Result<Received, DtlsError> {
         match buf.first() {
@@ -234,7 +234,7 @@ impl PeerTransport {
         &mut self,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<(SocketAddr, usize), SendError> {
+    ) -> Result<(Path, usize), SendError> {
         let (to, srtp) = self.sendable()?;
         Ok((to, srtp.protect_rtp(buf, len)?))
     }
@@ -245,12 +245,12 @@ impl PeerTransport {
         &mut self,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<(SocketAddr, usize), SendError> {
+    ) -> Result<(Path, usize), SendError> {
         let (to, srtp) = self.sendable()?;
         Ok((to, srtp.protect_rtcp(buf, len)?))
     }
 
-    fn sendable(&mut self) -> Result<(SocketAddr, &mut SrtpSession), SendError> {
+    fn sendable(&mut self) -> Result<(Path, &mut SrtpSession), SendError> {
         match (self.ice.selected(), &mut self.srtp) {
             (Some(to), Some(srtp)) => Ok((to, srtp)),
             _ => Err(SendError::NotConnected),

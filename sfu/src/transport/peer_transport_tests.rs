@@ -7,6 +7,11 @@ use crate::transport::ice_lite::tests::{NOMINATE, request};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::srtp::context::Context;
 
+/// The client's path (its DTLS address, over UDP).
+fn client_path() -> Path {
+    Path::udp(CLIENT_ADDR)
+}
+
 const SERVER: (&str, &str) = ("srvA", "server-password-of-22+chars");
 
 fn credentials() -> Credentials {
@@ -17,7 +22,7 @@ fn credentials() -> Credentials {
 }
 
 /// The server's datagrams, checked to go to `to`.
-fn sent_to(transport: &mut PeerTransport, to: SocketAddr) -> Vec<bytes::BytesMut> {
+fn sent_to(transport: &mut PeerTransport, to: Path) -> Vec<bytes::BytesMut> {
     std::iter::from_fn(|| transport.poll_transmit())
         .map(|t| {
             assert_eq!(t.to, to, "sent to the peer's address");
@@ -26,7 +31,7 @@ fn sent_to(transport: &mut PeerTransport, to: SocketAddr) -> Vec<bytes::BytesMut
         .collect()
 }
 
-/// A transport and a client that has checked ICE (nominating `CLIENT_ADDR`), both before DTLS.
+/// A transport and a client that has checked ICE (nominating `client_path()`), both before DTLS.
 fn checked_pair(now: Instant) -> (PeerTransport, Client) {
     let identity = DtlsIdentity::generate().unwrap();
     let (cert, fingerprint) = client_certificate();
@@ -34,13 +39,13 @@ fn checked_pair(now: Instant) -> (PeerTransport, Client) {
     let mut check = request(SERVER.0, SERVER.1, NOMINATE, 1);
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut check)
+            .handle_datagram(now, client_path(), &mut check)
             .unwrap(),
         Received::Handled
     );
-    let answers = sent_to(&mut transport, CLIENT_ADDR);
+    let answers = sent_to(&mut transport, client_path());
     assert_eq!(answers.len(), 1, "the check is answered");
-    assert_eq!(transport.ice().selected(), Some(CLIENT_ADDR));
+    assert_eq!(transport.ice().selected(), Some(client_path()));
     let client = Client::connect(
         now,
         cert,
@@ -55,16 +60,16 @@ fn connect(now: Instant, transport: &mut PeerTransport, client: &mut Client) {
     for _ in 0..8 {
         for mut datagram in client.take() {
             if transport
-                .handle_datagram(now, CLIENT_ADDR, &mut datagram)
+                .handle_datagram(now, client_path(), &mut datagram)
                 .unwrap()
                 == Received::Connected
             {
-                let last = sent_to(transport, CLIENT_ADDR);
+                let last = sent_to(transport, client_path());
                 client.receive(now, last);
                 return;
             }
         }
-        let replies = sent_to(transport, CLIENT_ADDR);
+        let replies = sent_to(transport, client_path());
         client.receive(now, replies);
     }
     panic!("DTLS did not connect");
@@ -110,7 +115,7 @@ fn ice_then_dtls_then_srtp_both_ways() {
         let plain = rtp(seq);
         let mut datagram = client_out.encrypt_rtp(&plain).unwrap().to_vec();
         let got = transport
-            .handle_datagram(now, CLIENT_ADDR, &mut datagram)
+            .handle_datagram(now, client_path(), &mut datagram)
             .unwrap();
         assert_eq!(got, Received::Rtp(plain.len()));
         assert_eq!(&datagram[..plain.len()], &plain[..]);
@@ -119,7 +124,7 @@ fn ice_then_dtls_then_srtp_both_ways() {
     let mut datagram = client_out.encrypt_rtcp(&pli).unwrap().to_vec();
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut datagram)
+            .handle_datagram(now, client_path(), &mut datagram)
             .unwrap(),
         Received::Rtcp(pli.len())
     );
@@ -130,7 +135,7 @@ fn ice_then_dtls_then_srtp_both_ways() {
     let mut buf = plain.clone();
     buf.resize(plain.len() + crate::transport::srtp::MAX_RTP_OVERHEAD, 0);
     let (to, len) = transport.protect_rtp(&mut buf, plain.len()).unwrap();
-    assert_eq!(to, CLIENT_ADDR);
+    assert_eq!(to, client_path());
     assert_eq!(&client_in.decrypt_rtp(&buf[..len]).unwrap()[..], &plain[..]);
     let mut buf = pli.to_vec();
     buf.resize(pli.len() + crate::transport::srtp::MAX_RTCP_OVERHEAD, 0);
@@ -143,14 +148,14 @@ fn ice_then_dtls_then_srtp_both_ways() {
     forged[last] ^= 1;
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut forged)
+            .handle_datagram(now, client_path(), &mut forged)
             .unwrap(),
         Received::Dropped(Dropped::Srtp(SrtpError::AuthFailed))
     );
     let mut next = client_out.encrypt_rtp(&rtp(101)).unwrap().to_vec();
     assert!(matches!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut next)
+            .handle_datagram(now, client_path(), &mut next)
             .unwrap(),
         Received::Rtp(_)
     ));
@@ -172,7 +177,7 @@ fn nothing_but_stun_is_taken_from_an_address_without_a_valid_check() {
     for mut datagram in client.take() {
         assert_eq!(
             transport
-                .handle_datagram(now, CLIENT_ADDR, &mut datagram)
+                .handle_datagram(now, client_path(), &mut datagram)
                 .unwrap(),
             Received::Dropped(Dropped::UnknownAddress)
         );
@@ -182,7 +187,7 @@ fn nothing_but_stun_is_taken_from_an_address_without_a_valid_check() {
     let mut bad = request(SERVER.0, "another-password-of-22chars", NOMINATE, 2);
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut bad)
+            .handle_datagram(now, client_path(), &mut bad)
             .unwrap(),
         Received::Handled
     );
@@ -190,7 +195,7 @@ fn nothing_but_stun_is_taken_from_an_address_without_a_valid_check() {
     let mut media = rtp(1);
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut media)
+            .handle_datagram(now, client_path(), &mut media)
             .unwrap(),
         Received::Dropped(Dropped::UnknownAddress)
     );
@@ -209,7 +214,7 @@ fn media_before_dtls_and_undemultiplexable_bytes_are_dropped() {
     let mut media = rtp(1);
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut media)
+            .handle_datagram(now, client_path(), &mut media)
             .unwrap(),
         Received::Dropped(Dropped::NotConnected)
     );
@@ -217,7 +222,7 @@ fn media_before_dtls_and_undemultiplexable_bytes_are_dropped() {
         let mut junk = vec![first, 1, 2, 3];
         assert_eq!(
             transport
-                .handle_datagram(now, CLIENT_ADDR, &mut junk)
+                .handle_datagram(now, client_path(), &mut junk)
                 .unwrap(),
             Received::Dropped(Dropped::NotDemultiplexed),
             "first byte {first}"
@@ -225,7 +230,7 @@ fn media_before_dtls_and_undemultiplexable_bytes_are_dropped() {
     }
     assert_eq!(
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut [])
+            .handle_datagram(now, client_path(), &mut [])
             .unwrap(),
         Received::Dropped(Dropped::NotDemultiplexed)
     );
@@ -240,7 +245,7 @@ fn stun_answers_waiting_to_be_sent_are_bounded() {
     for id in 0..(MAX_PENDING as u8 + 10) {
         let mut check = request(SERVER.0, SERVER.1, NOMINATE, id);
         transport
-            .handle_datagram(now, CLIENT_ADDR, &mut check)
+            .handle_datagram(now, client_path(), &mut check)
             .unwrap();
     }
     assert_eq!(

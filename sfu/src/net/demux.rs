@@ -10,13 +10,14 @@
 //! bound address moves the address to that peer. Everything else is dropped. Sans-I/O.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rtc::crypto::RTCCryptoProvider;
 use rtc::stun::fingerprint::FINGERPRINT;
 use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::{BINDING_REQUEST, Message};
+
+use super::Path;
 
 /// STUN attribute type of USERNAME (RFC 8489).
 const ATTR_USERNAME: u16 = 0x0006;
@@ -89,13 +90,13 @@ pub fn binding_request_with_id(
 struct Entry<K> {
     key: K,
     pwd: String,
-    addrs: VecDeque<SocketAddr>,
+    addrs: VecDeque<Path>,
 }
 
 /// Routes datagrams to peers identified by `K` (e.g. a worker index and peer id).
 pub struct Demuxer<K> {
     by_ufrag: HashMap<String, Entry<K>>,
-    by_addr: HashMap<SocketAddr, (K, String)>,
+    by_addr: HashMap<Path, (K, String)>,
     crypto: Arc<dyn RTCCryptoProvider>,
 }
 
@@ -140,9 +141,18 @@ impl<K: Clone + PartialEq> Demuxer<K> {
         }
     }
 
+    /// Forgets `path` (a closed ICE-TCP connection), whichever peer it was bound to.
+    pub fn unbind(&mut self, path: Path) {
+        if let Some((_, ufrag)) = self.by_addr.remove(&path)
+            && let Some(e) = self.by_ufrag.get_mut(&ufrag)
+        {
+            e.addrs.retain(|a| *a != path);
+        }
+    }
+
     /// Finds the peer a datagram from `from` belongs to, binding the address on a verified
     /// binding request.
-    pub fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<K> {
+    pub fn route(&mut self, from: Path, datagram: &[u8]) -> Option<K> {
         let ufrag = stun_local_ufrag(datagram);
         if let Some((key, bound_ufrag)) = self.by_addr.get(&from) {
             // Any traffic from a bound address is its peer's, unless it is a binding request
@@ -173,7 +183,7 @@ impl<K: Clone + PartialEq> Demuxer<K> {
 
     /// Binds `from` to the peer registered under `ufrag` (which exists), unbinding it from
     /// any other peer and forgetting the peer's oldest address past the per-peer limit.
-    fn bind(&mut self, from: SocketAddr, ufrag: String) {
+    fn bind(&mut self, from: Path, ufrag: String) {
         if let Some((_, old)) = self.by_addr.remove(&from)
             && let Some(e) = self.by_ufrag.get_mut(&old)
         {
@@ -206,8 +216,8 @@ mod tests {
 
     const RTP: &[u8] = b"\x80\x60rtp-packet-bytes";
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> Path {
+        Path::udp(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     fn demuxer() -> Demuxer<u32> {
