@@ -157,6 +157,7 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
+    let ice_tcp = handle.state.media().ice_tcp();
     let version = env!("CARGO_PKG_VERSION");
     const MINT: &str = "cargo run --release -- token --room demo --identity alice";
     // Browsers give a page the camera only in a secure context: HTTPS, or localhost.
@@ -188,6 +189,12 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
             }
             eprintln!("  WebSocket:  {ws}://{http}/ws");
             eprintln!("  UDP media:  {udp} ({interfaces}), advertised as {advertised}");
+            if ice_tcp {
+                eprintln!(
+                    "  ICE-TCP:    TCP port {}, for clients without UDP",
+                    udp.port()
+                );
+            }
             if let Some(report) = handle.state.media().stun_report() {
                 let check = if report.reaches_socket {
                     "a probe to it came back"
@@ -250,6 +257,7 @@ fn announce(handle: &ServerHandle, format: LogFormat) {
         websocket = %format!("{ws}://{http}/ws"),
         udp = %udp,
         udp_interfaces = interfaces,
+        ice_tcp,
         advertised = %advertised,
         tls_fingerprint = tls.map(|t| t.fingerprint()),
         "cascade serving"

@@ -320,7 +320,9 @@ impl Metrics {
                     "cascade_media_dropped_datagrams_total",
                     "Datagrams dropped on the media port: unknown_source (from an address no \
                      peer has bound with a verified STUN binding request), queue_full (the \
-                     worker's data queue was full).",
+                     worker's data queue was full), tcp_queue_full (an ICE-TCP frame: its \
+                     connection's write queue was full), tcp_connection_limit (an ICE-TCP \
+                     connection closed at once: too many open).",
                     &["reason"],
                 ),
                 forwards: counter(
@@ -452,6 +454,11 @@ impl MediaDropCounters {
         let datagrams = |reason: &str| self.datagrams.with_label_values(&[reason]);
         mirror(&datagrams("unknown_source"), s.datagrams_unknown_source);
         mirror(&datagrams("queue_full"), s.datagrams_queue_full);
+        mirror(&datagrams("tcp_queue_full"), s.tcp_frames_dropped);
+        mirror(
+            &datagrams("tcp_connection_limit"),
+            s.tcp_connections_refused,
+        );
         mirror(&self.forwards, s.forwards_queue_full);
         mirror(&self.log_lines, s.log_lines_suppressed);
     }

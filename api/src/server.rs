@@ -45,7 +45,7 @@ impl ServerHandle {
 
     /// The address the UDP media socket is bound to.
     pub fn udp_addr(&self) -> SocketAddr {
-        SocketAddr::new(bind_ip(&self.state.config), self.udp_port())
+        self.state.media().local_addr()
     }
 
     /// The embedded TURN server's UDP address, when it runs.
@@ -101,13 +101,19 @@ pub async fn start(mut config: Config) -> anyhow::Result<ServerHandle> {
     let mut bind = config.http_addr;
     let tls = Tls::from_config(&config).context("setting up TLS")?;
     let media = MediaServer::start(MediaConfig {
-        bind: SocketAddr::new(bind_ip(&config), config.udp_port),
+        bind: SocketAddr::new(media_bind_ip(&config), config.udp_port),
+        ice_tcp: config.ice_tcp.then(Default::default),
         public_ips: config.public_ips.clone(),
         workers: config.workers,
         stun_server: config.resolve_stun_server()?,
         ..MediaConfig::default()
     })
-    .with_context(|| format!("binding UDP port {}", config.udp_port))?;
+    .with_context(|| {
+        format!(
+            "binding the media port {} (UDP, and TCP for ICE-TCP)",
+            config.udp_port
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding HTTP address {bind}"))?;
@@ -299,6 +305,17 @@ fn turn_config(config: &Config, media: &MediaServer) -> anyhow::Result<TurnConfi
     })
 }
 
+/// The media port's address: the loopback address if HTTP is on one (a local-only server is
+/// local-only on every port), else every IPv4 and IPv6 address.
+fn media_bind_ip(config: &Config) -> std::net::IpAddr {
+    match config.http_addr.ip() {
+        ip if ip.is_loopback() => ip,
+        _ => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+/// The embedded TURN server's address (IPv4: relays are IPv4): the loopback address if HTTP is
+/// on one, else every IPv4 address.
 fn bind_ip(config: &Config) -> std::net::IpAddr {
     match config.http_addr.ip() {
         ip if ip.is_loopback() => ip,

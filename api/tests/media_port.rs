@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use cascade_sfu::net::demux::binding_request;
 use cascade_sfu::log_limit::{LINES_PER_INTERVAL, MediaLogLimit, is_media_path};
+use cascade_sfu::net::demux::binding_request;
 use cascade_testkit::TestClient;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;

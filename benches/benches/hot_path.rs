@@ -4,8 +4,9 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use cascade_sfu::net::demux::{Demuxer, binding_request};
 use cascade_sfu::munger::Munger;
+use cascade_sfu::net::Path;
+use cascade_sfu::net::demux::{Demuxer, binding_request};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn munger(c: &mut Criterion) {
@@ -24,9 +25,11 @@ fn demux(c: &mut Criterion) {
     let mut d = Demuxer::default();
     let mut addrs = Vec::new();
     for i in 0..1000u32 {
-        let addr: SocketAddr = format!("10.0.{}.{}:5000", i / 250, i % 250)
-            .parse()
-            .unwrap();
+        let addr = Path::udp(
+            format!("10.0.{}.{}:5000", i / 250, i % 250)
+                .parse::<SocketAddr>()
+                .unwrap(),
+        );
         d.add_peer(format!("u{i}"), format!("p{i}"), i);
         addrs.push(addr);
     }

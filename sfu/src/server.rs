@@ -109,6 +109,8 @@ pub struct MediaServer {
     /// carry their own versions).
     session_id: u64,
     port: u16,
+    /// The address the media socket is bound to.
+    bound: SocketAddr,
     next_peer: AtomicU64,
     stop: Arc<AtomicBool>,
 }
@@ -215,7 +217,13 @@ impl MediaServer {
                     .spawn(move || receive_loop(&socket, &shared, &stop, &workers))?,
             );
         }
-        info!(port, workers = n, ?candidates, ice_tcp = tcp.is_some(), "media plane started");
+        info!(
+            port,
+            workers = n,
+            ?candidates,
+            ice_tcp = tcp.is_some(),
+            "media plane started"
+        );
         Ok(Arc::new(Self {
             shared,
             socket,
@@ -228,6 +236,7 @@ impl MediaServer {
             stun_report,
             session_id: rand::random::<u64>() >> 2,
             port,
+            bound,
             next_peer: AtomicU64::new(1),
             stop,
         }))
@@ -238,12 +247,14 @@ impl MediaServer {
         self.port
     }
 
+    /// The address the media socket is bound to (`[::]` when dual-stack).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.bound
+    }
+
     /// Whether passive ICE-TCP candidates are offered.
     pub fn ice_tcp(&self) -> bool {
-        self.tcp
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.tcp.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// What `--stun-server` discovery found and its self-check said; `None` without a STUN
@@ -485,7 +496,14 @@ struct TcpDeliver {
 impl Deliver for TcpDeliver {
     fn deliver(&mut self, path: Path, data: Vec<u8>, at: Instant) -> bool {
         let mut demux = self.shared.demuxer();
-        route(&mut demux, &self.shared.stats, &self.workers, path, &data, at)
+        route(
+            &mut demux,
+            &self.shared.stats,
+            &self.workers,
+            path,
+            &data,
+            at,
+        )
     }
 
     fn closed(&mut self, path: Path) {
@@ -524,10 +542,7 @@ fn bind_ports(
                 continue;
             }
             Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("ICE-TCP on {at}: {e}"),
-                ));
+                return Err(io::Error::new(e.kind(), format!("ICE-TCP on {at}: {e}")));
             }
         }
     }
@@ -692,10 +707,13 @@ fn host_addresses(ipv4: bool, ipv6: bool) -> Vec<IpAddr> {
         });
     let mut external: Vec<IpAddr> = all.iter().copied().filter(|ip| !ip.is_loopback()).collect();
     if external.is_empty() {
-        external = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
-            .into_iter()
-            .filter(wanted)
-            .collect();
+        external = [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+        .into_iter()
+        .filter(wanted)
+        .collect();
     }
     // IPv4 first: the candidates' order is their priority.
     external.sort_by_key(IpAddr::is_ipv6);

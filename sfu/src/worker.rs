@@ -20,11 +20,11 @@ use tracing::{debug, warn};
 
 use crate::engine::shard::{EnginePeerInit, Shard, ShardSink};
 use crate::net::Path;
+use crate::net::tcp::TcpOutlet;
+use crate::net::udp::{SendBatch, UdpPort};
 use crate::peer::PeerCommand;
 use crate::server::Shared;
 use crate::track::PublishedTrack;
-use crate::net::tcp::TcpOutlet;
-use crate::net::udp::{SendBatch, UdpPort};
 
 /// Identifies a peer for the lifetime of the server.
 pub type PeerId = u64;

@@ -167,7 +167,9 @@ export function launchChromium(disableFeatures = [], env = undefined, cameraFps 
 export async function startServer({ defaultDevKey = false, httpHost = '127.0.0.1', publicIps, publicUrl, tls, extraEnv } = {}) {
   assert.ok(existsSync(CASCADE_BIN), `${CASCADE_BIN} not found: run \`cargo build --release\` or set CASCADE_BIN`);
   const httpPort = await freeTcpPort();
-  const udpPort = await freeUdpPort();
+  let udpPort = await freeUdpPort();
+  // ICE-TCP listens on the media port's number: it must not be the HTTP port.
+  for (let i = 0; i < 10 && udpPort === httpPort; i++) udpPort = await freeUdpPort();
   const env = { ...process.env };
   if (defaultDevKey) for (const k of Object.keys(env)) if (k.startsWith('CASCADE_')) delete env[k];
   Object.assign(env, {

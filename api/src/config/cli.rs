@@ -82,9 +82,14 @@ pub struct ServeArgs {
     /// [env: CASCADE_TLS_HANDSHAKE_TIMEOUT] [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
-    /// UDP media port, bound on 0.0.0.0 (loopback if --http-addr is); 0 = ephemeral [env: CASCADE_UDP_PORT] [default: 7882].
+    /// Media port, UDP on every IPv4 and IPv6 address (loopback if --http-addr is), and
+    /// ICE-TCP on the same number; 0 = ephemeral [env: CASCADE_UDP_PORT] [default: 7882].
     #[arg(long, value_name = "PORT")]
     pub udp_port: Option<u16>,
+    /// Passive ICE-TCP candidates on the media port number, for clients whose UDP is blocked;
+    /// `--ice-tcp=false` turns them off [env: CASCADE_ICE_TCP] [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ice_tcp: Option<bool>,
     /// IP to advertise for 1:1 NAT; repeat or comma-separate [env: CASCADE_PUBLIC_IP]
     /// [default: the host's interface addresses].
     #[arg(long = "public-ip", value_name = "IP", value_delimiter = ',')]
@@ -223,6 +228,7 @@ impl ServeArgs {
         layer.set("tls_self_signed", self.tls_self_signed.then_some(true));
         layer.set_duration("tls_handshake_timeout", self.tls_handshake_timeout);
         layer.set("udp_port", self.udp_port);
+        layer.set("ice_tcp", self.ice_tcp);
         layer.set_list("public_ips", &self.public_ips);
         layer.set("stun_server", self.stun_server.as_ref());
         layer.set("api_key", self.api_key.as_ref());

@@ -31,6 +31,7 @@ pub(super) fn layer(env: &BTreeMap<String, String>) -> anyhow::Result<Layer> {
         "tls_self_signed"        "CASCADE_TLS_SELF_SIGNED"        parsed::<bool>;
         "tls_handshake_timeout"  "CASCADE_TLS_HANDSHAKE_TIMEOUT"  duration;
         "udp_port"               "CASCADE_UDP_PORT"               parsed::<u16>;
+        "ice_tcp"                "CASCADE_ICE_TCP"                parsed::<bool>;
         "public_ips"             "CASCADE_PUBLIC_IP"              list::<IpAddr>;
         "stun_server"            "CASCADE_STUN_SERVER"            string;
         "api_key"                "CASCADE_API_KEY"                string;

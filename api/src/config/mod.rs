@@ -78,8 +78,11 @@ pub struct Config {
     /// Time a client has to complete its TLS handshake.
     #[serde(with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
-    /// The one UDP port for all media, bound on 0.0.0.0 (0 = ephemeral, for tests).
+    /// The one UDP port for all media, bound on every IPv4 and IPv6 address (0 = ephemeral,
+    /// for tests); ICE-TCP listens on the same number.
     pub udp_port: u16,
+    /// Passive ICE-TCP candidates on the media port number.
+    pub ice_tcp: bool,
     /// Addresses advertised in ICE candidates (1:1 NAT); empty = the host's interface addresses.
     pub public_ips: Vec<IpAddr>,
     /// STUN server (`HOST:PORT`) asked at start-up for the media port's public address, which
@@ -179,6 +182,7 @@ impl Default for Config {
             tls_self_signed: false,
             tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             udp_port: 7882,
+            ice_tcp: true,
             public_ips: Vec::new(),
             stun_server: None,
             api_key: DEFAULT_API_KEY.to_owned(),
@@ -221,7 +225,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         debug_struct!(f, "Config", self, {
             http_addr, public_url, tls_cert, tls_key, tls_self_signed, tls_handshake_timeout,
-            udp_port, public_ips, stun_server, api_key, api_secret = "<redacted>",
+            udp_port, ice_tcp, public_ips, stun_server, api_key, api_secret = "<redacted>",
             room_empty_timeout, max_participants, log_format, workers, ice_servers, turn,
             turn_udp_port, turn_tcp_port, turn_tls_port, turn_relay_ip, turn_relay_ports,
             turn_max_allocations, turn_realm,
@@ -365,12 +369,33 @@ impl Config {
                 "turn_relay_ip {ip} must be IPv4 (relays are IPv4 only)"
             );
         }
+        if self.ice_tcp && self.udp_port != 0 {
+            ensure!(
+                self.http_addr.port() != self.udp_port,
+                "http_addr's port and udp_port are both {}: ICE-TCP listens on udp_port, so they \
+                 must differ (or set ice_tcp = false)",
+                self.udp_port
+            );
+        }
         if self.turn {
             ensure!(
                 self.turn_udp_port == 0 || self.turn_udp_port != self.udp_port,
                 "turn_udp_port and udp_port are both {}: they must differ",
                 self.udp_port
             );
+            ensure!(
+                !self.ice_tcp || self.turn_tcp_port == 0 || self.turn_tcp_port != self.udp_port,
+                "turn_tcp_port and udp_port are both {}: ICE-TCP listens on udp_port, so they \
+                 must differ (or set ice_tcp = false)",
+                self.udp_port
+            );
+            if let Some(tls) = self.turn_tls_port {
+                ensure!(
+                    !self.ice_tcp || tls == 0 || tls != self.udp_port,
+                    "turn_tls_port and udp_port are both {tls}: ICE-TCP listens on udp_port, so \
+                     they must differ (or set ice_tcp = false)"
+                );
+            }
             if let Some(tls) = self.turn_tls_port {
                 ensure!(
                     tls == 0 || tls != self.turn_tcp_port,

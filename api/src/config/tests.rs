@@ -722,3 +722,35 @@ fn resume_grace_is_read_from_every_layer() {
     .unwrap();
     assert_eq!(config.resume_grace, Duration::ZERO);
 }
+
+#[test]
+fn ice_tcp_is_read_from_every_layer_and_its_port_must_be_free_of_the_others() {
+    assert!(Config::default().ice_tcp, "on by default");
+    let load = |flags: &[&str], vars: &[(&str, &str)]| load_with_env(&cli(flags), &env(vars));
+    assert!(!load(&["--ice-tcp=false"], &[]).unwrap().ice_tcp);
+    assert!(!load(&[], &[("CASCADE_ICE_TCP", "false")]).unwrap().ice_tcp);
+    let file = TempToml::new("ice-tcp", "ice_tcp = false");
+    assert!(!load(&["--config", file.arg()], &[]).unwrap().ice_tcp);
+    assert!(
+        load(&["--config", file.arg(), "--ice-tcp"], &[])
+            .unwrap()
+            .ice_tcp,
+        "the flag wins"
+    );
+    let err = |flags: &[&str]| format!("{:#}", load(flags, &[]).unwrap_err());
+    let e = err(&["--http-addr", "0.0.0.0:7882"]);
+    assert!(e.contains("ICE-TCP listens on udp_port"), "{e}");
+    let e = err(&[
+        "--turn",
+        "--turn-udp-port",
+        "3479",
+        "--turn-tcp-port",
+        "7882",
+    ]);
+    assert!(e.contains("turn_tcp_port and udp_port"), "{e}");
+    let e = err(&["--turn", "--turn-tls-port", "7882"]);
+    assert!(e.contains("turn_tls_port and udp_port"), "{e}");
+    // Without ICE-TCP the media port is UDP only: the same TCP number is free for others.
+    let flags = ["--ice-tcp=false", "--http-addr", "0.0.0.0:7882"];
+    assert!(load(&flags, &[]).is_ok());
+}

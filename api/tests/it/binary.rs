@@ -175,6 +175,19 @@ async fn serves_then_drains_on_sigterm_and_tells_participants_at_the_drain_timeo
     assert!(udp.starts_with("127.0.0.1:"), "{udp}");
     assert!(udp.contains("(loopback only)"), "{udp}");
     assert!(!banner.contains("all interfaces"), "{banner}");
+    let port = udp
+        .split(['(', ' '])
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert!(
+        banner.contains(&format!(
+            "ICE-TCP:    TCP port {port}, for clients without UDP"
+        )),
+        "ICE-TCP on by default, on the media port's number: {banner}"
+    );
     assert!(
         banner.contains("WARNING: serving plain HTTP"),
         "an operator secret without TLS is warned about: {banner}"
@@ -285,6 +298,7 @@ async fn json_log_format_writes_only_json_lines() {
         "{serving}"
     );
     assert_eq!(serving["fields"]["udp_interfaces"], "loopback only");
+    assert_eq!(serving["fields"]["ice_tcp"], true);
     assert_eq!(
         serving["fields"]["http"],
         format!("http://127.0.0.1:{}/", srv.http)

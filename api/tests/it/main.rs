@@ -14,6 +14,7 @@ mod conference;
 mod coturn;
 mod data;
 mod drain;
+mod dual_stack;
 mod edge_limits;
 mod feedback;
 mod http;

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cascade_api::auth;
 use cascade_api::whip::sdpfrag;
-use cascade_sfu::demux::{Demuxer, stun_local_ufrag};
 use cascade_sfu::down_track::{DownTrack, DownTrackParams, PayloadMapping};
 use cascade_sfu::engine::router::{MAX_RETRANSMITS, Router};
 use cascade_sfu::engine::{PeerIdx, Sink, TrackId};
 use cascade_sfu::munger::Munger;
 use cascade_sfu::negotiation::answer::LocalTransport;
 use cascade_sfu::negotiation::remote::RemoteDescription;
+use cascade_sfu::net::demux::{Demuxer, stun_local_ufrag};
+use cascade_sfu::net::{Path, Proto};
 use cascade_sfu::rtp_view::RtpView;
 use cascade_sfu::send_stats::ntp_middle;
 use cascade_sfu::transport::dtls::DtlsIdentity;
@@ -260,7 +261,7 @@ fn stun(input: &[u8]) {
         super::generate::STUN_PASSWORD.to_owned(),
         1u32,
     );
-    let from = SocketAddr::from(([192, 0, 2, 1], 50_000));
+    let from = CLIENT;
     let _ = demux.route(from, input);
     let _ = demux.route(from, input);
     let mut message = rtc::stun::message::Message::new();
@@ -556,9 +557,24 @@ const ENGINE_BUFFER: usize =
 /// so the generated signed binding requests are valid).
 const SERVER_UFRAG: &str = "serverufrag";
 /// A client that passes an ICE check.
-const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 50_000);
+const CLIENT: Path = udp(SocketAddr::new(
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+    50_000,
+));
 /// An address that never sent a check.
-const STRANGER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 40_000);
+const STRANGER: Path = udp(SocketAddr::new(
+    IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+    40_000,
+));
+
+/// A UDP path from the IPv4 address `remote`.
+const fn udp(remote: SocketAddr) -> Path {
+    Path {
+        proto: Proto::Udp,
+        remote,
+        local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    }
+}
 
 /// A real browser offer: Chromium publishing audio and video with a data channel.
 const PUBLISH: &str =
@@ -568,7 +584,7 @@ const PUBLISH: &str =
 struct Discard;
 
 impl Sink for Discard {
-    fn send(&mut self, _peer: PeerIdx, _to: SocketAddr, datagram: &[u8]) {
+    fn send(&mut self, _peer: PeerIdx, _to: Path, datagram: &[u8]) {
         std::hint::black_box(datagram);
     }
 }
@@ -610,7 +626,7 @@ fn ice_check() -> &'static [u8] {
         let ufrag = RemoteDescription::parse(PUBLISH)
             .expect("the Chromium offer parses")
             .ice_ufrag;
-        cascade_sfu::demux::binding_request_with_id(
+        cascade_sfu::net::demux::binding_request_with_id(
             &format!("{SERVER_UFRAG}:{ufrag}"),
             super::generate::STUN_PASSWORD,
             [7; 12],

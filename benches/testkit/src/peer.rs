@@ -28,7 +28,8 @@ pub struct PeerOptions {
     pub rtx: bool,
     /// Offer `goog-remb` feedback for VP8 (on by default).
     pub remb: bool,
-    /// Local UDP address the peer connection binds; the only host candidate it gathers.
+    /// Local UDP address the peer connection binds; the only host candidate it gathers (an
+    /// IPv6 one, e.g. `[::1]:0`, makes an IPv6-only peer).
     pub udp_addr: String,
     /// Records inbound RTP and RTCP at the wire end of the interceptor chain, if set.
     pub wire: Option<WireRecorderHandle>,
@@ -138,9 +139,14 @@ pub async fn build_peer_connection(
     let (engine, registry) = media_engine(options)?;
     // mDNS off: its default (query-only) joins a multicast group, which fails with ENODEV
     // inside `unshare -n` (loopback only) and aborts the peer connection's construction.
+    let network = if options.udp_addr.starts_with('[') {
+        NetworkType::Udp6
+    } else {
+        NetworkType::Udp4
+    };
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_network_types(vec![NetworkType::Udp4])
+        .with_network_types(vec![network])
         .with_include_loopback_candidate(true)
         .build();
     let pc = PeerConnectionBuilder::new()

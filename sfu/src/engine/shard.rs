@@ -13,8 +13,8 @@
 //! session does not take its events ([`crate::peer::PEER_EVENT_QUEUE`]) is closed; a peer from
 //! which nothing valid arrives for the ICE disconnected + failed timeouts is closed.
 
-use std::collections::HashMap;
 use crate::net::Path;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,11 +31,11 @@ use crate::error::MediaError;
 use crate::negotiation::NegotiationError;
 use crate::negotiation::answer::LocalTransport;
 use crate::negotiation::remote::SectionKind;
+use crate::net::udp::SendBatch;
 use crate::peer::{PeerCommand, PeerEvent, ServerOffer};
 use crate::stats::MediaStats;
 use crate::track::PublishedTrack;
 use crate::transport::dtls::DtlsIdentity;
-use crate::net::udp::SendBatch;
 use crate::worker::{PeerAddress, PeerId, WorkerMsg};
 
 /// What a worker needs to add an engine peer.

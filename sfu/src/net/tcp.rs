@@ -370,7 +370,8 @@ impl<D: Deliver> Server<D> {
                 };
                 let mut frames = &batch.bytes[range.clone()];
                 while frames.len() >= FRAMING_HEADER_LEN {
-                    let len = FRAMING_HEADER_LEN + usize::from(u16::from_be_bytes([frames[0], frames[1]]));
+                    let len = FRAMING_HEADER_LEN
+                        + usize::from(u16::from_be_bytes([frames[0], frames[1]]));
                     let Some(frame) = frames.get(..len) else {
                         break;
                     };

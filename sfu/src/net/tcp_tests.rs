@@ -123,7 +123,9 @@ fn frames_reach_their_peer_in_order_and_answers_go_back_framed() {
         s.flush().unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let got: Vec<(Path, Vec<u8>)> = (0..3).map(|_| h.frames.recv_timeout(WAIT).unwrap()).collect();
+    let got: Vec<(Path, Vec<u8>)> = (0..3)
+        .map(|_| h.frames.recv_timeout(WAIT).unwrap())
+        .collect();
     let path = got[0].0;
     assert_eq!(path.proto, Proto::Tcp);
     assert_eq!(path.remote, s.local_addr().unwrap());
@@ -133,11 +135,9 @@ fn frames_reach_their_peer_in_order_and_answers_go_back_framed() {
     assert_eq!(got[2].1, vec![0x81; 5]);
 
     let other = Path::new(Proto::Tcp, "127.0.0.1:9".parse().unwrap(), None);
-    h.port().outlet().send(&[
-        (path, b"first"),
-        (path, &[7u8; 1500]),
-        (other, b"nobody's"),
-    ]);
+    h.port()
+        .outlet()
+        .send(&[(path, b"first"), (path, &[7u8; 1500]), (other, b"nobody's")]);
     let mut want = frame(b"first");
     want.extend(frame(&[7u8; 1500]));
     let mut back = vec![0u8; want.len()];
@@ -151,7 +151,10 @@ fn a_first_frame_that_is_no_verified_check_closes_the_connection() {
     let mut s = h.connect();
     s.write_all(&frame(&[0x80; 40])).unwrap();
     assert!(closed_by_server(&mut s));
-    assert_eq!(h.closed.recv_timeout(WAIT).unwrap().remote, s.local_addr().unwrap());
+    assert_eq!(
+        h.closed.recv_timeout(WAIT).unwrap().remote,
+        s.local_addr().unwrap()
+    );
     assert!(h.frames.try_recv().is_err(), "nothing delivered");
     // A verified connection is not affected by it.
     let (_ok, path) = h.verified();
@@ -175,7 +178,10 @@ fn a_client_that_stops_reading_loses_frames_and_delays_no_one() {
         }
         std::thread::sleep(Duration::from_micros(50));
     }
-    assert!(h.stats.tcp_frames_dropped.load(Relaxed) > 0, "frames dropped, not queued");
+    assert!(
+        h.stats.tcp_frames_dropped.load(Relaxed) > 0,
+        "frames dropped, not queued"
+    );
     h.port().outlet().send(&[(path, b"on time")]);
     let mut back = [0u8; 9];
     reader.read_exact(&mut back).unwrap();
@@ -196,5 +202,8 @@ fn connections_past_the_limit_or_silent_ones_are_closed() {
     assert_eq!(h.stats.tcp_connections_refused.load(Relaxed), 1);
     // The first never sends a check: closed after the handshake timeout (checked each second).
     assert!(closed_by_server(&mut first), "silent");
-    assert_eq!(h.closed.recv_timeout(WAIT).unwrap().remote, first.local_addr().unwrap());
+    assert_eq!(
+        h.closed.recv_timeout(WAIT).unwrap().remote,
+        first.local_addr().unwrap()
+    );
 }

@@ -630,7 +630,11 @@ mod tests {
         assert_eq!(seen.len(), 6);
         let from = |s: &UdpSocket| Path::udp(s.local_addr().unwrap());
         let from_a: Vec<_> = seen.iter().filter(|(f, _)| *f == from(&a)).collect();
-        assert_eq!(from_a.len(), 3, "bound to one address: no local address: {seen:?}");
+        assert_eq!(
+            from_a.len(),
+            3,
+            "bound to one address: no local address: {seen:?}"
+        );
         assert!(
             from_a
                 .iter()
@@ -642,7 +646,8 @@ mod tests {
                 .filter(|(f, _)| *f == from(&b))
                 .all(|(_, d)| d.len() == 1500)
         );
-        rx.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         assert!(batch.recv(&rx).is_err(), "nothing more: the read times out");
     }
 
@@ -691,7 +696,11 @@ mod tests {
             assert_eq!(batch.recv(&server).unwrap(), 1);
             let (path, data) = batch.datagrams().next().unwrap();
             assert_eq!(data, &[i as u8; 40][..]);
-            assert_eq!(path.remote, c.local_addr().unwrap(), "canonical, not IPv4-mapped");
+            assert_eq!(
+                path.remote,
+                c.local_addr().unwrap(),
+                "canonical, not IPv4-mapped"
+            );
             assert_eq!(path.local, to.ip(), "the address the client reached");
             out.push(path, &[0xA0 + i as u8; 30]);
             out.send(&server, &TcpOutlet::default());

@@ -1,11 +1,11 @@
 //! Unit tests of the ICE-lite agent: checks as a client sends them, answers decoded and verified.
 
 use super::*;
-use std::net::SocketAddr;
 use rtc::stun::attributes::{ATTR_ICE_CONTROLLING, AttrType};
 use rtc::stun::error_code::ErrorCodeAttribute;
 use rtc::stun::message::{Getter, TransactionId};
 use rtc::stun::textattrs::Username;
+use std::net::SocketAddr;
 
 const SERVER: (&str, &str) = ("srvA", "server-password-of-22+chars");
 pub(crate) const CLIENT_UFRAG: &str = "cli1";

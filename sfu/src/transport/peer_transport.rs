@@ -13,8 +13,8 @@
 //! Bounds: at most [`MAX_PENDING`] STUN answers wait to be sent (older ones are dropped: a
 //! check is retried by the client); DTLS, ICE and SRTP bound their own state.
 
-use std::collections::VecDeque;
 use crate::net::Path;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use rtc::crypto::RTCCryptoProvider;
@@ -230,22 +230,14 @@ impl PeerTransport {
 
     /// Protects the RTP packet `buf[..len]` in place for the peer: where to send it and its
     /// length. `buf` needs [`super::srtp::MAX_RTP_OVERHEAD`] bytes of room after `len`.
-    pub fn protect_rtp(
-        &mut self,
-        buf: &mut [u8],
-        len: usize,
-    ) -> Result<(Path, usize), SendError> {
+    pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<(Path, usize), SendError> {
         let (to, srtp) = self.sendable()?;
         Ok((to, srtp.protect_rtp(buf, len)?))
     }
 
     /// Protects the RTCP packet `buf[..len]` in place for the peer: where to send it and its
     /// length. `buf` needs [`super::srtp::MAX_RTCP_OVERHEAD`] bytes of room after `len`.
-    pub fn protect_rtcp(
-        &mut self,
-        buf: &mut [u8],
-        len: usize,
-    ) -> Result<(Path, usize), SendError> {
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<(Path, usize), SendError> {
         let (to, srtp) = self.sendable()?;
         Ok((to, srtp.protect_rtcp(buf, len)?))
     }
