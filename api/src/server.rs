@@ -121,7 +121,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<ServerHandle> {
     let metrics = Metrics::new();
     let webhooks = Webhooks::start(WebhookSettings::from_config(&config)?, metrics.webhooks())?;
     let mut rooms = Rooms::new(
-        media,
+        media.clone(),
         RoomConfig {
             max_participants: config.max_participants,
             empty_timeout: config.room_empty_timeout,
@@ -130,7 +130,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<ServerHandle> {
     if webhooks.is_enabled() {
         rooms = rooms.with_observer(webhooks.observer());
     }
-    let mut state = AppState::new(config, rooms, metrics, webhooks);
+    let mut state = AppState::new(config, media, rooms, metrics, webhooks);
     if state.config.turn {
         let started = match turn_config(&state.config, state.media()) {
             Ok(mut settings) => {

@@ -28,6 +28,8 @@ pub struct AppState {
     pub config: Config,
     /// The room model (and through it the media plane).
     pub rooms: Rooms,
+    /// The media plane (the rooms' peer factory).
+    media: Arc<MediaServer>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Webhook delivery (idle when no URL is configured).
@@ -68,11 +70,18 @@ impl AppState {
     }
 
     /// The state of a server that is not draining or shutting down and has no session yet.
-    pub fn new(config: Config, rooms: Rooms, metrics: Metrics, webhooks: Arc<Webhooks>) -> Self {
+    pub fn new(
+        config: Config,
+        media: Arc<MediaServer>,
+        rooms: Rooms,
+        metrics: Metrics,
+        webhooks: Arc<Webhooks>,
+    ) -> Self {
         let whip_resources = WhipResources::new(config.session_rate_limit);
         Self {
             config,
             rooms,
+            media,
             metrics,
             webhooks,
             whip_resources,
@@ -114,7 +123,7 @@ impl AppState {
 
     /// The media plane.
     pub fn media(&self) -> &Arc<MediaServer> {
-        self.rooms.media()
+        &self.media
     }
 
     /// Begins draining: readiness answers 503, joins and new rooms are refused

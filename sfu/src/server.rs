@@ -15,24 +15,22 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use cascade_signaling::protocol::IceCandidate;
 use crossbeam_channel::{Sender, TrySendError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::engine::shard::{EnginePeerInit, Shard};
 use crate::error::MediaError;
 use crate::negotiation::answer::LocalTransport;
 use crate::net::demux::Demuxer;
 use crate::net::tcp::{Deliver, TcpLimits, TcpPort};
 use crate::net::udp::{RecvBatch, UdpPort};
 use crate::net::{Path, Proto};
-use crate::peer::{PeerCommand, PeerEvent, ServerOffer};
+use crate::seam::{Mailbox, PeerAddress, PeerEvent, PeerFactory, PeerHandle, PeerId};
 use crate::stats::{MediaStats, StatsSnapshot};
 use crate::stun_discovery::{self, Assessment, Reply};
-use crate::track::PublishedTrack;
 use crate::transport::dtls::DtlsIdentity;
-use crate::worker::{self, COMMAND_SEND_TIMEOUT, PeerAddress, PeerId, WorkerMsg};
+use crate::worker::shard::{EnginePeerInit, Shard};
+use crate::worker::{self, COMMAND_SEND_TIMEOUT, Shared, WorkerMailbox, WorkerMsg};
 
 /// Media-plane settings.
 #[derive(Debug, Clone)]
@@ -70,33 +68,15 @@ impl Default for MediaConfig {
     }
 }
 
-/// State shared by the receive thread, the workers and the handles.
-pub(crate) struct Shared {
-    /// Media counters.
-    pub(crate) stats: Arc<MediaStats>,
-    demux: Mutex<Demuxer<(PeerId, usize)>>,
-    peers: AtomicUsize,
-}
-
-impl Shared {
-    /// Forgets the peer whose server-side ICE ufrag is `ufrag`.
-    pub(crate) fn remove_ufrag(&self, ufrag: &str) {
-        self.demuxer().remove_ufrag(ufrag);
-        self.peers.fetch_sub(1, Relaxed);
-    }
-
-    fn demuxer(&self) -> std::sync::MutexGuard<'_, Demuxer<(PeerId, usize)>> {
-        self.demux.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// The running media plane.
 pub struct MediaServer {
     shared: Arc<Shared>,
     socket: Arc<UdpPort>,
     tcp: Mutex<Option<TcpPort>>,
-    /// Each worker's control queue.
+    /// Each worker's control queue...
     workers: Vec<Sender<WorkerMsg>>,
+    /// ...as its peers' mailbox.
+    mailboxes: Vec<Arc<dyn Mailbox>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     candidate_ips: Vec<IpAddr>,
     /// Every advertised UDP candidate address: `candidate_ips` on the media port, then the
@@ -224,9 +204,14 @@ impl MediaServer {
             ice_tcp = tcp.is_some(),
             "media plane started"
         );
+        let mailboxes = workers
+            .iter()
+            .map(|w| Arc::new(WorkerMailbox(w.clone())) as Arc<dyn Mailbox>)
+            .collect();
         Ok(Arc::new(Self {
             shared,
             socket,
+            mailboxes,
             tcp: Mutex::new(tcp),
             candidate_lines,
             workers,
@@ -283,9 +268,27 @@ impl MediaServer {
         self.shared.peers.load(Relaxed)
     }
 
+    /// Closes every peer, stops the threads and waits for them.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Relaxed);
+        for w in &self.workers {
+            let _ = w.send_timeout(WorkerMsg::Shutdown, COMMAND_SEND_TIMEOUT);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+        if let Some(tcp) = self.tcp.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            tcp.join();
+        }
+        debug!(port = self.port, socket = ?self.socket.local_addr().ok(), "media plane stopped");
+    }
+}
+
+impl PeerFactory for MediaServer {
     /// Creates the server side of a participant's peer connection (ICE-lite, host candidates
     /// on the shared port). Its events go to `events`.
-    pub fn create_peer(
+    fn create_peer(
         &self,
         participant: &str,
         events: mpsc::Sender<PeerEvent>,
@@ -293,11 +296,7 @@ impl MediaServer {
         let id = self.next_peer.fetch_add(1, Relaxed);
         let worker = (id as usize) % self.workers.len();
         let (ufrag, pwd) = (random_token(16), random_token(32));
-        let me = PeerAddress {
-            id,
-            worker,
-            tx: self.workers[worker].clone(),
-        };
+        let me = PeerAddress::new(id, worker, self.mailboxes[worker].clone());
         let candidates = self.candidate_lines.clone();
         let init = EnginePeerInit {
             id,
@@ -317,8 +316,7 @@ impl MediaServer {
             .demuxer()
             .add_peer(ufrag.clone(), pwd, (id, worker));
         self.shared.peers.fetch_add(1, Relaxed);
-        let sent = me
-            .tx
+        let sent = self.workers[worker]
             .send_timeout(WorkerMsg::AddPeer(Box::new(init)), COMMAND_SEND_TIMEOUT);
         if sent.is_err() {
             self.shared.remove_ufrag(&ufrag);
@@ -326,97 +324,11 @@ impl MediaServer {
         }
         Ok(PeerHandle { peer: me })
     }
-
-    /// Closes every peer, stops the threads and waits for them.
-    pub fn shutdown(&self) {
-        self.stop.store(true, Relaxed);
-        for w in &self.workers {
-            let _ = w.send_timeout(WorkerMsg::Shutdown, COMMAND_SEND_TIMEOUT);
-        }
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
-        if let Some(tcp) = self.tcp.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            tcp.join();
-        }
-        debug!(port = self.port, socket = ?self.socket.local_addr().ok(), "media plane stopped");
-    }
 }
 
 impl Drop for MediaServer {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// A session's handle on its peer.
-#[derive(Debug, Clone)]
-pub struct PeerHandle {
-    /// The peer.
-    pub peer: PeerAddress,
-}
-
-impl PeerHandle {
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, MediaError>>) -> PeerCommand,
-    ) -> Result<T, MediaError> {
-        let (tx, rx) = oneshot::channel();
-        if !self.peer.command(make(tx)) {
-            return Err(MediaError::Closed);
-        }
-        rx.await.unwrap_or(Err(MediaError::Closed))
-    }
-
-    /// Applies a client offer and returns the answer.
-    pub async fn apply_offer(&self, sdp: String, can_publish: bool) -> Result<String, MediaError> {
-        self.ask(|reply| PeerCommand::ApplyOffer {
-            sdp,
-            can_publish,
-            reply,
-        })
-        .await
-    }
-
-    /// Applies a WHEP viewer's recvonly offer (creating its sending slots) and returns the
-    /// answer.
-    pub async fn apply_viewer_offer(&self, sdp: String) -> Result<String, MediaError> {
-        self.ask(|reply| PeerCommand::ApplyViewerOffer { sdp, reply })
-            .await
-    }
-
-    /// Creates and applies a server offer.
-    pub async fn create_offer(&self) -> Result<ServerOffer, MediaError> {
-        self.ask(|reply| PeerCommand::CreateOffer { reply }).await
-    }
-
-    /// Applies the client's answer.
-    pub async fn apply_answer(&self, sdp: String) -> Result<(), MediaError> {
-        self.ask(|reply| PeerCommand::ApplyAnswer { sdp, reply })
-            .await
-    }
-
-    /// Adds a trickled client candidate.
-    pub async fn add_candidate(&self, candidate: IceCandidate) -> Result<(), MediaError> {
-        self.ask(|reply| PeerCommand::AddCandidate { candidate, reply })
-            .await
-    }
-
-    /// Starts forwarding a track to this peer.
-    pub fn subscribe(&self, track: Arc<PublishedTrack>) {
-        self.peer.command(PeerCommand::Subscribe(track));
-    }
-
-    /// Stops forwarding a track to this peer.
-    pub fn unsubscribe(&self, track_id: &str) {
-        self.peer
-            .command(PeerCommand::Unsubscribe(track_id.to_owned()));
-    }
-
-    /// Closes the peer connection.
-    pub fn close(&self) {
-        self.peer.command(PeerCommand::Close);
     }
 }
 

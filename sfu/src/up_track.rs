@@ -20,7 +20,6 @@ use crate::nack_generator::NackGenerator;
 use crate::packet_cache::{PacketCache, SeqUnwrapper};
 use crate::receive_stats::ReceiveStats;
 use crate::rtp_view::{RtpError, RtpView, padding_len};
-use crate::track::KEYFRAME_REQUEST_INTERVAL;
 
 /// Packets a video track's cache keeps (about 2 s of 720p video).
 pub const CACHE_PACKETS: usize = 512;
@@ -30,6 +29,8 @@ pub const AUDIO_CACHE_PACKETS: usize = 64;
 /// How long a missing packet waits before its first NACK, and between NACKs, until the
 /// round-trip time is known.
 pub const NACK_INTERVAL: Duration = Duration::from_millis(50);
+/// Keyframe requests to one publisher track are sent at most this often.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How one published stream is received.
 #[derive(Debug, Clone, PartialEq, Eq)]

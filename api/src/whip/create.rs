@@ -9,10 +9,10 @@ use std::time::{Instant, SystemTime};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_sfu::room::{
     Follow, JoinRequest, ParticipantKind, ParticipantSignal, Permissions, SESSION_QUEUE,
 };
+use cascade_sfu::seam::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::protocol::IceServer;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};

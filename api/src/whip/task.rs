@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use cascade_sfu::peer::PeerEvent;
 use cascade_sfu::room::{ParticipantSignal, SLOW_READER};
+use cascade_sfu::seam::PeerEvent;
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -34,14 +34,11 @@ pub(super) async fn run(
                 // The room let go of the participant without a `Kick`: its queue was full.
                 None => break SLOW_READER.to_owned(),
             },
-            event = events.recv() => match event {
-                Some(PeerEvent::TrackPublished(track)) => {
-                    state.rooms.publish(room, participant, track)
+            event = events.recv() => {
+                if state.rooms.apply_peer_event(room, participant, event).is_err() {
+                    break "disconnected".to_owned();
                 }
-                Some(PeerEvent::TrackUnpublished(track)) => state.rooms.unpublish(room, &track),
-                Some(PeerEvent::Closed(_)) | None => break "disconnected".to_owned(),
-                Some(PeerEvent::Connected) => {}
-            },
+            }
             _ = shutdown.changed() => break "server_shutdown".to_owned(),
         }
     };

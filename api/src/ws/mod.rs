@@ -4,7 +4,7 @@
 //! reason, the participant leaves its room and every resource it held is freed.
 //!
 //! Every queue of a session is bounded: the room's signals ([`SESSION_QUEUE`](cascade_sfu::room::SESSION_QUEUE); a full queue
-//! removes the participant as a slow reader), the peer's events ([`PEER_EVENT_QUEUE`](cascade_sfu::peer::PEER_EVENT_QUEUE)), and the
+//! removes the participant as a slow reader), the peer's events ([`PEER_EVENT_QUEUE`](cascade_sfu::seam::PEER_EVENT_QUEUE)), and the
 //! messages produced by one event (a handful, sent before the next event is taken). A message
 //! the socket does not take within [`SEND_TIMEOUT`] ends the session as a slow reader. Nothing
 //! per member (queues, peer) exists before a successful `join`, which must come within

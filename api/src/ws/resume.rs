@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_sfu::room::ParticipantSignal;
+use cascade_sfu::seam::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_signaling::negotiation::Negotiation;
 use cascade_signaling::protocol::ServerMessage;
 use tokio::sync::{mpsc, oneshot};

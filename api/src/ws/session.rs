@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cascade_sfu::PeerHandle;
-use cascade_sfu::peer::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_sfu::room::{
     JoinRequest, ParticipantKind, ParticipantSignal, Permissions, SESSION_QUEUE,
 };
+use cascade_sfu::seam::{PEER_EVENT_QUEUE, PeerEvent};
 use cascade_signaling::ErrorCode;
 use cascade_signaling::negotiation::{Negotiation, OfferAction};
 use cascade_signaling::protocol::{ClientMessage, JoinOptions, ServerMessage, parse_client};
@@ -399,21 +399,13 @@ impl SignalingSession {
         let Some(m) = &self.member else {
             return;
         };
-        match event {
-            Some(PeerEvent::Connected) => debug!(participant = %m.participant, "media connected"),
-            Some(PeerEvent::Closed(reason)) => {
-                debug!(participant = %m.participant, %reason, "peer connection closed");
-                self.peer_closed = true;
-                self.end.get_or_insert_with(|| "disconnected".into());
-            }
-            None => {
-                self.peer_closed = true;
-                self.end.get_or_insert_with(|| "disconnected".into());
-            }
-            Some(PeerEvent::TrackPublished(track)) => {
-                self.state.rooms.publish(&m.room, &m.participant, track)
-            }
-            Some(PeerEvent::TrackUnpublished(id)) => self.state.rooms.unpublish(&m.room, &id),
+        let applied = self
+            .state
+            .rooms
+            .apply_peer_event(&m.room, &m.participant, event);
+        if applied.is_err() {
+            self.peer_closed = true;
+            self.end.get_or_insert_with(|| "disconnected".into());
         }
     }
 }

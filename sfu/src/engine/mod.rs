@@ -7,11 +7,11 @@
 //!
 //! - [`peer`]: one peer's transport, publications and subscriptions.
 //! - [`router`]: peers and tracks; negotiation, media, RTCP feedback and timers.
-//! - [`shard`]: a worker's router driven by the server's commands (the seam to rooms).
+//!
+//! A worker drives its router behind the room model's seam ([`crate::worker::shard`]).
 
 pub mod peer;
 pub mod router;
-pub mod shard;
 
 /// A peer of a router (an index, reused after the peer leaves).
 pub type PeerIdx = usize;

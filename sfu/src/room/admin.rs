@@ -189,7 +189,7 @@ impl Rooms {
                 );
             }
             if !muted {
-                crate::peer::request_keyframe(track, Instant::now());
+                track.request_keyframe(Instant::now());
             }
             Ok(track.info())
         })

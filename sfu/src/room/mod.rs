@@ -22,16 +22,17 @@ use tracing::info;
 
 mod admin;
 mod events;
+mod peer_events;
 mod resume;
+#[cfg(test)]
+mod tests;
 
 pub use admin::SERVER_SENDER;
 use events::{Observer, unix_secs};
 pub use events::{ParticipantSummary, RoomEvent, RoomObserver, RoomSummary};
 
 use crate::ids::new_id;
-use crate::peer::PeerEvent;
-use crate::server::{MediaServer, PeerHandle};
-use crate::track::PublishedTrack;
+use crate::seam::{PeerEvent, PeerFactory, PeerHandle, PublishedTrack};
 
 /// What the room model asks of a participant's signaling session.
 #[derive(Debug)]
@@ -105,7 +106,7 @@ pub struct JoinRequest {
     pub kind: ParticipantKind,
     /// The session's outbox, of capacity [`SESSION_QUEUE`] (the room keeps the only sender).
     pub outbox: mpsc::Sender<ParticipantSignal>,
-    /// Where the peer's media events go (see [`crate::peer::PEER_EVENT_QUEUE`]).
+    /// Where the peer's media events go (see [`crate::seam::PEER_EVENT_QUEUE`]).
     pub peer_events: mpsc::Sender<PeerEvent>,
 }
 
@@ -387,7 +388,7 @@ pub struct RoomCounts {
 
 /// Every room of the server.
 pub struct Rooms {
-    media: Arc<MediaServer>,
+    peers: Arc<dyn PeerFactory>,
     config: RoomConfig,
     observer: Observer,
     rooms: Mutex<HashMap<String, Room>>,
@@ -396,10 +397,10 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// An empty registry over a media server.
-    pub fn new(media: Arc<MediaServer>, config: RoomConfig) -> Self {
+    /// An empty registry whose participants' peers `peers` creates (the media server).
+    pub fn new(peers: Arc<dyn PeerFactory>, config: RoomConfig) -> Self {
         Self {
-            media,
+            peers,
             config,
             observer: Observer::default(),
             rooms: Mutex::new(HashMap::new()),
@@ -415,11 +416,6 @@ impl Rooms {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The media server.
-    pub fn media(&self) -> &Arc<MediaServer> {
-        &self.media
     }
 
     fn default_settings(&self) -> RoomSettings {
@@ -491,7 +487,7 @@ impl Rooms {
         }
         let id = new_id("PA");
         let peer = self
-            .media
+            .peers
             .create_peer(&id, req.peer_events)
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         let info = ParticipantInfo {

@@ -11,23 +11,44 @@
 //! earliest deadline. The datagrams of one wake-up are sent together on the shared UDP socket
 //! (`sendmmsg`, UDP GSO for bursts to one destination), or handed to the ICE-TCP thread.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, warn};
 
-use crate::engine::shard::{EnginePeerInit, Shard, ShardSink};
+use self::shard::{EnginePeerInit, Shard, ShardSink};
 use crate::net::Path;
+use crate::net::demux::Demuxer;
 use crate::net::tcp::TcpOutlet;
 use crate::net::udp::{SendBatch, UdpPort};
-use crate::peer::PeerCommand;
-use crate::server::Shared;
-use crate::track::PublishedTrack;
+use crate::seam::{Mailbox, PeerCommand, PeerId, PublishedTrack};
+use crate::stats::MediaStats;
 
-/// Identifies a peer for the lifetime of the server.
-pub type PeerId = u64;
+pub mod shard;
+
+/// State shared by the receive thread, the workers and the handles.
+pub(crate) struct Shared {
+    /// Media counters.
+    pub(crate) stats: Arc<MediaStats>,
+    pub(crate) demux: Mutex<Demuxer<(PeerId, usize)>>,
+    /// Live peers.
+    pub(crate) peers: AtomicUsize,
+}
+
+impl Shared {
+    /// Forgets the peer whose server-side ICE ufrag is `ufrag`.
+    pub(crate) fn remove_ufrag(&self, ufrag: &str) {
+        self.demuxer().remove_ufrag(ufrag);
+        self.peers.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn demuxer(&self) -> std::sync::MutexGuard<'_, Demuxer<(PeerId, usize)>> {
+        self.demux.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// Capacity of a worker's data queue: datagrams and forwarded RTP packets.
 pub const DATA_QUEUE: usize = 8192;
@@ -37,36 +58,20 @@ pub const CONTROL_QUEUE: usize = 4096;
 /// How long a command waits for room in a full control queue before it fails.
 pub const COMMAND_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A handle to reach a peer: its id and its worker's control channel.
-#[derive(Debug, Clone)]
-pub struct PeerAddress {
-    /// The peer's id.
-    pub id: PeerId,
-    /// The index of the worker that owns it.
-    pub worker: usize,
-    /// The control channel of the worker that owns it.
-    pub tx: Sender<WorkerMsg>,
-}
+/// A worker's control queue as a peer's [`Mailbox`].
+#[derive(Debug)]
+pub(crate) struct WorkerMailbox(pub(crate) Sender<WorkerMsg>);
 
-impl PeerAddress {
-    /// Sends a command to the peer, waiting up to [`COMMAND_SEND_TIMEOUT`] if the worker's
-    /// control queue is full; returns false if it could not be queued.
-    pub fn command(&self, cmd: PeerCommand) -> bool {
-        self.tx
-            .send_timeout(self.wrap(cmd), COMMAND_SEND_TIMEOUT)
-            .is_ok()
-    }
-
-    /// Sends a command to the peer without waiting (from a worker: workers never block on
-    /// each other); returns false if the worker's control queue is full or gone.
-    pub fn try_command(&self, cmd: PeerCommand) -> bool {
-        self.tx.try_send(self.wrap(cmd)).is_ok()
-    }
-
-    fn wrap(&self, cmd: PeerCommand) -> WorkerMsg {
-        WorkerMsg::Command {
-            peer: self.id,
+impl Mailbox for WorkerMailbox {
+    fn send(&self, peer: PeerId, cmd: PeerCommand, wait: bool) -> bool {
+        let msg = WorkerMsg::Command {
+            peer,
             cmd: Box::new(cmd),
+        };
+        if wait {
+            self.0.send_timeout(msg, COMMAND_SEND_TIMEOUT).is_ok()
+        } else {
+            self.0.try_send(msg).is_ok()
         }
     }
 }

@@ -10,7 +10,7 @@
 //! go to the publisher's worker as [`PeerCommand::RequestKeyframe`], throttled per track.
 //!
 //! Bounds: the router's ([`crate::engine::router::MAX_PEERS`] peers per worker); a peer whose
-//! session does not take its events ([`crate::peer::PEER_EVENT_QUEUE`]) is closed; a peer from
+//! session does not take its events ([`crate::seam::PEER_EVENT_QUEUE`]) is closed; a peer from
 //! which nothing valid arrives for the ICE disconnected + failed timeouts is closed.
 
 use crate::net::Path;
@@ -23,20 +23,20 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::mpsc;
 use tracing::{debug, trace, warn};
 
-use super::peer::TrackInfo;
-use super::router::{Router, RouterEvent};
-use super::{PeerIdx, Sink, TrackId};
 use crate::candidate_budget::CandidateBudget;
+use crate::engine::peer::TrackInfo;
+use crate::engine::router::{Router, RouterEvent};
+use crate::engine::{PeerIdx, Sink, TrackId};
 use crate::error::MediaError;
 use crate::negotiation::NegotiationError;
 use crate::negotiation::answer::LocalTransport;
 use crate::negotiation::remote::SectionKind;
 use crate::net::udp::SendBatch;
-use crate::peer::{PeerCommand, PeerEvent, ServerOffer};
+use crate::seam::track::PublishedTrack;
+use crate::seam::{PeerAddress, PeerCommand, PeerEvent, PeerId, ServerOffer};
 use crate::stats::MediaStats;
-use crate::track::PublishedTrack;
 use crate::transport::dtls::DtlsIdentity;
-use crate::worker::{PeerAddress, PeerId, WorkerMsg};
+use crate::worker::WorkerMsg;
 
 /// What a worker needs to add an engine peer.
 #[derive(Debug)]
@@ -604,7 +604,7 @@ impl Shard {
             }
             RouterEvent::KeyframeWanted(tid) => {
                 if let Some(Some(t)) = self.tracks.get(tid as usize) {
-                    crate::peer::request_keyframe(&t.track, now);
+                    t.track.request_keyframe(now);
                 }
             }
         }
@@ -644,7 +644,7 @@ fn key(track: &Arc<PublishedTrack>) -> usize {
 /// The [`PublishedTrack`] of `publication`, published by `p`.
 fn published_track(
     p: &ShardPeer,
-    publication: &super::peer::Publication,
+    publication: &crate::engine::peer::Publication,
 ) -> Option<PublishedTrack> {
     let info: &TrackInfo = &publication.info;
     let codec = info.codecs.first()?;

@@ -1,17 +1,15 @@
-//! The seam between a peer and its signaling session: the [`PeerCommand`]s a session sends
-//! its peer (with replies) and the [`PeerEvent`]s the peer tells it. A worker's
-//! [`crate::engine::shard::Shard`] serves them; rooms and sessions know nothing else of the
-//! media engine.
+//! The [`PeerCommand`]s a session sends its peer (with replies) and the [`PeerEvent`]s the
+//! peer tells it. A worker's [`crate::worker::shard::Shard`] serves them; rooms and sessions
+//! know nothing else of the media engine.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
-use cascade_signaling::protocol::{IceCandidate, TrackKind};
+use cascade_signaling::protocol::IceCandidate;
 use tokio::sync::oneshot;
 
+use super::PublishedTrack;
 use crate::error::MediaError;
-use crate::track::PublishedTrack;
 
 /// Most [`PeerEvent`]s queued for a session. A peer whose session lets this many pile up is
 /// closed (the session then sees its event channel close and ends).
@@ -103,14 +101,4 @@ pub enum PeerEvent {
     TrackPublished(Arc<PublishedTrack>),
     /// The client stopped sending a track (removed in a renegotiation).
     TrackUnpublished(String),
-}
-
-/// Asks a track's publisher for a keyframe, throttled per track (best effort: not queued if
-/// the publisher's worker is saturated).
-pub(crate) fn request_keyframe(track: &PublishedTrack, now: Instant) {
-    if track.kind == TrackKind::Video && track.take_keyframe_request_slot(now) {
-        track
-            .publisher
-            .try_command(PeerCommand::RequestKeyframe(track.id.clone()));
-    }
 }

@@ -9,15 +9,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cascade_signaling::protocol::{TrackInfo, TrackKind};
 
+use super::{PeerAddress, PeerCommand};
 use crate::engine::peer::TrackInfo as EngineTrackInfo;
-use crate::worker::PeerAddress;
-
-/// Keyframe requests to one publisher track are sent at most this often.
-pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+use crate::up_track::KEYFRAME_REQUEST_INTERVAL;
 
 /// One track published into a room.
 #[derive(Debug)]
@@ -151,6 +149,15 @@ impl PublishedTrack {
                 *last = Some(now);
                 true
             }
+        }
+    }
+
+    /// Asks the publisher for a keyframe of this track, throttled (best effort: not queued if
+    /// the publisher's worker is saturated).
+    pub fn request_keyframe(&self, now: Instant) {
+        if self.kind == TrackKind::Video && self.take_keyframe_request_slot(now) {
+            self.publisher
+                .try_command(PeerCommand::RequestKeyframe(self.id.clone()));
         }
     }
 }
