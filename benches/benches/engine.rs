@@ -7,10 +7,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::Bytes;
-use cascade_sfu::down_track::{DownTrack, DownTrackParams, PayloadMapping};
+use cascade_sfu::downtrack::down_track::{DownTrack, DownTrackParams, PayloadMapping};
+use cascade_sfu::track::up_track::{Arrival, UpTrack, UpTrackParams};
 use cascade_sfu::transport::srtp::{MAX_RTP_OVERHEAD, SrtpKeys, SrtpSession};
 use cascade_sfu::transport::twcc::TwccSender;
-use cascade_sfu::up_track::{Arrival, UpTrack, UpTrackParams};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtc::crypto::default_provider;
 use rtc::rtp;
@@ -72,7 +72,7 @@ fn fanout(c: &mut Criterion) {
                 clock_rate: 90_000,
                 rtx_payload_types: vec![(97, 96)],
                 nack: true,
-                cache: cascade_sfu::up_track::CACHE_PACKETS,
+                cache: cascade_sfu::track::up_track::CACHE_PACKETS,
             });
             let mut subs: Vec<Subscriber> = (0..n)
                 .map(|i| Subscriber {

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use cascade_sfu::munger::Munger;
+use cascade_sfu::downtrack::munger::Munger;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtc::crypto::default_provider;
 use rtc::rtcp;

@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use cascade_sfu::munger::Munger;
+use cascade_sfu::downtrack::munger::Munger;
 use cascade_sfu::net::Path;
 use cascade_sfu::net::demux::{Demuxer, binding_request};
 use criterion::{Criterion, criterion_group, criterion_main};

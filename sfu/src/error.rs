@@ -23,7 +23,7 @@ pub enum MediaError {
     /// An unexpected failure.
     #[error("internal error: {0}")]
     Internal(String),
-    /// The session trickled more candidates than allowed (see [`crate::candidates`]).
+    /// The session trickled more candidates than allowed (see [`crate::candidate_budget`]).
     #[error("too many candidates: {0}")]
     TooManyCandidates(String),
 }

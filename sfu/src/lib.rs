@@ -1,35 +1,41 @@
-//! Cascade media core: peers on one UDP port, published tracks, forwarding and RTCP feedback.
+//! Cascade media core: peers on one media port (UDP and ICE-TCP), published tracks,
+//! forwarding and RTCP feedback.
 //!
-//! Layers, bottom up: sans-I/O pieces ([`demux`], [`munger`], [`sdp`], [`rtp_view`],
-//! [`packet_cache`], [`nack_generator`], [`receive_stats`], [`send_stats`]), Cascade's own
-//! transport ([`transport`]: ICE-lite, DTLS, SRTP, transport-wide congestion control) and SDP
-//! ([`negotiation`]), the up- and down-tracks ([`up_track`], [`down_track`]), the [`engine`]
-//! (routers, one per worker), the session seam ([`peer`]), the [`worker`] threads, the
-//! [`server`] that owns the socket, and the [`room`] model (participants, tracks,
-//! subscriptions) used by signaling.
+//! Layers, bottom up, in the order a packet meets them (transport → up-track → router →
+//! down-track → transport):
+//! - [`net`]: the network edge: paths, the demultiplexer, batched UDP (IPv4 and IPv6) and
+//!   ICE-TCP;
+//! - [`transport`]: Cascade's own transport: ICE-lite, DTLS, SRTP, transport-wide congestion
+//!   control;
+//! - [`rtp`]: packets read and rewritten in place;
+//! - [`track`]: the up-track of a published track, its packet cache, NACKs and receive
+//!   statistics;
+//! - [`downtrack`]: a subscriber's down-track, its munger and sender statistics;
+//! - [`negotiation`] and [`sdp`]: Cascade's own SDP;
+//! - [`engine`]: the router (one per worker) that joins them;
+//! - [`seam`]: what crosses between the room model and the workers (commands, events,
+//!   published tracks, peer addresses);
+//! - [`worker`]: the threads that own the routers; [`server`]: the sockets and threads;
+//! - [`room`]: the room model (participants, tracks, subscriptions) used by signaling,
+//!   testable over [`seam::PeerFactory`] without sockets.
 
 pub mod candidate_budget;
-pub mod down_track;
+pub mod downtrack;
 pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod log_limit;
-pub mod munger;
-pub mod nack_generator;
 pub mod negotiation;
 pub mod net;
-pub mod packet_cache;
-pub mod receive_stats;
 pub mod room;
-pub mod rtp_view;
+pub mod rtp;
 pub mod sdp;
 pub mod seam;
-pub mod send_stats;
 pub mod server;
 pub mod stats;
 pub mod stun_discovery;
+pub mod track;
 pub mod transport;
-pub mod up_track;
 pub mod worker;
 
 pub use error::MediaError;

@@ -8,22 +8,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cascade_api::auth;
 use cascade_api::whip::sdpfrag;
-use cascade_sfu::down_track::{DownTrack, DownTrackParams, PayloadMapping};
+use cascade_sfu::downtrack::down_track::{DownTrack, DownTrackParams, PayloadMapping};
+use cascade_sfu::downtrack::munger::Munger;
+use cascade_sfu::downtrack::send_stats::ntp_middle;
 use cascade_sfu::engine::router::{MAX_RETRANSMITS, Router};
 use cascade_sfu::engine::{PeerIdx, Sink, TrackId};
-use cascade_sfu::munger::Munger;
 use cascade_sfu::negotiation::answer::LocalTransport;
 use cascade_sfu::negotiation::remote::RemoteDescription;
 use cascade_sfu::net::demux::{Demuxer, stun_local_ufrag};
 use cascade_sfu::net::{Path, Proto};
-use cascade_sfu::rtp_view::RtpView;
-use cascade_sfu::send_stats::ntp_middle;
+use cascade_sfu::rtp::view::RtpView;
+use cascade_sfu::track::up_track::{Arrival, UpTrack, UpTrackParams};
 use cascade_sfu::transport::dtls::DtlsIdentity;
 use cascade_sfu::transport::ice_lite::Credentials;
 use cascade_sfu::transport::peer_transport::PeerTransport;
 use cascade_sfu::transport::srtp::{SrtpError, SrtpKeys, SrtpSession};
 use cascade_sfu::transport::twcc::TwccSender;
-use cascade_sfu::up_track::{Arrival, UpTrack, UpTrackParams};
 use cascade_signaling::protocol::{ClientMessage, parse_client};
 use rtc::ice::candidate::unmarshal_candidate;
 use rtc::rtcp;
@@ -376,7 +376,7 @@ fn rtp(input: &[u8]) {
         clock_rate: 90_000,
         rtx_payload_types: vec![(97, VP8), (pt, VP8)],
         nack: true,
-        cache: cascade_sfu::up_track::AUDIO_CACHE_PACKETS,
+        cache: cascade_sfu::track::up_track::AUDIO_CACHE_PACKETS,
     });
     let mut repaired = vec![0u8; ENGINE_BUFFER];
     let repaired = match up.repair(input, &mut repaired) {
@@ -550,8 +550,9 @@ fn jwt(input: &[u8]) {
 const VP8: u8 = 96;
 /// The engine's send buffer (`router::BUFFER`): the largest cached packet, an RTX header and
 /// the SRTCP tag.
-const ENGINE_BUFFER: usize =
-    cascade_sfu::packet_cache::MAX_PACKET + 2 + cascade_sfu::transport::srtp::MAX_RTCP_OVERHEAD;
+const ENGINE_BUFFER: usize = cascade_sfu::track::packet_cache::MAX_PACKET
+    + 2
+    + cascade_sfu::transport::srtp::MAX_RTCP_OVERHEAD;
 
 /// The server's ICE username fragment in the peer targets (its password is the stun target's,
 /// so the generated signed binding requests are valid).

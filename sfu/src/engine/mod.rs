@@ -1,7 +1,7 @@
 //! Cascade's media engine, sans-I/O, in mediasoup's order: a datagram enters the publisher's
 //! [`crate::transport::peer_transport::PeerTransport`], its packet the publication's
-//! [`crate::up_track::UpTrack`], the [`router::Router`] fans it out to the subscriptions'
-//! [`crate::down_track::DownTrack`]s, and each leaves through its subscriber's transport. Each
+//! [`crate::track::up_track::UpTrack`], the [`router::Router`] fans it out to the subscriptions'
+//! [`crate::downtrack::down_track::DownTrack`]s, and each leaves through its subscriber's transport. Each
 //! object is entered once per packet; the packet is rewritten in place in one reused buffer per
 //! subscriber and handed to a [`Sink`] (the I/O loop's send batch).
 //!

@@ -3,15 +3,15 @@
 
 use std::time::Instant;
 
-use crate::down_track::DownTrack;
+use crate::downtrack::down_track::DownTrack;
 use crate::negotiation::answer::{LocalTransport, NegotiatedCodec, NegotiatedSection};
 use crate::negotiation::capabilities::{MID_URI, REPAIRED_RID_URI, RID_URI};
 use crate::negotiation::offer::SessionSection;
 use crate::negotiation::remote::SectionKind;
-use crate::rtp_view::RtpView;
+use crate::rtp::view::RtpView;
+use crate::track::up_track::{UpTrack, UpTrackParams};
 use crate::transport::peer_transport::PeerTransport;
 use crate::transport::twcc::TwccSender;
-use crate::up_track::{UpTrack, UpTrackParams};
 
 use super::TrackId;
 
@@ -29,8 +29,8 @@ pub struct TrackInfo {
 /// Packets the cache of a track of `kind` keeps.
 pub fn cache_packets(kind: SectionKind) -> usize {
     match kind {
-        SectionKind::Video => crate::up_track::CACHE_PACKETS,
-        _ => crate::up_track::AUDIO_CACHE_PACKETS,
+        SectionKind::Video => crate::track::up_track::CACHE_PACKETS,
+        _ => crate::track::up_track::AUDIO_CACHE_PACKETS,
     }
 }
 

@@ -27,14 +27,14 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 use super::peer::{EnginePeer, TrackInfo};
 use super::{PeerIdx, Sink, TrackId};
+use crate::downtrack::send_stats::ntp_middle;
 use crate::negotiation::NegotiationError;
 use crate::negotiation::remote::{Direction, SectionKind};
-use crate::packet_cache::PacketCache;
-use crate::send_stats::ntp_middle;
 use crate::stats::MediaStats;
+use crate::track::packet_cache::PacketCache;
+use crate::track::up_track::{Arrival, UpTrack, UpTrackParams};
 use crate::transport::dtls::{DtlsError, DtlsIdentity};
 use crate::transport::peer_transport::Received;
-use crate::up_track::{Arrival, UpTrack, UpTrackParams};
 
 /// Peers a router holds, at most.
 pub const MAX_PEERS: usize = 1024;
@@ -44,7 +44,7 @@ pub const MAX_RETRANSMITS: usize = 64;
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The send buffer: the largest packet, an RTX header and the SRTP tag.
 const BUFFER: usize =
-    crate::packet_cache::MAX_PACKET + 2 + crate::transport::srtp::MAX_RTCP_OVERHEAD;
+    crate::track::packet_cache::MAX_PACKET + 2 + crate::transport::srtp::MAX_RTCP_OVERHEAD;
 
 /// Why a peer could not join.
 #[derive(Debug, thiserror::Error)]
@@ -542,7 +542,7 @@ impl Router {
                     }
                 }
                 let missing = p.publications.iter().any(|x| x.up.missing() > 0);
-                p.nack_at = missing.then_some(now + crate::up_track::NACK_INTERVAL);
+                p.nack_at = missing.then_some(now + crate::track::up_track::NACK_INTERVAL);
             }
             if p.last_reports
                 .is_some_and(|t| now.saturating_duration_since(t) >= REPORT_INTERVAL)

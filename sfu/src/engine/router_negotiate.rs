@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::{JoinError, MAX_PEERS, Router, Source, TrackEntry};
-use crate::down_track::{DownTrack, DownTrackParams, PayloadMapping};
+use crate::downtrack::down_track::{DownTrack, DownTrackParams, PayloadMapping};
 use crate::engine::peer::{EnginePeer, PendingOffer, Subscription, TrackInfo};
 use crate::engine::{PeerIdx, Sink, TrackId};
 use crate::negotiation::NegotiationError;

@@ -360,7 +360,7 @@ fn media_feedback_and_reports_cross_the_router_in_place() {
         sender_ssrc: 1,
         media_ssrc: sub_ssrc,
     };
-    let later = Instant::now() + crate::up_track::KEYFRAME_REQUEST_INTERVAL;
+    let later = Instant::now() + crate::track::up_track::KEYFRAME_REQUEST_INTERVAL;
     for _ in 0..2 {
         send_at(
             later,

@@ -15,7 +15,7 @@ use cascade_signaling::protocol::{TrackInfo, TrackKind};
 
 use super::{PeerAddress, PeerCommand};
 use crate::engine::peer::TrackInfo as EngineTrackInfo;
-use crate::up_track::KEYFRAME_REQUEST_INTERVAL;
+use crate::track::up_track::KEYFRAME_REQUEST_INTERVAL;
 
 /// One track published into a room.
 #[derive(Debug)]

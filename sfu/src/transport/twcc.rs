@@ -15,7 +15,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
 };
 
-use crate::rtp_view::RtpView;
+use crate::rtp::view::RtpView;
 
 /// Packets remembered for feedback (feedback comes every 50–100 ms: a second of a 10 Mbit/s
 /// stream).

@@ -18,7 +18,7 @@ fn packet(with_tcc: bool) -> Vec<u8> {
         version: 2,
         payload_type: 96,
         extension: with_tcc,
-        extension_profile: crate::rtp_view::PROFILE_ONE_BYTE,
+        extension_profile: crate::rtp::view::PROFILE_ONE_BYTE,
         ..Default::default()
     };
     if with_tcc {

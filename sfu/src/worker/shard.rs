@@ -512,7 +512,7 @@ impl Shard {
         self.drain(now, out);
     }
 
-    /// When [`Shard::handle_timeout`] next has something to do.
+    /// When `Shard::handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let silent = self
             .peers

@@ -249,5 +249,5 @@ fn walk(block: &[u8], two_byte: bool, mut f: impl FnMut(usize, u8, std::ops::Ran
 }
 
 #[cfg(test)]
-#[path = "rtp_view_tests.rs"]
+#[path = "view_tests.rs"]
 mod tests;

@@ -16,10 +16,10 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
-use crate::nack_generator::NackGenerator;
-use crate::packet_cache::{PacketCache, SeqUnwrapper};
-use crate::receive_stats::ReceiveStats;
-use crate::rtp_view::{RtpError, RtpView, padding_len};
+use crate::rtp::view::{RtpError, RtpView, padding_len};
+use crate::track::nack_generator::NackGenerator;
+use crate::track::packet_cache::{PacketCache, SeqUnwrapper};
+use crate::track::receive_stats::ReceiveStats;
 
 /// Packets a video track's cache keeps (about 2 s of 720p video).
 pub const CACHE_PACKETS: usize = 512;
@@ -141,7 +141,7 @@ impl UpTrack {
     /// sequence number first in the payload, then the original payload); its length. Then give
     /// it to [`UpTrack::on_rtp`].
     pub fn repair(&self, rtx: &[u8], out: &mut [u8]) -> Result<usize, RepairError> {
-        let mut copy = [0u8; crate::packet_cache::MAX_PACKET];
+        let mut copy = [0u8; crate::track::packet_cache::MAX_PACKET];
         let copy = copy.get_mut(..rtx.len()).ok_or(RepairError::NoRoom)?;
         copy.copy_from_slice(rtx);
         let view = RtpView::parse(copy)?;

@@ -1,7 +1,7 @@
 //! Unit tests of the sender reports and the round-trip time from reception reports.
 
 use super::*;
-use crate::receive_stats::ReceiveStats;
+use crate::track::receive_stats::ReceiveStats;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 
 #[test]

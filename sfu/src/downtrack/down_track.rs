@@ -12,10 +12,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::munger::Munger;
-use crate::packet_cache::{PacketCache, SeqMap};
-use crate::rtp_view::{RtpError, RtpView, padding_len};
-use crate::send_stats::SendStats;
+use crate::downtrack::munger::Munger;
+use crate::downtrack::send_stats::SendStats;
+use crate::rtp::view::{RtpError, RtpView, padding_len};
+use crate::track::packet_cache::{PacketCache, SeqMap};
 use crate::transport::twcc::TwccSender;
 use rtc::rtcp::sender_report::SenderReport;
 

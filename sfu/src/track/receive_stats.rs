@@ -2,7 +2,7 @@
 //! 3550 §6.4.1 and appendix A.3, A.8), for the receiver reports Cascade will send its
 //! publishers from its own transport (issue 11). Sans-I/O: callers pass arrival times in.
 //!
-//! Packets are counted by extended sequence number ([`crate::packet_cache::SeqUnwrapper`]):
+//! Packets are counted by extended sequence number ([`crate::track::packet_cache::SeqUnwrapper`]):
 //! expected is highest − first + 1, lost is expected − received (duplicates count as received,
 //! so it may go below zero, as the RFC says), and the fraction lost is that of the interval
 //! since the previous report. Jitter is the RFC's running estimate of the interarrival-time

@@ -1,7 +1,7 @@
 //! Unit tests of the receive statistics: RFC 3550's loss, sequence, jitter and LSR/DLSR math.
 
 use super::*;
-use crate::packet_cache::SeqUnwrapper;
+use crate::track::packet_cache::SeqUnwrapper;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use std::time::Duration;
