@@ -509,6 +509,23 @@ pub fn rtcp(rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// An ICE-TCP byte stream: RFC 4571 frames (a 16-bit length, then a datagram), some lengths
+/// wrong.
+pub fn ice_tcp(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..1 + rng.below(6) {
+        let frame = datagram(rng);
+        let len = match rng.below(8) {
+            0 => rng.next_u64() as u16,
+            1 => (frame.len() as u16).wrapping_add(1),
+            _ => frame.len() as u16,
+        };
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
 /// A datagram for a peer connection: STUN, RTP, RTCP or bytes in DTLS's first-byte range.
 pub fn datagram(rng: &mut Rng) -> Vec<u8> {
     match rng.below(4) {

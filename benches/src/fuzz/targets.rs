@@ -33,6 +33,7 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::shared::tcp_framing::TcpFrameDecoder;
 use rtc::srtp::protection_profile::ProtectionProfile;
 
 /// API key the `jwt` target verifies against (the seed tokens are issued by it).
@@ -114,6 +115,15 @@ pub fn all() -> &'static [Target] {
             max_len: 1500,
             tokens: &[],
             generate: g::stun,
+        },
+        Target {
+            name: "ice-tcp",
+            about: "ICE-TCP byte stream in chunks of every size: RFC 4571 frames decoded \
+                    (rtc's TcpFrameDecoder) and each routed by Demuxer::route on a TCP path",
+            run: ice_tcp,
+            max_len: 8 * 1024,
+            tokens: &[],
+            generate: g::ice_tcp,
         },
         Target {
             name: "peer-datagram",
@@ -266,6 +276,32 @@ fn stun(input: &[u8]) {
     let _ = demux.route(from, input);
     let mut message = rtc::stun::message::Message::new();
     let _ = message.unmarshal_binary(input);
+}
+
+fn ice_tcp(input: &[u8]) {
+    let mut demux = Demuxer::default();
+    demux.add_peer(
+        "serverufrag".to_owned(),
+        super::generate::STUN_PASSWORD.to_owned(),
+        1u32,
+    );
+    let from = Path {
+        proto: Proto::Tcp,
+        ..CLIENT
+    };
+    // The stream arrives in chunks whose sizes the input's first byte picks (1 to 256 bytes).
+    let chunk = usize::from(input.first().copied().unwrap_or(0)) + 1;
+    let mut frames = TcpFrameDecoder::new();
+    for part in input.chunks(chunk) {
+        frames.extend_from_slice(part);
+        while let Some(frame) = frames.next_packet() {
+            let _ = demux.route(from, &frame);
+        }
+    }
+    assert!(
+        frames.buffered_len() < 2 + 65_536,
+        "at most one partial frame is buffered"
+    );
 }
 
 fn peer_datagram(input: &[u8]) {
