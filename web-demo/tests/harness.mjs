@@ -453,3 +453,40 @@ export function spawnJsonClient(command, args) {
   proc.stderr.setEncoding('utf8').on('data', (c) => client.stderr.push(c));
   return client;
 }
+
+/**
+ * Applies an nft script (read from stdin), e.g. a table of rules that drop a port's traffic.
+ * The tests run in their own network namespace: the rules live and die with it.
+ * @param {string} script
+ */
+export async function nftScript(script) {
+  await new Promise((res, rej) => {
+    const p = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (c) => (err += c));
+    p.on('exit', (code) => (code === 0 ? res(undefined) : rej(new Error(`nft: ${err}`))));
+    p.stdin.end(script);
+  });
+}
+
+/**
+ * The selected candidate pair of a smoke page's peer connection: each side's candidate type,
+ * protocol, TCP type and port, and the local side's relay protocol.
+ * @param {import('playwright-core').Page} page
+ */
+export function selectedPair(page) {
+  return page.evaluate(async () => {
+    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    let pairId = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId && stats.get(pairId);
+    if (!pair) return null;
+    /** @param {any} c */
+    const side = (c) => ({ type: c?.candidateType, protocol: c?.protocol, tcpType: c?.tcpType, relayProtocol: c?.relayProtocol, port: c?.port });
+    return { local: side(stats.get(pair.localCandidateId)), remote: side(stats.get(pair.remoteCandidateId)) };
+  });
+}

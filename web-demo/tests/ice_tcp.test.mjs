@@ -8,27 +8,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
   describeValue, launchChromium, startServer, releaseAfter, dumpBrowserFailure, mintToken,
-  openSmokePage, smokeState, waitPublishing, waitDecoded,
+  openSmokePage, smokeState, waitPublishing, waitDecoded, nftScript, selectedPair,
 } from './harness.mjs';
 
 const run = promisify(execFile);
 const MEDIA_TIMEOUT_MS = 30_000;
 const TABLE = 'cascade_ice_tcp_test';
-
-/** @param {string} script an nft script, read from stdin */
-async function nft(script) {
-  await new Promise((res, rej) => {
-    const p = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.setEncoding('utf8').on('data', (c) => (err += c));
-    p.on('exit', (code) => (code === 0 ? res(undefined) : rej(new Error(`nft: ${err}`))));
-    p.stdin.end(script);
-  });
-}
 
 /** UDP datagrams the drop rule has dropped. */
 async function droppedUdp() {
@@ -38,31 +27,6 @@ async function droppedUdp() {
     if (counter) return counter.packets;
   }
   return 0;
-}
-
-/**
- * The selected candidate pair of a smoke page's peer connection: both candidates' protocol and
- * TCP type, and the remote port.
- * @param {import('playwright-core').Page} page
- */
-function selectedPair(page) {
-  return page.evaluate(async () => {
-    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    let pairId = null;
-    stats.forEach((s) => {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-    });
-    const pair = pairId && stats.get(pairId);
-    if (!pair) return null;
-    const local = stats.get(pair.localCandidateId);
-    const remote = stats.get(pair.remoteCandidateId);
-    return {
-      local: { protocol: local?.protocol, tcpType: local?.tcpType },
-      remote: { protocol: remote?.protocol, tcpType: remote?.tcpType, port: remote?.port },
-    };
-  });
 }
 
 test('Chromium publishes and decodes over ICE-TCP when UDP to the media port is dropped', { timeout: 120_000 }, async (t) => {
@@ -75,7 +39,7 @@ test('Chromium publishes and decodes over ICE-TCP when UDP to the media port is 
   });
   try {
     server = await startServer();
-    await nft(`
+    await nftScript(`
       table inet ${TABLE} {
         chain out {
           type filter hook output priority 0;

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   describeValue, waitFor, launchChromium, startServer, releaseAfter, dumpBrowserFailure, mintToken,
-  openSmokePage, freeTcpPort, freeUdpPort, smokeState, waitPublishing, waitDecoded,
+  openSmokePage, freeTcpPort, freeUdpPort, smokeState, waitPublishing, waitDecoded, nftScript, selectedPair,
 } from './harness.mjs';
 import { makeCa, makeLeaf } from './testca.mjs';
 
@@ -32,25 +32,13 @@ const EMBEDDED_RELAY = [30000, 30099];
 const COTURN_RELAY = [30100, 30199];
 const TABLE = 'cascade_turn_test';
 
-/** @param {string} script an nft script */
-async function nft(script) {
-  // `nft -f -` reads the script from stdin.
-  await new Promise((res, rej) => {
-    const p = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.setEncoding('utf8').on('data', (c) => (err += c));
-    p.on('exit', (code) => (code === 0 ? res(undefined) : rej(new Error(`nft: ${err}`))));
-    p.stdin.end(script);
-  });
-}
-
 /**
  * Drops UDP to the media port unless it comes from `relay` ports; the rule counts what it drops.
  * @param {number} mediaPort
  * @param {number[]} relay
  */
 async function dropMediaUdp(mediaPort, relay) {
-  await nft(`
+  await nftScript(`
     table inet ${TABLE} {
       chain out {
         type filter hook output priority 0;
@@ -61,7 +49,7 @@ async function dropMediaUdp(mediaPort, relay) {
 
 /** Also drops the embedded TURN server's UDP and TCP ports: only TURN over TLS gets through. */
 async function dropTurnUdpAndTcp(udpPort, tcpPort) {
-  await nft(`
+  await nftScript(`
     add rule inet ${TABLE} out udp dport ${udpPort} drop
     add rule inet ${TABLE} out tcp dport ${tcpPort} drop`);
 }
@@ -91,25 +79,6 @@ async function probeMediaPort(port) {
 }
 
 /**
- * The local candidate of the selected candidate pair of a smoke page's peer connection.
- * @param {import('playwright-core').Page} page
- */
-function selectedLocalCandidate(page) {
-  return page.evaluate(async () => {
-    const pc = /** @type {any} */ (window).cascadeSmoke?.pc;
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    let pairId = null;
-    stats.forEach((s) => {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
-    });
-    const pair = pairId && stats.get(pairId);
-    const local = pair && stats.get(pair.localCandidateId);
-    return local ? { type: local.candidateType, relayProtocol: local.relayProtocol, port: local.port } : null;
-  });
-}
-
-/**
  * A relay-only publisher and watcher in `room`: waits for decoded video at the watcher and
  * returns both pages' selected local candidates.
  */
@@ -120,7 +89,7 @@ async function relayCall(browser, server, room, logs, pages) {
   await waitPublishing(publisher, `${room}: publisher`);
   const watcher = (pages[`${room} watch`] = await openRelayPage(browser, server, 'watch', view, logs));
   await waitDecoded(watcher, `${room}: the watcher, through TURN`, MEDIA_TIMEOUT_MS);
-  return { publisher: await selectedLocalCandidate(publisher), watcher: await selectedLocalCandidate(watcher) };
+  return { publisher: (await selectedPair(publisher))?.local, watcher: (await selectedPair(watcher))?.local };
 }
 
 /** Opens smoke.html with `relay=1` (TURN only). */

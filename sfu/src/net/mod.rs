@@ -10,7 +10,10 @@
 //!   queue per connection that drops rather than blocks.
 
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use socket2::{Domain, Socket, Type};
 
 pub mod demux;
 pub mod tcp;
@@ -70,6 +73,21 @@ impl fmt::Display for Path {
             write!(f, "{proto} {} via {}", self.remote, self.local)
         }
     }
+}
+
+/// A socket of `ty` for binding `addr`, of its family; for the unspecified IPv6 address,
+/// dual-stack (IPv4 too).
+fn socket_for(addr: SocketAddr, ty: Type) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, ty, None)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    Ok(socket)
 }
 
 /// `addr` with an IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4

@@ -204,16 +204,7 @@ impl TcpPort {
 
 /// A TCP listener on `addr`, dual-stack when it is the unspecified IPv6 address.
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        socket.set_only_v6(false)?;
-    }
+    let socket = super::socket_for(addr, socket2::Type::STREAM)?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;

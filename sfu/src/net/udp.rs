@@ -18,7 +18,7 @@ use std::net::{SocketAddr, SocketAddrV6, UdpSocket};
 use std::ops::Range;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Type;
 
 use super::tcp::TcpOutlet;
 use super::{Path, Proto, canonical};
@@ -35,15 +35,7 @@ impl UdpPort {
     /// Binds `addr`. An unspecified IPv6 address takes IPv4 too (dual-stack); an unspecified
     /// address of either family reports each datagram's local address.
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let domain = if addr.is_ipv6() {
-            Domain::IPV6
-        } else {
-            Domain::IPV4
-        };
-        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-        if addr.is_ipv6() && addr.ip().is_unspecified() {
-            socket.set_only_v6(false)?;
-        }
+        let socket = super::socket_for(addr, Type::DGRAM)?;
         socket.bind(&addr.into())?;
         let socket: UdpSocket = socket.into();
         #[cfg(target_os = "linux")]
@@ -120,15 +112,16 @@ impl SendBatch {
         if self.queue.is_empty() {
             return;
         }
-        let mut queue: Vec<(Path, &[u8])> = self
+        // Each path's datagrams together, in their order (by path, then by position: no
+        // allocation, no key copies): a subscriber's packets of one wake-up (a video frame's)
+        // become one run, sent as one GSO message. TCP paths sort after UDP ones.
+        self.queue
+            .sort_unstable_by(|(a, x), (b, y)| a.cmp(b).then(x.start.cmp(&y.start)));
+        let queue: Vec<(Path, &[u8])> = self
             .queue
             .iter()
             .map(|(to, range)| (*to, &self.bytes[range.clone()]))
             .collect();
-        // Each path's datagrams together, in their order (a stable sort): a subscriber's
-        // packets of one wake-up (a video frame's) become one run, sent as one GSO message.
-        // TCP paths sort after UDP ones.
-        queue.sort_by_key(|(to, _)| *to);
         let tcp_from = queue.partition_point(|(to, _)| to.proto == Proto::Udp);
         let (datagrams, frames) = queue.split_at(tcp_from);
         #[cfg(target_os = "linux")]

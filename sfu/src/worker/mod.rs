@@ -8,9 +8,7 @@
 //! peers and commands from signaling sessions: a sender waits up to [`COMMAND_SEND_TIMEOUT`]
 //! for room, then the command fails (an awaited command reports [`crate::MediaError::Closed`]).
 //! Timers come from the shard's `poll_timeout`; the worker sleeps on its channels until the
-//! earliest deadline. While messages keep coming, that deadline is recomputed at most every
-//! `DEADLINE_REFRESH` (each computation visits every peer), so a timer fires at most that
-//! late. The datagrams of one wake-up are sent together on the shared UDP socket
+//! earliest deadline. The datagrams of one wake-up are sent together on the shared UDP socket
 //! (`sendmmsg`, UDP GSO for bursts to one destination), or handed to the ICE-TCP thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -114,9 +112,6 @@ pub enum WorkerMsg {
 
 /// Longest sleep when no peer has a timer.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
-/// While messages keep coming, the shard's next deadline (a pass over its peers) is computed
-/// at most this often: a timer a message sets fires at most this late.
-const DEADLINE_REFRESH: Duration = Duration::from_millis(2);
 /// Messages handled per wake-up before timers and outputs are serviced.
 const BATCH: usize = 256;
 
@@ -146,15 +141,8 @@ pub(crate) fn run(
     } = outputs;
     let mut sends = SendBatch::default();
     let mut next_deadline: Option<Instant> = None;
-    // When `next_deadline` was computed, and whether messages came since (it may be stale).
-    let mut computed_at = Instant::now();
-    let mut stale = false;
     loop {
-        let refresh = stale.then_some(computed_at + DEADLINE_REFRESH);
-        let wait = [next_deadline, refresh]
-            .into_iter()
-            .flatten()
-            .min()
+        let wait = next_deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(IDLE_WAIT)
             .min(IDLE_WAIT);
@@ -176,9 +164,8 @@ pub(crate) fn run(
             workers: &workers,
             stats: &shared.stats,
         };
-        let (mut shutdown, mut fired) = (false, false);
+        let mut shutdown = false;
         for msg in first.into_iter().chain(batch) {
-            stale = true;
             match msg {
                 WorkerMsg::Shutdown => shutdown = true,
                 WorkerMsg::AddPeer(init) => shard.add_peer(*init, now),
@@ -200,7 +187,6 @@ pub(crate) fn run(
             shard.shutdown(Instant::now(), &mut out);
         } else if next_deadline.is_some_and(|d| d <= now) {
             shard.handle_timeout(now, &mut out);
-            fired = true;
         }
         for (id, ufrag) in shard.take_removed() {
             debug!(peer = id, "peer removed from worker");
@@ -210,10 +196,7 @@ pub(crate) fn run(
         if shutdown {
             break;
         }
-        if fired || now >= computed_at + DEADLINE_REFRESH {
-            next_deadline = shard.poll_timeout();
-            (computed_at, stale) = (now, false);
-        }
+        next_deadline = shard.poll_timeout();
     }
     if !shard.is_empty() {
         warn!(count = shard.len(), "worker exiting with peers");
