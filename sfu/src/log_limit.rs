@@ -189,7 +189,7 @@ mod tests {
             "rtc::peer_connection::handler::endpoint",
             "rtc_ice::agent",
             "rtc_dtls::conn",
-            "cascade_sfu::peer",
+            "cascade_sfu::net::tcp",
             "cascade_sfu::worker",
         ] {
             assert!(is_media_path(t), "{t}");
